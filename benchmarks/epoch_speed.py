@@ -1,0 +1,61 @@
+"""Seconds per epoch of nnbench's training loop on MNIST (50,000 rows).
+
+Usage: python benchmarks/epoch_speed.py [--repeats 5] [--hidden 25] [--batch-sizes 50,100]
+
+Times one pass of plain GD (evaluation excluded) for each batch size and
+dtype, repeated, and prints the median and the spread. The peer comparison
+against scikit-learn and PyTorch lives in benchmarks/peers.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import numpy as np
+
+from nnbench import data, optimizers
+from nnbench.mlp import MLP
+from nnbench.train import Budget, initial_weights, seed_rngs, train
+
+
+def epoch_seconds(X, y, hidden, batch_size, dtype, seed=0) -> float:
+    model = MLP((X.shape[1], *hidden, 10), dtype=dtype)
+    theta = initial_weights(model, seed)
+    Xd = X.astype(dtype)  # cast once, outside the timing, as the runner does
+    result = train(
+        model,
+        theta,
+        (Xd, y),
+        optimizers.make("gd"),
+        budget=Budget(max_epochs=1),
+        rng=seed_rngs(seed)[1],
+        batch_size=batch_size,
+        eval_every=10**9,
+    )
+    return result.rows[-1]["train_seconds"]  # the loop's own clock: evaluation excluded
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--hidden", default="25")
+    parser.add_argument("--batch-sizes", default="50,100")
+    args = parser.parse_args()
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    (X, y), _, _ = data.load_mnist()
+    print(f"one epoch of GD over {len(X):,} rows, hidden {hidden}; median of {args.repeats}")
+    print(f"{'batch':>6} {'dtype':>8} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for bs in (int(b) for b in args.batch_sizes.split(",")):
+        for dtype in ("float32", "float64"):
+            epoch_seconds(X, y, hidden, bs, dtype)  # warm-up: page in, BLAS threads
+            times = [epoch_seconds(X, y, hidden, bs, dtype) for _ in range(args.repeats)]
+            print(
+                f"{bs:>6} {dtype:>8} {statistics.median(times):>9.4f} "
+                f"{min(times):>7.4f} {max(times):>7.4f}"
+            )
+    print(f"numpy {np.__version__}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""Activations, their derivatives and the output costs, all in place.
+
+Derivatives are written in terms of the activation's output ``a`` (what the
+forward pass keeps), so the backward pass needs no pre-activation copies.
+Output costs work from the logits ``z``: that is what makes them stable, with
+no ``log(0)`` and no overflow at large ``|z|``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+HIDDEN_ACTIVATIONS = ("sigmoid", "tanh", "relu")
+OUTPUTS = ("sigmoid", "softmax")
+
+
+def activate(name: str, z: np.ndarray) -> np.ndarray:
+    """Apply the hidden activation ``name`` to ``z`` in place and return it."""
+    if name == "sigmoid":
+        return expit(z, out=z)
+    if name == "tanh":
+        return np.tanh(z, out=z)
+    if name == "relu":
+        return np.maximum(z, 0, out=z)
+    raise ValueError(f"unknown activation {name!r}; choose one of {HIDDEN_ACTIVATIONS}")
+
+
+def backprop_activation(name: str, delta: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Multiply ``delta`` in place by the activation's derivative at output ``a``."""
+    if name == "sigmoid":  # s' = s (1 - s)
+        delta *= a
+        delta *= 1 - a
+    elif name == "tanh":  # tanh' = 1 - tanh^2
+        delta *= 1 - a * a
+    elif name == "relu":  # 1 where the unit is active
+        delta *= a > 0
+    else:
+        raise ValueError(f"unknown activation {name!r}; choose one of {HIDDEN_ACTIVATIONS}")
+    return delta
+
+
+def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> float:
+    """Summed cost over rows for logits ``z`` and labels ``y``; ``z`` becomes ``p - Y``.
+
+    Parameters
+    ----------
+    name : {"sigmoid", "softmax"}
+        ``"sigmoid"`` is the post's one-vs-all cross-entropy,
+        ``sum_k -y_k log s(z_k) - (1 - y_k) log(1 - s(z_k))``, computed as
+        ``softplus(z_k) - y_k z_k``. ``"softmax"`` is the multinomial
+        cross-entropy ``logsumexp(z) - z_y``.
+    z : ndarray of shape (n_samples, n_classes)
+        Logits; overwritten with the derivative of the summed cost.
+    y : ndarray of int, shape (n_samples,)
+        Class indices.
+    """
+    rows = np.arange(z.shape[0])
+    if name == "sigmoid":
+        picked = float(z[rows, y].sum(dtype=np.float64))
+        cost = float(np.logaddexp(0, z).sum(dtype=np.float64)) - picked
+        expit(z, out=z)
+    elif name == "softmax":
+        z -= z.max(axis=1, keepdims=True)
+        picked = float(z[rows, y].sum(dtype=np.float64))
+        np.exp(z, out=z)
+        total = z.sum(axis=1, keepdims=True)
+        cost = float(np.log(total).sum(dtype=np.float64)) - picked
+        z /= total
+    else:
+        raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")
+    z[rows, y] -= 1
+    return cost
+
+
+def output_probabilities(name: str, z: np.ndarray) -> np.ndarray:
+    """Turn logits into the output layer's activations, in place."""
+    if name == "sigmoid":
+        return expit(z, out=z)
+    if name == "softmax":
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+    raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")

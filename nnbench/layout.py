@@ -1,0 +1,85 @@
+"""The flat parameter vector and its per-layer views.
+
+All weights of a network live in one flat vector ``theta`` (the 2013 post's
+design, which lets scipy's optimizers work on the network directly). Layer
+``i`` owns one contiguous block of shape ``(fan_in + 1, fan_out)``: row 0 is
+the bias, rows ``1:`` the weights. That is exactly the post's matrix with the
+bias as an extra input column of ones at position 0, so a ``theta`` of ours is
+bit-for-bit the post's ``coef_``; but the forward pass adds the bias row
+instead of inserting a column into the batch, which would copy the batch.
+
+Views are always built from the vector they are handed: scipy passes the
+objective a copy of ``x``, so a view cached from another array would be stale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each layer's bias and weights sit in the flat vector.
+
+    Parameters
+    ----------
+    sizes : tuple of int
+        Units per layer, input first and output last, e.g. ``(784, 25, 10)``.
+    """
+
+    sizes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        sizes = tuple(int(s) for s in self.sizes)
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(
+                f"layer sizes must be at least two positive integers, got {self.sizes!r}"
+            )
+        object.__setattr__(self, "sizes", sizes)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers (hidden layers + 1)."""
+        return len(self.sizes) - 1
+
+    @cached_property
+    def bounds(self) -> tuple[tuple[int, int, tuple[int, int]], ...]:
+        """``(start, end, (fan_in + 1, fan_out))`` of every layer's block."""
+        out = []
+        start = 0
+        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
+            end = start + (fan_in + 1) * fan_out
+            out.append((start, end, (fan_in + 1, fan_out)))
+            start = end
+        return tuple(out)
+
+    @property
+    def n_params(self) -> int:
+        """Length of the flat vector."""
+        return self.bounds[-1][1]
+
+    def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first)."""
+        if theta.shape != (self.n_params,):
+            raise ValueError(
+                f"flat parameter vector must have shape ({self.n_params},), got {theta.shape}"
+            )
+        return [theta[s:e].reshape(shape) for s, e, shape in self.bounds]
+
+    def weights(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per-layer weight views of shape ``(fan_in, fan_out)``."""
+        return [block[1:] for block in self.blocks(theta)]
+
+    def biases(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per-layer bias views of shape ``(fan_out,)``."""
+        return [block[0] for block in self.blocks(theta)]
+
+    def weight_mask(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
+        """A flat vector that is 1 on weights and 0 on biases (for the L2 penalty)."""
+        mask = np.ones(self.n_params, dtype=dtype)
+        for block in self.blocks(mask):
+            block[0] = 0
+        return mask

@@ -1,0 +1,226 @@
+"""A multi-layer perceptron whose weights live in one flat vector.
+
+The model holds the layout, never the weights: every method takes the flat
+vector ``theta``, so the same code serves scipy's copy of the vector and the
+training vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from nnbench.functions import (
+    HIDDEN_ACTIVATIONS,
+    OUTPUTS,
+    activate,
+    backprop_activation,
+    output_cost_and_delta,
+    output_probabilities,
+)
+from nnbench.layout import Layout
+
+INIT_SCHEMES = ("auto", "blog", "glorot", "he")
+DTYPES = ("float32", "float64")
+
+# Rows per chunk when evaluating on a whole split: bounds the memory of the
+# hidden activations without costing BLAS efficiency.
+EVAL_CHUNK = 10_000
+
+
+def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return str(value)
+
+
+class MLP:
+    """A fully connected network: hidden activations, then a classifying output.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Units per layer, input first, output last: ``(784, 25, 10)`` is the
+        post's network.
+    activation : {"sigmoid", "tanh", "relu"}
+        Hidden-layer activation; sigmoid is the post's.
+    output : {"sigmoid", "softmax"}
+        ``"sigmoid"``: the post's one-vs-all sigmoid outputs with summed
+        binary cross-entropy. ``"softmax"``: softmax with cross-entropy.
+    l2 : float
+        L2 penalty ``l2 / (2 n) * sum(W ** 2)`` over weights (not biases), as
+        scikit-learn's ``alpha``; ``n`` is the number of rows in the batch.
+    dtype : {"float64", "float32"}
+        Precision of the parameters and of every computation.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activation: str = "sigmoid",
+        output: str = "sigmoid",
+        l2: float = 0.0,
+        dtype: str = "float64",
+    ) -> None:
+        self.layout = Layout(tuple(sizes))
+        self.activation = _check_choice("activation", activation, HIDDEN_ACTIVATIONS)
+        self.output = _check_choice("output", output, OUTPUTS)
+        if not (np.isfinite(l2) and l2 >= 0):
+            raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
+        self.l2 = float(l2)
+        self.dtype = np.dtype(_check_choice("dtype", str(np.dtype(dtype)), DTYPES))
+
+    def __repr__(self) -> str:
+        return (
+            f"MLP(sizes={self.layout.sizes}, activation={self.activation!r}, "
+            f"output={self.output!r}, l2={self.l2}, dtype={self.dtype.name!r})"
+        )
+
+    @property
+    def n_params(self) -> int:
+        return self.layout.n_params
+
+    # -- initialisation -------------------------------------------------------
+
+    def init(self, rng: np.random.Generator, scheme: str = "auto") -> np.ndarray:
+        """A new flat vector drawn from ``rng``.
+
+        ``"blog"``: per layer, uniform in ``±4 sqrt(6 / (rows + cols))`` over the
+        whole ``(fan_in + 1, fan_out)`` block, bias row included (the post's
+        rule, Glorot & Bengio 2010's recommendation for sigmoid units).
+        ``"glorot"``: uniform in ``±sqrt(6 / (fan_in + fan_out))``, zero biases.
+        ``"he"``: normal with standard deviation ``sqrt(2 / fan_in)``, zero
+        biases (He et al. 2015, for ReLU). ``"auto"``: blog for sigmoid hidden
+        units, Glorot for tanh, He for ReLU.
+        """
+        scheme = _check_choice("init", scheme, INIT_SCHEMES)
+        if scheme == "auto":
+            scheme = {"sigmoid": "blog", "tanh": "glorot", "relu": "he"}[self.activation]
+        theta = np.zeros(self.n_params, dtype=self.dtype)
+        for block in self.layout.blocks(theta):
+            rows, cols = block.shape
+            fan_in = rows - 1
+            if scheme == "blog":
+                gap = 4 * np.sqrt(6.0 / (rows + cols))
+                block[...] = rng.uniform(-gap, gap, size=block.shape)
+            elif scheme == "glorot":
+                gap = np.sqrt(6.0 / (fan_in + cols))
+                block[1:] = rng.uniform(-gap, gap, size=(fan_in, cols))
+            else:
+                block[1:] = rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, cols))
+        return theta
+
+    # -- passes ---------------------------------------------------------------
+
+    def _as_params(self, theta: np.ndarray) -> np.ndarray:
+        theta = np.asarray(theta)
+        if theta.dtype != self.dtype:
+            theta = theta.astype(self.dtype)
+        return theta
+
+    def _as_inputs(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.layout.sizes[0]:
+            raise ValueError(
+                f"X must have shape (n_samples, {self.layout.sizes[0]}); got {X.shape}"
+            )
+        return X if X.dtype == self.dtype else X.astype(self.dtype)
+
+    def _forward(self, theta: np.ndarray, X: np.ndarray) -> list[np.ndarray]:
+        """Inputs, hidden activations and, last, the output logits."""
+        acts = [X]
+        n_layers = self.layout.n_layers
+        for i, block in enumerate(self.layout.blocks(theta)):
+            z = acts[-1] @ block[1:]
+            z += block[0]
+            if i < n_layers - 1:
+                activate(self.activation, z)
+            acts.append(z)
+        return acts
+
+    def _penalty(self, theta: np.ndarray, n_samples: int) -> float:
+        if not self.l2:
+            return 0.0
+        total = sum(float(np.vdot(W, W)) for W in self.layout.weights(theta))
+        return 0.5 * self.l2 * total / n_samples
+
+    def loss_and_grad(
+        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray
+    ) -> tuple[float, np.ndarray]:
+        """Mean cost over the rows of ``X`` and its gradient, from one pass.
+
+        Parameters
+        ----------
+        theta : ndarray of shape (n_params,)
+        X : ndarray of shape (n_samples, n_features)
+        y : ndarray of int, shape (n_samples,)
+            Class indices in ``[0, n_outputs)``.
+
+        Returns
+        -------
+        loss : float
+        grad : ndarray of shape (n_params,), of the model's dtype
+        """
+        theta = self._as_params(theta)
+        X = self._as_inputs(X)
+        n = X.shape[0]
+        acts = self._forward(theta, X)
+        delta = acts.pop()
+        cost = output_cost_and_delta(self.output, delta, y)
+        delta *= 1.0 / n  # the cost is a mean over rows
+        grad = np.empty_like(theta)
+        grad_blocks = self.layout.blocks(grad)
+        blocks = self.layout.blocks(theta)
+        for i in range(self.layout.n_layers - 1, -1, -1):
+            np.matmul(acts[i].T, delta, out=grad_blocks[i][1:])
+            delta.sum(axis=0, out=grad_blocks[i][0])
+            if i:
+                delta = delta @ blocks[i][1:].T
+                backprop_activation(self.activation, delta, acts[i])
+        loss = cost / n
+        if self.l2:
+            loss += self._penalty(theta, n)
+            for g, W in zip(grad_blocks, blocks):
+                g[1:] += (self.l2 / n) * W[1:]
+        return loss, grad
+
+    def loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+        """Mean cost over the rows of ``X`` (forward pass only, in chunks)."""
+        return self.evaluate(theta, X, y)[0]
+
+    def evaluate(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+        """``(mean cost, accuracy)`` over the rows of ``X``, from one forward pass."""
+        theta = self._as_params(theta)
+        n = len(X)
+        if n == 0:
+            raise ValueError("cannot evaluate on an empty set")
+        cost = 0.0
+        n_correct = 0
+        for start in range(0, n, EVAL_CHUNK):
+            Xc = self._as_inputs(X[start : start + EVAL_CHUNK])
+            yc = np.asarray(y[start : start + EVAL_CHUNK])
+            z = self._forward(theta, Xc)[-1]
+            n_correct += int(np.count_nonzero(z.argmax(axis=1) == yc))
+            cost += output_cost_and_delta(self.output, z, yc)
+        return cost / n + self._penalty(theta, n), n_correct / n
+
+    def decision_function(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Output logits, shape ``(n_samples, n_outputs)``."""
+        theta = self._as_params(theta)
+        X = np.asarray(X)
+        parts = [
+            self._forward(theta, self._as_inputs(X[s : s + EVAL_CHUNK]))[-1]
+            for s in range(0, len(X), EVAL_CHUNK)
+        ]
+        if not parts:
+            return np.empty((0, self.layout.sizes[-1]), dtype=self.dtype)
+        return np.concatenate(parts)
+
+    def predict_proba(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Output activations: sigmoid per class, or softmax."""
+        return output_probabilities(self.output, self.decision_function(theta, X))
+
+    def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Class index of the largest output per row."""
+        return self.decision_function(theta, X).argmax(axis=1)

@@ -1,0 +1,277 @@
+"""Step-wise first-order optimizers: one gradient evaluation per step.
+
+Notation in the docstrings: ``w`` the flat weights, ``g = grad L(w)`` on the
+current minibatch, ``t`` the step number starting at 1. Every update is done
+in place on ``w`` so the per-layer views stay valid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnbench.optimizers.base import Objective, Optimizer, Option
+
+_LR = "step size"
+_POSITIVE = {"low": 0.0, "low_open": True}
+_UNIT = {"low": 0.0, "high": 1.0}
+
+
+class GD(Optimizer):
+    """Minibatch gradient descent with the post's per-step learning-rate decay.
+
+    ``w <- w - lr_t g``; ``lr_{t+1} = lr_t * learning_rate_decay``.
+    """
+
+    name = "gd"
+    summary = "minibatch gradient descent, learning rate decayed every step (the post's GD)"
+    options = {
+        "learning_rate": Option(0.3, _LR + " (0.3 is the post's)", **_POSITIVE),
+        "learning_rate_decay": Option(
+            1.0,
+            "factor applied to the step size after every step",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+        ),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {"lr": self.config["learning_rate"]}
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        loss, grad = fun(theta)
+        grad *= state["lr"]
+        theta -= grad
+        state["lr"] *= self.config["learning_rate_decay"]
+        return loss
+
+
+class Momentum(Optimizer):
+    """Momentum, in the post's look-ahead form or the classical heavy-ball form.
+
+    ``form="blog"`` (the post's, a Nesterov-style look-ahead; Sutskever et al.
+    2013)::
+
+        jump = mu_t * step;  w <- w - jump
+        corr = lr_t * grad L(w)      # gradient at the looked-ahead point
+        w <- w - corr;  step = jump + corr
+
+    ``form="classical"`` (Polyak 1964's heavy ball)::
+
+        v <- mu_t v + lr_t g;  w <- w - v
+
+    Both decay ``lr`` and ``mu`` by their factors after every step.
+    """
+
+    name = "momentum"
+    summary = "momentum: the post's look-ahead form, or classical heavy-ball"
+    options = {
+        "learning_rate": Option(0.1, _LR, **_POSITIVE),
+        "momentum": Option(0.9, "momentum coefficient mu", low=0.0, high=1.0),
+        "learning_rate_decay": Option(
+            1.0, "factor on the step size after every step", low=0.0, high=1.0, low_open=True
+        ),
+        "momentum_decay": Option(1.0, "factor on mu after every step", **_UNIT),
+        "form": Option(
+            "blog", "look-ahead as the post wrote it, or heavy-ball", choices=("blog", "classical")
+        ),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {
+            "lr": self.config["learning_rate"],
+            "mu": self.config["momentum"],
+            "step": np.zeros_like(theta),
+        }
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        step = state["step"]
+        step *= state["mu"]  # jump (blog) or mu * v (classical)
+        if self.config["form"] == "blog":
+            theta -= step
+            loss, grad = fun(theta)
+            grad *= state["lr"]
+            theta -= grad
+            step += grad
+        else:
+            loss, grad = fun(theta)
+            grad *= state["lr"]
+            step += grad
+            theta -= step
+        state["lr"] *= self.config["learning_rate_decay"]
+        state["mu"] *= self.config["momentum_decay"]
+        return loss
+
+
+class Nesterov(Optimizer):
+    """Nesterov's accelerated gradient in the standard reformulated form.
+
+    With the gradient taken at the current point (Bengio et al. 2013,
+    "Advances in optimizing recurrent networks"; scikit-learn's and
+    PyTorch's form)::
+
+        v <- mu v - lr g
+        w <- w + mu v - lr g
+    """
+
+    name = "nesterov"
+    summary = "Nesterov accelerated gradient (standard form)"
+    options = {
+        "learning_rate": Option(0.1, _LR, **_POSITIVE),
+        "momentum": Option(0.9, "momentum coefficient mu", low=0.0, high=1.0),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {"v": np.zeros_like(theta)}
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        lr, mu = self.config["learning_rate"], self.config["momentum"]
+        v = state["v"]
+        loss, grad = fun(theta)
+        grad *= lr
+        v *= mu
+        v -= grad  # v = mu v - lr g
+        theta += mu * v
+        theta -= grad
+        return loss
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012, Coursera lecture 6.5).
+
+    ::
+
+        ms <- decay ms + (1 - decay) g^2          (ms starts at ms_init)
+        w  <- w - lr g / (sqrt(ms) + eps)          (eps_inside_sqrt=False)
+        w  <- w - lr g / sqrt(ms + eps)            (eps_inside_sqrt=True)
+    """
+
+    name = "rmsprop"
+    summary = "RMSprop: step scaled by a running root mean square of the gradient"
+    options = {
+        "learning_rate": Option(0.001, _LR, **_POSITIVE),
+        "decay": Option(0.9, "decay of the running mean of g^2", low=0.0, high=1.0, low_open=False),
+        "eps": Option(1e-8, "added to the denominator", low=0.0),
+        "ms_init": Option(0.0, "initial running mean of g^2", low=0.0),
+        "eps_inside_sqrt": Option(False, "add eps under the square root, as the post did"),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {"ms": np.full_like(theta, self.config["ms_init"])}
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        c = self.config
+        ms = state["ms"]
+        loss, grad = fun(theta)
+        ms *= c["decay"]
+        ms += (1 - c["decay"]) * grad * grad
+        if c["eps_inside_sqrt"]:
+            denom = np.sqrt(ms + c["eps"])
+        else:
+            denom = np.sqrt(ms)
+            denom += c["eps"]
+        grad /= denom
+        grad *= c["learning_rate"]
+        theta -= grad
+        return loss
+
+
+class RMSpropBlog(RMSprop):
+    """The post's RMSPROP, kept to reproduce its failure (accuracy 0.19).
+
+    The same update as :class:`RMSprop` with the post's constants: no
+    learning rate (``lr = 1``), the running mean starting at 1, and ``eps``
+    under the square root: ``w <- w - g / sqrt(ms + 1e-8)``. With ``lr = 1``
+    every weight moves by about ``1 / sqrt(1 - decay)`` times its sign once
+    ``ms`` has decayed, far too far for a sigmoid network.
+    """
+
+    name = "rmsprop_blog"
+    summary = "the post's RMSPROP (no learning rate, mean square starting at 1): diverges"
+    options = {
+        **RMSprop.options,
+        "learning_rate": Option(1.0, _LR + " (the post had none, i.e. 1)", **_POSITIVE),
+        "ms_init": Option(1.0, "initial running mean of g^2 (the post's 1)", low=0.0),
+        "eps_inside_sqrt": Option(True, "add eps under the square root, as the post did"),
+    }
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad (Duchi, Hazan & Singer 2011).
+
+    ::
+
+        G <- G + g^2
+        w <- w - lr g / (sqrt(G) + eps)
+    """
+
+    name = "adagrad"
+    summary = "AdaGrad: per-weight steps shrinking with the summed squared gradient"
+    options = {
+        "learning_rate": Option(0.1, _LR, **_POSITIVE),
+        "eps": Option(1e-8, "added to the denominator", low=0.0),
+        "initial_accumulator": Option(0.0, "starting value of G", low=0.0),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {"G": np.full_like(theta, self.config["initial_accumulator"])}
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        G = state["G"]
+        loss, grad = fun(theta)
+        G += grad * grad
+        denom = np.sqrt(G)
+        denom += self.config["eps"]
+        grad /= denom
+        grad *= self.config["learning_rate"]
+        theta -= grad
+        return loss
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1).
+
+    ::
+
+        m <- b1 m + (1 - b1) g;    v <- b2 v + (1 - b2) g^2
+        m_hat = m / (1 - b1^t);    v_hat = v / (1 - b2^t)
+        w <- w - lr m_hat / (sqrt(v_hat) + eps)
+    """
+
+    name = "adam"
+    summary = "Adam: bias-corrected moment estimates"
+    options = {
+        "learning_rate": Option(0.001, _LR, **_POSITIVE),
+        "beta1": Option(0.9, "decay of the first moment", low=0.0, high=1.0),
+        "beta2": Option(0.999, "decay of the second moment", low=0.0, high=1.0),
+        "eps": Option(1e-8, "added to the denominator", low=0.0),
+    }
+
+    def init(self, theta: np.ndarray) -> dict[str, Any]:
+        return {"m": np.zeros_like(theta), "v": np.zeros_like(theta), "t": 0}
+
+    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        c = self.config
+        b1, b2 = c["beta1"], c["beta2"]
+        m, v = state["m"], state["v"]
+        state["t"] += 1
+        t = state["t"]
+        loss, grad = fun(theta)
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        # Folding both corrections into the step size saves two full-size temporaries.
+        lr_t = c["learning_rate"] * np.sqrt(1 - b2**t) / (1 - b1**t)
+        eps_t = c["eps"] * np.sqrt(1 - b2**t)
+        denom = np.sqrt(v)
+        denom += eps_t
+        np.divide(m, denom, out=grad)
+        grad *= lr_t
+        theta -= grad
+        return loss
+
+
+BUILTINS = (GD, Momentum, Nesterov, RMSprop, RMSpropBlog, AdaGrad, Adam)

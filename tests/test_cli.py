@@ -1,0 +1,143 @@
+"""The command line: output, exit codes, and one-line errors without tracebacks."""
+
+import subprocess
+import sys
+
+import pytest
+
+from nnbench.cli import main
+
+
+def nnbench(*args):
+    """Run the real console entry point in a subprocess: what a user sees."""
+    return subprocess.run(
+        [sys.executable, "-m", "nnbench.cli", *args], capture_output=True, text=True
+    )
+
+
+class Done:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``main`` in this process (fast), as the console script would."""
+
+    def run(*args):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code
+        out, err = capsys.readouterr()
+        return Done(code, out, err)
+
+    return run
+
+
+def test_list_shows_every_optimizer_with_its_options(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in (
+        "gd",
+        "momentum",
+        "rmsprop",
+        "rmsprop_blog",
+        "cg",
+        "lbfgsb",
+        "nesterov",
+        "adagrad",
+        "adam",
+        "signsgd",
+    ):
+        assert f"\n{name}: " in "\n" + out
+    assert "learning_rate = 0.3" in out and "mb_maxiter = 10" in out
+    assert "broken: plugin failed to load" in out
+
+
+def test_train_on_a_small_dataset(capsys):
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--hidden",
+            "16",
+            "-o",
+            "adam",
+            "--option",
+            "learning_rate=0.01",
+            "--max-iter",
+            "60",
+            "--eval-every",
+            "20",
+            "--batch-size",
+            "0.1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "adam[learning_rate=0.01] on synthetic (20, 16, 3): completed" in out
+    assert out.count("\n") == 6  # header, 4 evaluation rows, summary
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "-o", "adamw", "--dataset", "digits"], "unknown optimizer 'adamw'"),
+        (["train", "--dataset", "digits", "--option", "learning_rate=-1"], "learning_rate=-1"),
+        (["train", "--dataset", "digits", "--option", "lr=0.1"], "unknown option lr"),
+        (["train", "--dataset", "digits", "--option", "learning_rate=fast"], "'fast' is invalid"),
+        (["train", "--dataset", "digits", "-o", "cg", "--option", "mb_maxiter=2.5"], "integer"),
+    ],
+)
+def test_bad_options_are_one_line_errors(cli, args, message):
+    done = cli(*args)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--hidden", "25,x"], "expected integers"),
+        (["train", "--hidden", "0"], "positive integers"),
+        (["train", "--batch-size", "big"], "expected a number"),
+        (["train", "--batch-size", "-1"], "> 0"),
+        (["train", "--eval-every", "0"], "'epoch' or an integer"),
+        (["train", "--dataset", "cifar"], "invalid choice"),
+        (["train", "--option", "novalue"], "KEY=VALUE"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_flags_are_usage_errors(cli, args, message):
+    done = cli(*args)
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_user_error_in_a_real_process_has_no_traceback():
+    done = nnbench("train", "--dataset", "digits", "-o", "adamw")
+    assert done.returncode == 2 and done.stderr.startswith("nnbench: error: unknown optimizer")
+    assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_debug_shows_the_traceback():
+    done = nnbench("--debug", "train", "--dataset", "digits", "-o", "nope")
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_data_info_on_an_empty_cache(tmp_path, capsys):
+    assert main(["data", "info", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path) in out and "nothing cached" in out
+
+
+def test_a_damaged_data_file_is_one_line(cli, tmp_path):
+    cache = tmp_path / "cache" / "mnist"
+    cache.mkdir(parents=True)
+    (cache / "manifest.json").write_text("{not json")
+    done = cli("train", "--data-dir", str(tmp_path / "cache"))
+    assert done.returncode == 2 and "damaged" in done.stderr and "--force" in done.stderr
+    assert done.stderr.count("\n") == 1
