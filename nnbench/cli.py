@@ -129,6 +129,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         l2=args.l2,
         dtype=args.dtype,
     )
+    if args.max_iter is None and args.epochs is None and args.max_seconds is None:
+        args.max_iter = 100  # the post's maxiter when no budget is given
     init_rng, batch_rng = seed_rngs(args.seed)
     theta = model.init(init_rng, args.init)
     result = train(
@@ -162,6 +164,125 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{last['train_seconds']:.3f} s training"
     )
     return 0
+
+
+def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags that replace parts of an experiment file (dotted keys)."""
+    over: dict[str, Any] = {
+        "name": args.name,
+        "data.dataset": args.dataset,
+        "data.dtype": args.dtype,
+        "model.hidden": args.hidden,
+        "model.activation": args.activation,
+        "model.output": args.output,
+        "grid.batch_size": args.batch_sizes,
+        "grid.seeds": args.seeds,
+        "budget.max_iter": args.max_iter,
+        "budget.max_epochs": args.epochs,
+        "budget.max_grad_evals": args.max_grad_evals,
+        "budget.max_seconds": args.max_seconds,
+        "eval.every": args.eval_every,
+    }
+    if args.optimizers:
+        tables = []
+        for name in args.optimizers:
+            table: dict[str, Any] = {"name": name}
+            for key, value in args.option:
+                opt_name, dot, opt_key = key.partition(".")
+                if not dot:
+                    raise NnbenchError(
+                        f"--option {key}=... needs the optimizer's name with "
+                        f"--optimizers: --option {name}.{key}=VALUE"
+                    )
+                if opt_name == name:
+                    table[opt_key] = value
+            tables.append(table)
+        over["optimizer"] = tables
+    elif args.option:
+        raise NnbenchError("--option needs --optimizers (to say which optimizer it sets)")
+    return over
+
+
+def print_grid_table(out_dir: Any) -> None:
+    """Final validation accuracy and time per configuration, over seeds."""
+    from nnbench import results
+
+    frame = results.load(out_dir)
+    if frame.empty:
+        return
+    last = frame.sort_values("iteration").groupby("run_id").tail(1)
+    table = last.groupby(["label", "hidden", "batch_size"], sort=False).agg(
+        runs=("run_id", "size"),
+        ok=("status", lambda s: int(s.isin(["completed", "converged", "stopped"]).sum())),
+        val_acc=("val_accuracy", "mean"),
+        val_sd=("val_accuracy", "std"),
+        test_acc=("test_accuracy", "mean"),
+        seconds=("train_seconds", "mean"),
+    )
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nnbench import grid, runner
+
+    overrides = grid_overrides(args)
+    if args.file:
+        experiment = grid.load_experiment(args.file, overrides)
+    else:
+        if not args.optimizers:
+            raise NnbenchError(
+                "give an experiment file (nnbench run experiments/blog.toml) or at least "
+                "--optimizers to build a grid from flags"
+            )
+        overrides.setdefault("name", None)
+        raw = grid.apply_overrides({"name": "cli", "budget": {"max_iter": 100}}, overrides)
+        experiment = grid.validate(raw, "command line")
+    summary = runner.run_experiment(
+        experiment,
+        out_dir=args.out,
+        n_jobs=args.jobs,
+        force=args.force,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        data_dir=args.data_dir,
+        log=lambda m: print(m, file=sys.stderr),
+        progress_bar=sys.stderr.isatty() and not args.quiet,
+        threads=args.threads,
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
+    print(
+        f"{experiment.name}: {summary.n_runs} runs ({summary.n_skipped} already done; "
+        f"{counts}); results in {summary.out_dir}",
+        file=sys.stderr,
+    )
+    if summary.interrupted:
+        print(
+            "interrupted: finished runs are kept; run the same command again to continue",
+            file=sys.stderr,
+        )
+        return 130
+    print_grid_table(summary.out_dir)
+    return 0
+
+
+def int_csv(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, got {text!r}"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one integer")
+    return values
+
+
+def number_csv(text: str) -> list[float]:
+    return [positive_number(v) for v in text.split(",") if v.strip()]
+
+
+def name_csv(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 # -- the parser --------------------------------------------------------------------
@@ -232,18 +353,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tol", type=float, default=None, help="stop when the cost changes less")
     p.add_argument("--seed", type=int, default=1234)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("run", help="run an experiment grid (file and/or flags)")
+    p.add_argument("file", nargs="?", help="experiment file (TOML), e.g. experiments/blog.toml")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel jobs (default 1)")
+    p.add_argument("--out", help="results folder (default results/<experiment name>)")
+    p.add_argument("--force", action="store_true", help="rerun runs that are already done")
+    p.add_argument(
+        "--backend", default="loky", choices=["loky", "multiprocessing", "threading", "dask"]
+    )
+    p.add_argument(
+        "--scheduler",
+        help="Dask scheduler address (tcp://host:8786); without "
+        "it --backend dask starts a local cluster",
+    )
+    p.add_argument("--data-dir", help="MNIST cache directory")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS threads per run (default 1; results depend on it bitwise)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = p.add_argument_group("grid (each replaces that part of the file)")
+    g.add_argument("--name", help="experiment name (names the results folder)")
+    g.add_argument("--dataset", choices=["mnist", "digits", "synthetic"])
+    g.add_argument("--dtype", choices=["float64", "float32"])
+    g.add_argument("--optimizers", type=name_csv, help="e.g. gd,adam,cg")
+    g.add_argument(
+        "--option",
+        type=parse_option,
+        action="append",
+        default=[],
+        metavar="OPT.KEY=VALUE",
+        help="e.g. adam.learning_rate=[0.01,0.001]",
+    )
+    g.add_argument(
+        "--hidden",
+        type=int_list,
+        action="append",
+        help="an architecture, e.g. 500,300; repeat for several",
+    )
+    g.add_argument("--activation", choices=["sigmoid", "tanh", "relu"])
+    g.add_argument("--output", choices=["sigmoid", "softmax"])
+    g.add_argument("--batch-sizes", type=number_csv, help="e.g. 50,100")
+    g.add_argument("--seeds", type=int_csv, help="e.g. 1,2,3")
+    g.add_argument("--epochs", type=positive_number, help="budget in epochs")
+    g.add_argument("--max-iter", type=int, help="budget in iterations")
+    g.add_argument("--max-grad-evals", type=int, help="budget in gradient evaluations")
+    g.add_argument("--max-seconds", type=positive_number, help="budget in training seconds")
+    g.add_argument("--eval-every", type=eval_schedule, help="N iterations, or 'epoch'")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (
-        getattr(args, "max_iter", 0) is None
-        and getattr(args, "epochs", 0) is None
-        and getattr(args, "max_seconds", 0) is None
-    ):
-        args.max_iter = 100  # the post's maxiter when no budget is given
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into `head` and the like

@@ -552,3 +552,83 @@ def load_dataset(
 
 
 DATASETS = ("mnist", "digits", "synthetic")
+
+
+# -- sharing with parallel workers ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """A dataset as ``.npy`` files in the model's dtype, memory-mapped by every worker.
+
+    The operating system keeps one copy of the pages however many workers map
+    them, so a grid on MNIST does not hold the training set once per job.
+    """
+
+    name: str
+    n_classes: int
+    folder: str
+    splits: tuple[str, ...]
+
+    def load(self) -> dict[str, Split]:
+        folder = Path(self.folder)
+        try:
+            return {
+                s: (
+                    np.load(folder / f"{s}_X.npy", mmap_mode="r"),
+                    np.load(folder / f"{s}_y.npy", mmap_mode="r"),
+                )
+                for s in self.splits
+            }
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"shared data in {folder} is unreadable ({exc}); delete the folder and run again"
+            ) from None
+
+
+def _fingerprint(
+    dataset: str, data_dir: str | os.PathLike | None, path: str | os.PathLike | None
+) -> str:
+    """What identifies the dataset's content, cheaply."""
+    if dataset != "mnist":
+        return dataset
+    if path is None:
+        manifest = _npy_dir(cache_dir(data_dir)) / "manifest.json"
+        return "mnist-" + json.loads(manifest.read_text())["source_sha256"][:16]
+    path = Path(path)
+    if path.is_dir():
+        parts = [
+            f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+            for p in sorted(path.iterdir())
+            if p.is_file()
+        ]
+        return "mnist-idx-" + hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return "mnist-pkl-" + file_digest(path)[:16]
+
+
+def share_dataset(
+    dataset: str,
+    dtype: str,
+    data_dir: str | os.PathLike | None = None,
+    path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> SharedData:
+    """Write (once) the dataset's splits in ``dtype`` to the cache, for memory-mapping."""
+    ds = load_dataset(dataset, data_dir=data_dir, mmap=True, path=path, progress=progress)
+    root = cache_dir(data_dir) / "shared"
+    folder = root / f"{_fingerprint(dataset, data_dir, path)}-{np.dtype(dtype).name}"
+    splits = {"train": ds.train, "valid": ds.valid}
+    if ds.test is not None:
+        splits["test"] = ds.test
+    if not (folder / "complete").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=".share-"))
+        for name, (X, y) in splits.items():
+            np.save(staging / f"{name}_X.npy", np.ascontiguousarray(X, dtype=dtype))
+            np.save(staging / f"{name}_y.npy", np.ascontiguousarray(y, dtype=np.int64))
+        (staging / "complete").write_text("")
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process shared it first: use theirs
+            shutil.rmtree(staging, ignore_errors=True)
+    return SharedData(ds.name, ds.n_classes, str(folder), tuple(splits))

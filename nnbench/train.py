@@ -40,7 +40,7 @@ METRICS = (
     "epoch",
     "samples",
     "grad_evals",
-    "batch_size",
+    "batch_rows",
     "train_cost",
     "train_accuracy",
     "val_cost",
@@ -231,7 +231,7 @@ def train(
     state = optimizer.init(theta)
     rows: list[dict[str, Any]] = []
     clock = {"train": 0.0, "eval": 0.0}
-    progress = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_size": bs0}
+    progress = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
 
     def evaluate() -> dict[str, Any]:
         t0 = time.perf_counter()
@@ -263,7 +263,7 @@ def train(
             it = progress["iteration"] = progress["iteration"] + 1
             progress["epoch"] = n_pass + (i + 1) / n_batches
             progress["samples"] += len(idx)
-            progress["batch_size"] = len(idx)
+            progress["batch_rows"] = len(idx)
             end_of_pass = i + 1 == n_batches
             done = budget.exhausted(it, progress["epoch"], objective.n_evals, clock["train"])
             if not math.isfinite(loss):

@@ -1,0 +1,386 @@
+"""Run an experiment's grid in parallel, safely, resuming where it stopped.
+
+- Runs go to joblib workers (loky processes by default, or a Dask cluster);
+  every worker memory-maps the same copy of the data and caps its BLAS
+  threads so that jobs x threads never exceed the cores.
+- Each finished run is written at once, atomically, by this process; a run
+  that raises or diverges becomes a row with its status; a worker that dies
+  is retried alone and, if it dies again, recorded as failed. Nothing stops
+  the grid but Ctrl-C, which keeps every finished run.
+- A lock keeps a second runner off the same results folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sys
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+from threadpoolctl import threadpool_limits
+
+from nnbench import data as data_mod
+from nnbench import optimizers, results
+from nnbench.errors import ConfigError, NnbenchError
+from nnbench.grid import Experiment, RunSpec
+from nnbench.mlp import MLP
+from nnbench.optimizers import ScipyStatusWarning
+from nnbench.train import FAILED, INTERRUPTED, Budget, seed_rngs, train
+
+BACKENDS = ("loky", "multiprocessing", "threading", "dask")
+RUNNING = ".running"  # markers of runs under way, to find the one that killed a worker
+SCHEDULER_TIMEOUT = "10s"  # how long to try reaching a Dask scheduler
+
+
+@dataclass
+class GridSummary:
+    out_dir: Path
+    n_runs: int
+    n_skipped: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+
+    @property
+    def n_done(self) -> int:
+        return sum(self.statuses.values())
+
+
+# -- one run, in a worker ------------------------------------------------------------
+
+
+def execute_run(
+    spec_dict: dict[str, Any],
+    shared: data_mod.SharedData,
+    threads: int | None,
+    marker_dir: str | None,
+) -> dict[str, Any]:
+    """Train one run and return its rows and status; exceptions become a failed status."""
+    spec = RunSpec.from_dict(spec_dict)
+    marker = Path(marker_dir) / spec.run_id if marker_dir else None
+    if marker is not None:
+        with contextlib.suppress(OSError):  # a remote worker may not see the folder
+            marker.write_text(str(os.getpid()))
+    limits = threadpool_limits(threads) if threads else contextlib.nullcontext()
+    try:
+        with limits:
+            splits = shared.load()
+            model = MLP(
+                (splits["train"][0].shape[1], *spec.hidden, shared.n_classes),
+                activation=spec.activation,
+                output=spec.output,
+                l2=spec.l2,
+                dtype=spec.dtype,
+            )
+            init_rng, batch_rng = seed_rngs(spec.seed)
+            theta = model.init(init_rng, spec.init)
+            optimizer = optimizers.make(spec.optimizer, spec.options)
+            with warnings.catch_warnings():
+                # counted in the optimizer's state and reported in the message
+                warnings.simplefilter("ignore", ScipyStatusWarning)
+                result = train(
+                    model,
+                    theta,
+                    splits[spec.train_split],
+                    optimizer,
+                    budget=Budget(
+                        spec.max_iter, spec.max_epochs, spec.max_grad_evals, spec.max_seconds
+                    ),
+                    rng=batch_rng,
+                    batch_size=spec.batch_size,
+                    batch_growth=spec.batch_growth,
+                    valid=splits[spec.val_split],
+                    test=splits[spec.test_split] if spec.test_split else None,
+                    eval_every=spec.eval_every,
+                    tol=spec.tol,
+                )
+            blas = results.blas_info()
+        message = result.message
+        n_bad = result.optimizer_state.get("n_bad_status", 0)
+        if n_bad:
+            last = result.optimizer_state["last_bad_message"]
+            message = (f"{message}; " if message else "") + (
+                f"{n_bad} of {result.n_iter} minibatch minimisations ended with a scipy "
+                f"failure status (last: {last})"
+            )
+        out = {"rows": result.rows, "status": result.status, "message": message, "blas": blas}
+    except Exception as exc:  # a failing run is a result, never the end of the grid
+        out = {"rows": [], "status": FAILED, "message": f"{type(exc).__name__}: {exc}", "blas": []}
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+    out["run_id"] = spec.run_id
+    return out
+
+
+# -- the lock --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def results_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir/.lock`` for the whole run; a second runner gets a clear error."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / ".lock"
+    fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise NnbenchError(
+                f"another nnbench run (pid {holder}) is writing to {out_dir}; wait for it "
+                "to finish, or give this one another --out"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # releases the lock
+
+
+# -- backends --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def backend_context(backend: str, n_jobs: int, scheduler: str | None) -> Iterator[str]:
+    """Configure joblib for ``backend``; for Dask, connect or start a local cluster."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if scheduler and backend != "dask":
+        raise ConfigError("--scheduler is for --backend dask")
+    if backend != "dask":
+        with joblib.parallel_config(backend=backend):
+            yield f"{backend} ({n_jobs} job{'s' if n_jobs > 1 else ''})"
+        return
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(
+            "--backend dask needs Dask's distributed: pip install 'nnbench[dask]'"
+        ) from None
+    with contextlib.ExitStack() as stack:
+        if scheduler:
+            try:
+                client = stack.enter_context(Client(scheduler, timeout=SCHEDULER_TIMEOUT))
+            except OSError as exc:
+                raise NnbenchError(
+                    f"cannot reach the Dask scheduler at {scheduler} ({exc}); check the "
+                    "address (tcp://HOST:8786) and that the scheduler is running"
+                ) from None
+            where = f"dask scheduler {scheduler}"
+        else:
+            cluster = stack.enter_context(
+                LocalCluster(
+                    n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
+                )
+            )
+            client = stack.enter_context(Client(cluster))
+            where = f"local dask cluster ({n_jobs} workers)"
+        with joblib.parallel_config(backend="dask"):
+            yield f"{where}, {len(client.scheduler_info()['workers'])} workers"
+
+
+# -- the grid --------------------------------------------------------------------------
+
+
+def default_out_dir(experiment: Experiment) -> Path:
+    return Path("results") / experiment.name
+
+
+def run_experiment(
+    experiment: Experiment,
+    out_dir: str | Path | None = None,
+    n_jobs: int = 1,
+    force: bool = False,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    data_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+    progress_bar: bool = False,
+    threads: int = 1,
+) -> GridSummary:
+    """Run every unfinished run of ``experiment``; return what happened.
+
+    Parameters
+    ----------
+    out_dir : path, optional
+        Results folder (default ``results/<experiment name>``).
+    n_jobs : int
+        Parallel jobs (workers for a local Dask cluster).
+    force : bool
+        Rerun runs that are already finished.
+    backend : {"loky", "multiprocessing", "threading", "dask"}
+    scheduler : str, optional
+        Address of a running Dask scheduler; without it ``backend="dask"``
+        starts a local cluster for the run.
+    threads : int
+        BLAS threads per run, capped so that jobs x threads never exceed the
+        cores. It is fixed rather than derived from ``n_jobs`` because the
+        thread count changes floating-point summation order: with it fixed,
+        ``-j 1`` and ``-j 2`` give bitwise-identical metrics.
+    """
+    for flag, value in (("-j/--jobs", n_jobs), ("--threads", threads)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{flag} must be an integer >= 1; got {value!r}")
+    out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    say = log or (lambda _msg: None)
+    specs = experiment.runs()
+    summary = GridSummary(out, len(specs))
+    with results_lock(out):
+        results.clean_temporary(out)
+        markers = out / RUNNING
+        markers.mkdir(exist_ok=True)
+        for stale in markers.iterdir():  # left by a runner that was killed
+            stale.unlink()
+        results.write_experiment(out, experiment.to_dict())
+        done = results.finished_runs(out)
+        todo = [s for s in specs if force or done.get(s.run_id) not in results.FINAL_STATUSES]
+        summary.n_skipped = len(specs) - len(todo)
+        if summary.n_skipped:
+            say(
+                f"{summary.n_skipped} of {len(specs)} runs already finished; "
+                "skipping them (--force reruns)"
+            )
+        if not todo:
+            return summary
+        datasets = {(s.dataset, s.data_path, s.dtype) for s in todo}
+        shared = {
+            key: data_mod.share_dataset(
+                key[0], key[2], data_dir=data_dir, path=key[1], progress=lambda m: say(m)
+            )
+            for key in sorted(datasets, key=str)
+        }
+        cap = max(1, (os.cpu_count() or 1) // n_jobs)
+        if threads > cap:
+            say(
+                f"--threads {threads} with {n_jobs} jobs would oversubscribe "
+                f"{os.cpu_count()} cores; using {cap}"
+            )
+            threads = cap
+        with backend_context(backend, n_jobs, scheduler) as where:
+            say(
+                f"running {len(todo)} runs of {experiment.name!r} on {where}, "
+                f"{threads} BLAS thread{'s' if threads > 1 else ''} each -> {out}"
+            )
+            prov = results.provenance(n_jobs, backend)
+            prov["blas_threads_per_job"] = threads
+            _run_all(
+                todo, shared, threads, str(markers), n_jobs, out, prov, summary, say, progress_bar
+            )
+    return summary
+
+
+def _run_all(
+    todo: list[RunSpec],
+    shared: dict,
+    threads: int,
+    markers: str,
+    n_jobs: int,
+    out: Path,
+    prov: dict[str, Any],
+    summary: GridSummary,
+    say: Callable[[str], None],
+    bar_on: bool,
+) -> None:
+    bar = None
+    if bar_on:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True)
+    by_id = {s.run_id: s for s in todo}
+    started = time.perf_counter()
+
+    def record(res: dict[str, Any], note: str = "") -> None:
+        spec = by_id.pop(res["run_id"])
+        results.write_run(
+            out,
+            spec,
+            res["rows"],
+            res["status"],
+            res["message"] + note,
+            dict(prov, blas=res["blas"]),
+        )
+        summary.statuses[res["status"]] += 1
+        n_failed = summary.statuses[FAILED]
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=n_failed, remaining=len(by_id))
+        else:
+            acc = res["rows"][-1]["val_accuracy"] if res["rows"] else float("nan")
+            elapsed = time.perf_counter() - started
+            eta = elapsed / summary.n_done * len(by_id)
+            say(
+                f"[{summary.n_done}/{len(todo)}] {spec.label} hidden={spec.arch} "
+                f"batch={spec.batch_size} seed={spec.seed}: {res['status']}, "
+                f"val acc {acc:.4f}; failed {n_failed}, remaining {len(by_id)}, "
+                f"eta {eta:.0f} s"
+            )
+        if res["status"] == INTERRUPTED:  # Ctrl-C reached the run first (one job)
+            raise KeyboardInterrupt
+
+    def tasks(specs: list[RunSpec]) -> Any:
+        return (
+            joblib.delayed(execute_run)(
+                s.to_dict(), shared[(s.dataset, s.data_path, s.dtype)], threads, markers
+            )
+            for s in specs
+        )
+
+    try:
+        for _round in range(len(todo) + 1):  # each crash round settles at least one run
+            pending = list(by_id.values())
+            if not pending:
+                break
+            try:
+                parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+                for res in parallel(tasks(pending)):
+                    record(res)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # a worker died: find the run that killed it
+                marked = {p.name for p in Path(markers).iterdir()}
+                suspects = [s for s in by_id.values() if s.run_id in marked] or list(by_id.values())
+                say(
+                    f"a worker died ({type(exc).__name__}); retrying {len(suspects)} "
+                    "run(s) that were under way, one at a time"
+                )
+                for spec in suspects:
+                    (Path(markers) / spec.run_id).unlink(missing_ok=True)
+                    _retry_alone(spec, tasks, record, exc, max(2, n_jobs))
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _retry_alone(
+    spec: RunSpec, tasks: Callable, record: Callable, first: Exception, n_jobs: int
+) -> None:
+    """Run ``spec`` alone in a worker; if the worker dies again, record a failed run."""
+    try:
+        for res in joblib.Parallel(n_jobs=n_jobs)(tasks([spec])):
+            record(res)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        record(
+            {
+                "run_id": spec.run_id,
+                "rows": [],
+                "status": FAILED,
+                "blas": [],
+                "message": f"the worker process running it died twice "
+                f"({type(first).__name__}; then {type(exc).__name__}: {exc})",
+            }
+        )
