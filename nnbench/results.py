@@ -93,14 +93,6 @@ def provenance(n_jobs: int | None = None, backend: str | None = None) -> dict[st
     return prov
 
 
-def blas_info() -> list[dict[str, Any]]:
-    """The BLAS libraries in use in this process and their thread counts."""
-    from threadpoolctl import threadpool_info
-
-    keep = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
-
-
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as fh:

@@ -17,7 +17,6 @@ import fcntl
 import os
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,15 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from threadpoolctl import threadpool_limits
 
 from nnbench import data as data_mod
-from nnbench import optimizers, results
+from nnbench import results
 from nnbench.errors import ConfigError, NnbenchError
 from nnbench.grid import Experiment, RunSpec
-from nnbench.mlp import MLP
-from nnbench.optimizers import ScipyStatusWarning
-from nnbench.train import FAILED, INTERRUPTED, Budget, seed_rngs, train
+from nnbench.train import FAILED, INTERRUPTED
+from nnbench.worker import execute_run
 
 BACKENDS = ("loky", "multiprocessing", "threading", "dask")
 RUNNING = ".running"  # markers of runs under way, to find the one that killed a worker
@@ -51,73 +48,6 @@ class GridSummary:
     @property
     def n_done(self) -> int:
         return sum(self.statuses.values())
-
-
-# -- one run, in a worker ------------------------------------------------------------
-
-
-def execute_run(
-    spec_dict: dict[str, Any],
-    shared: data_mod.SharedData,
-    threads: int | None,
-    marker_dir: str | None,
-) -> dict[str, Any]:
-    """Train one run and return its rows and status; exceptions become a failed status."""
-    spec = RunSpec.from_dict(spec_dict)
-    marker = Path(marker_dir) / spec.run_id if marker_dir else None
-    if marker is not None:
-        with contextlib.suppress(OSError):  # a remote worker may not see the folder
-            marker.write_text(str(os.getpid()))
-    limits = threadpool_limits(threads) if threads else contextlib.nullcontext()
-    try:
-        with limits:
-            splits = shared.load()
-            model = MLP(
-                (splits["train"][0].shape[1], *spec.hidden, shared.n_classes),
-                activation=spec.activation,
-                output=spec.output,
-                l2=spec.l2,
-                dtype=spec.dtype,
-            )
-            init_rng, batch_rng = seed_rngs(spec.seed)
-            theta = model.init(init_rng, spec.init)
-            optimizer = optimizers.make(spec.optimizer, spec.options)
-            with warnings.catch_warnings():
-                # counted in the optimizer's state and reported in the message
-                warnings.simplefilter("ignore", ScipyStatusWarning)
-                result = train(
-                    model,
-                    theta,
-                    splits[spec.train_split],
-                    optimizer,
-                    budget=Budget(
-                        spec.max_iter, spec.max_epochs, spec.max_grad_evals, spec.max_seconds
-                    ),
-                    rng=batch_rng,
-                    batch_size=spec.batch_size,
-                    batch_growth=spec.batch_growth,
-                    valid=splits[spec.val_split],
-                    test=splits[spec.test_split] if spec.test_split else None,
-                    eval_every=spec.eval_every,
-                    tol=spec.tol,
-                )
-            blas = results.blas_info()
-        message = result.message
-        n_bad = result.optimizer_state.get("n_bad_status", 0)
-        if n_bad:
-            last = result.optimizer_state["last_bad_message"]
-            message = (f"{message}; " if message else "") + (
-                f"{n_bad} of {result.n_iter} minibatch minimisations ended with a scipy "
-                f"failure status (last: {last})"
-            )
-        out = {"rows": result.rows, "status": result.status, "message": message, "blas": blas}
-    except Exception as exc:  # a failing run is a result, never the end of the grid
-        out = {"rows": [], "status": FAILED, "message": f"{type(exc).__name__}: {exc}", "blas": []}
-    finally:
-        if marker is not None:
-            marker.unlink(missing_ok=True)
-    out["run_id"] = spec.run_id
-    return out
 
 
 # -- the lock --------------------------------------------------------------------------
@@ -253,6 +183,9 @@ def run_experiment(
             )
         if not todo:
             return summary
+        # Longest first, so that the last runs to finish are short ones and no
+        # worker idles at the end (order never changes a run's numbers).
+        todo.sort(key=_expected_cost, reverse=True)
         datasets = {(s.dataset, s.data_path, s.dtype) for s in todo}
         shared = {
             key: data_mod.share_dataset(
@@ -278,6 +211,14 @@ def run_experiment(
                 todo, shared, threads, str(markers), n_jobs, out, prov, summary, say, progress_bar
             )
     return summary
+
+
+def _expected_cost(spec: RunSpec) -> float:
+    """A rough relative cost of a run, for ordering only."""
+    sizes = [784, *spec.hidden, 10]  # the input width only scales every run alike
+    per_row = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    per_step = 25 if spec.optimizer in ("cg", "lbfgsb") else 1  # scipy's line searches
+    return float(per_row * per_step)
 
 
 def _run_all(
