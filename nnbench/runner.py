@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import sys
 import time
@@ -216,7 +217,7 @@ def run_experiment(
 def _expected_cost(spec: RunSpec) -> float:
     """A rough relative cost of a run, for ordering only."""
     sizes = [784, *spec.hidden, 10]  # the input width only scales every run alike
-    per_row = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    per_row = sum(a * b for a, b in itertools.pairwise(sizes))
     per_step = 25 if spec.optimizer in ("cg", "lbfgsb") else 1  # scipy's line searches
     return float(per_row * per_step)
 
