@@ -8,6 +8,7 @@ file) is printed as one line, ``nnbench: error: ...``, with exit status 2;
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tomllib
@@ -211,7 +212,7 @@ def print_grid_table(out_dir: Any) -> None:
     if frame.empty:
         return
     last = frame.sort_values("iteration").groupby("run_id").tail(1)
-    table = last.groupby(["label", "hidden", "batch_size"], sort=False).agg(
+    table = last.groupby(["label", "hidden", "batch_size"], sort=True).agg(
         runs=("run_id", "size"),
         ok=("status", lambda s: int(s.isin(["completed", "converged", "stopped"]).sum())),
         val_acc=("val_accuracy", "mean"),
@@ -245,7 +246,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         backend=args.backend,
         scheduler=args.scheduler,
         data_dir=args.data_dir,
-        log=lambda m: print(m, file=sys.stderr),
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
         progress_bar=sys.stderr.isatty() and not args.quiet,
         threads=args.threads,
     )
@@ -263,6 +264,50 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 130
     print_grid_table(summary.out_dir)
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from nnbench import report
+
+    path = report.build_report(args.results, args.out, target=args.target)
+    print(f"wrote {path} and {path.with_suffix('.md')}, figures in {path.parent / 'figures'}")
+    return 0
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from nnbench import check
+
+    path = check.write_baseline(args.results, args.output)
+    print(f"wrote baseline {path}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from nnbench import check
+
+    result = check.check(args.results, args.baseline, tol=args.tol, sigmas=args.sigmas)
+    print(check.format_check(result))
+    return 0 if result.ok else 1
+
+
+def probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def int_csv(text: str) -> list[int]:
@@ -374,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="BLAS threads per run (default 1; results depend on it bitwise)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     g = p.add_argument_group("grid (each replaces that part of the file)")
     g.add_argument("--name", help="experiment name (names the results folder)")
     g.add_argument("--dataset", choices=["mnist", "digits", "synthetic"])
@@ -404,6 +449,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-seconds", type=positive_number, help="budget in training seconds")
     g.add_argument("--eval-every", type=eval_schedule, help="N iterations, or 'epoch'")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="tables and figures from a results folder")
+    p.add_argument("results", help="results folder, e.g. results/blog")
+    p.add_argument("-o", "--out", help="where to write (default: the results folder)")
+    p.add_argument(
+        "--target",
+        type=probability,
+        help="validation accuracy for time-to-target (default: per cell, 99%% "
+        "of the best final accuracy)",
+    )
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("baseline", help="write the final accuracies as a baseline")
+    p.add_argument("results", help="results folder")
+    p.add_argument("-o", "--output", required=True, help="baseline file (JSON) to write")
+    p.set_defaults(func=cmd_baseline)
+
+    p = sub.add_parser("check", help="exit 1 if an accuracy dropped below the baseline")
+    p.add_argument("results", help="results folder")
+    p.add_argument("--baseline", required=True, help="baseline file from `nnbench baseline`")
+    p.add_argument(
+        "--tol",
+        type=non_negative,
+        help="absolute tolerance on the mean accuracy (default: from the spread)",
+    )
+    p.add_argument(
+        "--sigmas",
+        type=positive_number,
+        default=3.0,
+        help="without --tol: allowed drop in baseline standard deviations",
+    )
+    p.set_defaults(func=cmd_check)
     return parser
 
 
