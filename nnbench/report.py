@@ -21,14 +21,14 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only, no screen
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
 
-from nnbench import results  # noqa: E402
-from nnbench.errors import NnbenchError  # noqa: E402
+from nnbench import results
+from nnbench.errors import NnbenchError
 
 CELL = ["hidden", "batch_size"]  # one "problem" of the grid: an architecture x batch size
 CONFIG = ["label", "optimizer", *CELL]
@@ -662,7 +662,9 @@ figure {{ margin: 1.5em 0; }}
 <script>
 window.addEventListener("load", function () {{
   var imgs = document.images, ok = 0;
-  for (var i = 0; i < imgs.length; i++) {{ if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++; }}
+  for (var i = 0; i < imgs.length; i++) {{
+    if (imgs[i].complete && imgs[i].naturalWidth > 0) ok++;
+  }}
   document.body.setAttribute("data-figures", ok + "/" + imgs.length);
   document.body.setAttribute("data-table-rows", document.querySelectorAll("tbody tr").length);
 }});
