@@ -62,12 +62,35 @@ class Layout:
         return self.bounds[-1][1]
 
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first)."""
+        """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first).
+
+        The views of the last few vectors are kept, each with a reference to
+        its vector, so that the training loop's buffers are not re-sliced on
+        every step; a vector seen for the first time (scipy's copies) gets
+        fresh views of its own memory.
+        """
+        cache = self._view_cache
+        for i, (vector, views) in enumerate(cache):
+            if vector is theta:
+                if i:
+                    cache.insert(0, cache.pop(i))
+                return views
         if theta.shape != (self.n_params,):
             raise ValueError(
                 f"flat parameter vector must have shape ({self.n_params},), got {theta.shape}"
             )
-        return [theta[s:e].reshape(shape) for s, e, shape in self.bounds]
+        views = [theta[s:e].reshape(shape) for s, e, shape in self.bounds]
+        cache.insert(0, (theta, views))
+        del cache[4:]
+        return views
+
+    @cached_property
+    def _view_cache(self) -> list[tuple[np.ndarray, list[np.ndarray]]]:
+        return []
+
+    def __getstate__(self) -> dict:
+        # the view cache holds arrays: never pickle it with the layout
+        return {k: v for k, v in self.__dict__.items() if k != "_view_cache"}
 
     def weights(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-layer weight views of shape ``(fan_in, fan_out)``."""

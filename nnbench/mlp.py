@@ -25,8 +25,8 @@ INIT_SCHEMES = ("auto", "blog", "glorot", "he")
 DTYPES = ("float32", "float64")
 
 # Rows per chunk when evaluating on a whole split: bounds the memory of the
-# hidden activations without costing BLAS efficiency.
-EVAL_CHUNK = 10_000
+# hidden activations, and keeps them in cache, without costing BLAS efficiency.
+EVAL_CHUNK = 5_000
 
 
 def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -70,6 +70,11 @@ class MLP:
             raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
         self.l2 = float(l2)
         self.dtype = np.dtype(_check_choice("dtype", str(np.dtype(dtype)), DTYPES))
+        self._ws: tuple[list[np.ndarray], list[np.ndarray], np.ndarray] | None = None
+
+    def __getstate__(self) -> dict:
+        # the workspace is scratch memory: never pickle it with the model
+        return dict(self.__dict__, _ws=None)
 
     def __repr__(self) -> str:
         return (
@@ -127,17 +132,22 @@ class MLP:
             )
         return X if X.dtype == self.dtype else X.astype(self.dtype)
 
-    def _forward(self, theta: np.ndarray, X: np.ndarray) -> list[np.ndarray]:
-        """Inputs, hidden activations and, last, the output logits."""
-        acts = [X]
-        n_layers = self.layout.n_layers
+    def _logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Output logits of shape (n_samples, n_outputs), for evaluation.
+
+        Computed transposed, ``W.T @ X.T``: on a large skinny batch OpenBLAS
+        streams ``X`` at nearly memory speed in that form, up to 1.6x faster
+        than ``X @ W`` (float64). The small logits are then copied back to rows.
+        """
+        a_t = X.T
+        last = self.layout.n_layers - 1
         for i, block in enumerate(self.layout.blocks(theta)):
-            z = acts[-1] @ block[1:]
-            z += block[0]
-            if i < n_layers - 1:
-                activate(self.activation, z)
-            acts.append(z)
-        return acts
+            z_t = block[1:].T @ a_t
+            z_t += block[0][:, None]
+            if i < last:
+                activate(self.activation, z_t)
+            a_t = z_t
+        return np.ascontiguousarray(a_t.T)
 
     def _penalty(self, theta: np.ndarray, n_samples: int) -> float:
         if not self.l2:
@@ -146,7 +156,7 @@ class MLP:
         return 0.5 * self.l2 * total / n_samples
 
     def loss_and_grad(
-        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray
+        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, out: np.ndarray | None = None
     ) -> tuple[float, np.ndarray]:
         """Mean cost over the rows of ``X`` and its gradient, from one pass.
 
@@ -156,34 +166,66 @@ class MLP:
         X : ndarray of shape (n_samples, n_features)
         y : ndarray of int, shape (n_samples,)
             Class indices in ``[0, n_outputs)``.
+        out : ndarray of shape (n_params,), optional
+            Where to write the gradient (of the model's dtype); a new array
+            when None.
 
         Returns
         -------
         loss : float
         grad : ndarray of shape (n_params,), of the model's dtype
+
+        Notes
+        -----
+        The activations live in buffers kept between calls for the same
+        number of rows, so a training step allocates nothing but small
+        temporaries; a model is therefore not safe to call from two threads.
         """
         theta = self._as_params(theta)
         X = self._as_inputs(X)
         n = X.shape[0]
-        acts = self._forward(theta, X)
-        delta = acts.pop()
+        blocks = self.layout.blocks(theta)
+        acts, derivs, ones = self._workspace(n)
+        a = X
+        last = self.layout.n_layers - 1
+        for i, block in enumerate(blocks):
+            np.matmul(a, block[1:], out=acts[i])
+            acts[i] += block[0]
+            if i < last:
+                activate(self.activation, acts[i])
+            a = acts[i]
+        delta = acts[last]
         cost = output_cost_and_delta(self.output, delta, y)
         delta *= 1.0 / n  # the cost is a mean over rows
-        grad = np.empty_like(theta)
+        grad = np.empty_like(theta) if out is None else out
         grad_blocks = self.layout.blocks(grad)
-        blocks = self.layout.blocks(theta)
-        for i in range(self.layout.n_layers - 1, -1, -1):
-            np.matmul(acts[i].T, delta, out=grad_blocks[i][1:])
-            delta.sum(axis=0, out=grad_blocks[i][0])
+        for i in range(last, -1, -1):
+            np.matmul((acts[i - 1] if i else X).T, delta, out=grad_blocks[i][1:])
+            # bias gradient: column sums, as a matrix-vector product (5x faster
+            # than np.sum along axis 0 on a small C-ordered array)
+            np.matmul(ones, delta, out=grad_blocks[i][0])
             if i:
-                delta = delta @ blocks[i][1:].T
-                backprop_activation(self.activation, delta, acts[i])
+                prev = derivs[i - 1]
+                np.matmul(delta, blocks[i][1:].T, out=prev)
+                backprop_activation(self.activation, prev, acts[i - 1])
+                delta = prev
         loss = cost / n
         if self.l2:
             loss += self._penalty(theta, n)
-            for g, W in zip(grad_blocks, blocks):
-                g[1:] += (self.l2 / n) * W[1:]
+            for g, block in zip(grad_blocks, blocks):
+                g[1:] += (self.l2 / n) * block[1:]
         return loss, grad
+
+    def _workspace(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """Activation and backward buffers for ``n`` rows, made once per batch size."""
+        if self._ws is None or len(self._ws[2]) != n:
+            widths = self.layout.sizes[1:]
+            self._ws = (
+                [np.empty((n, w), dtype=self.dtype) for w in widths],
+                [np.empty((n, w), dtype=self.dtype) for w in widths[:-1]],
+                np.ones(n, dtype=self.dtype),
+            )
+        return self._ws
 
     def loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
         """Mean cost over the rows of ``X`` (forward pass only, in chunks)."""
@@ -200,7 +242,7 @@ class MLP:
         for start in range(0, n, EVAL_CHUNK):
             Xc = self._as_inputs(X[start : start + EVAL_CHUNK])
             yc = np.asarray(y[start : start + EVAL_CHUNK])
-            z = self._forward(theta, Xc)[-1]
+            z = self._logits(theta, Xc)
             n_correct += int(np.count_nonzero(z.argmax(axis=1) == yc))
             cost += output_cost_and_delta(self.output, z, yc)
         return cost / n + self._penalty(theta, n), n_correct / n
@@ -210,7 +252,7 @@ class MLP:
         theta = self._as_params(theta)
         X = np.asarray(X)
         parts = [
-            self._forward(theta, self._as_inputs(X[s : s + EVAL_CHUNK]))[-1]
+            self._logits(theta, self._as_inputs(X[s : s + EVAL_CHUNK]))
             for s in range(0, len(X), EVAL_CHUNK)
         ]
         if not parts:

@@ -124,17 +124,35 @@ class TrainResult:
 
 
 class BatchObjective:
-    """``fun(theta) -> (loss, grad)`` on the current minibatch; counts every call."""
+    """``fun(theta) -> (loss, grad)`` on the current minibatch; counts every call.
+
+    The gradient is written into one buffer reused by every call: it is valid
+    until the next call, and an optimizer that keeps a gradient across calls
+    must copy it (scipy's minimisers do, see ``scipy_based``). Minibatch rows
+    are gathered into kept buffers too, so a step allocates no large array.
+    """
 
     def __init__(self, model: MLP) -> None:
         self.model = model
         self.n_evals = 0
         self.X: np.ndarray | None = None
         self.y: np.ndarray | None = None
+        self._grad = np.empty(model.n_params, dtype=model.dtype)
+        self._bufs: tuple[np.ndarray, np.ndarray] | None = None
+
+    def select(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
+        """Make rows ``idx`` of ``(X, y)`` the current minibatch."""
+        n = len(idx)
+        if self._bufs is None or len(self._bufs[1]) != n:
+            self._bufs = (np.empty((n, X.shape[1]), dtype=X.dtype), np.empty(n, dtype=y.dtype))
+        # np.take into a kept buffer, with mode="wrap" to skip the bounds
+        # checks (the indices are valid), is about 3x faster than X[idx].
+        self.X = np.take(X, idx, axis=0, out=self._bufs[0], mode="wrap")
+        self.y = np.take(y, idx, out=self._bufs[1], mode="wrap")
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_evals += 1
-        return self.model.loss_and_grad(theta, self.X, self.y)
+        return self.model.loss_and_grad(theta, self.X, self.y, out=self._grad)
 
 
 def minibatches(
@@ -224,8 +242,14 @@ def train(
     bs0 = resolve_batch_size(batch_size, n_samples)
     X = np.asarray(X)
     if X.dtype != model.dtype:
-        X = X.astype(model.dtype)  # once, not per minibatch
+        X = X.astype(model.dtype)  # once, not per minibatch or per evaluation
     y = np.asarray(y)
+    valid, test = (
+        (np.asarray(split[0], dtype=model.dtype), np.asarray(split[1]))
+        if split is not None
+        else None
+        for split in (valid, test)
+    )
 
     objective = BatchObjective(model)
     state = optimizer.init(theta)
@@ -256,7 +280,7 @@ def train(
         while True:
             t0 = time.perf_counter()
             idx, n_pass, i, n_batches = next(batches)
-            objective.X, objective.y = X[idx], y[idx]
+            objective.select(X, y, idx)
             loss = optimizer.step(objective, theta, state)
             clock["train"] += time.perf_counter() - t0
 

@@ -120,7 +120,12 @@ class Optimizer:
         return {}
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        """Update ``theta`` in place from one minibatch; return the minibatch loss."""
+        """Update ``theta`` in place from one minibatch; return the minibatch loss.
+
+        ``fun(theta)`` returns the loss and the gradient in a buffer that the
+        next call overwrites: use it (even in place) before calling ``fun``
+        again, or copy it to keep it.
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:

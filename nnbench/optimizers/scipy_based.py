@@ -32,9 +32,10 @@ class _ScipyMinimizer(Optimizer):
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
         def fun64(x: np.ndarray) -> tuple[float, np.ndarray]:
-            # scipy's line searches work in float64 whatever the model's dtype.
+            # A copy, in float64: scipy keeps gradients across calls (the
+            # objective reuses its buffer) and its line searches work in float64.
             loss, grad = fun(x)
-            return loss, grad.astype(np.float64, copy=False)
+            return loss, grad.astype(np.float64, copy=True)
 
         result = optimize.minimize(
             fun64,

@@ -1,0 +1,202 @@
+"""One epoch of plain SGD on MNIST: nnbench against scikit-learn and PyTorch.
+
+Usage: python benchmarks/peers.py [--repeats 5] [--quick] [--out results/peers.md]
+
+For the same data (the 50,000 MNIST training rows), architecture (sigmoid
+hidden layers, softmax output with cross-entropy, as both peers build it),
+batch size, dtype and learning rate, it times one epoch of:
+
+- nnbench's training loop (``train``; its own clock, evaluation excluded);
+- scikit-learn's ``MLPClassifier(solver="sgd", momentum=0, max_iter=1)``;
+- PyTorch: ``nn.Sequential`` + ``torch.optim.SGD``, a fresh ``randperm`` per
+  epoch and indexed minibatches, with ``torch.set_num_threads`` set to the
+  cores, the same BLAS threads the others use.
+
+The contenders alternate within every repetition, so a slow spell of the
+machine hits all of them; it prints medians, the spread (min-max) and each
+peer's time divided by nnbench's, and writes the table to ``--out``. A peer
+that is not installed is skipped with a message (``pip install -e
+".[peers]"``; PyTorch: ``pip install torch==2.13.0``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nnbench import data, optimizers
+from nnbench.mlp import MLP
+from nnbench.train import Budget, initial_weights, seed_rngs, train
+
+LEARNING_RATE = 0.1
+CONFIGS = [((25,), 50), ((25,), 100), ((25,), 500), ((100,), 100), ((500, 300), 100)]
+
+
+def nnbench_epoch(X, y, hidden, batch, dtype) -> float:
+    model = MLP((X.shape[1], *hidden, 10), activation="sigmoid", output="softmax", dtype=dtype)
+    result = train(
+        model,
+        initial_weights(model, 0),
+        (X, y),
+        optimizers.make("gd", {"learning_rate": LEARNING_RATE}),
+        budget=Budget(max_epochs=1),
+        rng=seed_rngs(0)[1],
+        batch_size=batch,
+        eval_every=10**9,
+    )
+    return result.rows[-1]["train_seconds"]
+
+
+def sklearn_epoch(X, y, hidden, batch, dtype) -> float:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+
+    clf = MLPClassifier(
+        hidden_layer_sizes=hidden,
+        activation="logistic",
+        solver="sgd",
+        learning_rate_init=LEARNING_RATE,
+        momentum=0.0,
+        nesterovs_momentum=False,
+        alpha=0.0,
+        batch_size=batch,
+        max_iter=1,
+        shuffle=True,
+        random_state=0,
+        tol=0.0,
+        n_iter_no_change=10**9,
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    return time.perf_counter() - t0
+
+
+def torch_epoch_factory(threads: int) -> Callable | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)  # torch's own pool: set explicitly, like the BLAS's
+
+    def epoch(X, y, hidden, batch, dtype) -> float:
+        tdtype = torch.float32 if dtype == "float32" else torch.float64
+        Xt = torch.from_numpy(X)
+        yt = torch.from_numpy(y)
+        torch.manual_seed(0)
+        layers, width = [], X.shape[1]
+        for h in hidden:
+            layers += [torch.nn.Linear(width, h), torch.nn.Sigmoid()]
+            width = h
+        model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10)).to(tdtype)
+        opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.0)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(Xt))
+        for i in range(len(Xt) // batch):
+            idx = perm[i * batch : (i + 1) * batch]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        return time.perf_counter() - t0
+
+    return epoch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="[25] batch 100, float32 only")
+    parser.add_argument("--out", default="results/peers.md")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="BLAS and PyTorch threads for every contender (default: cores)",
+    )
+    args = parser.parse_args()
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(args.threads)  # numpy's BLAS, for nnbench and scikit-learn
+
+    (X, y), _, _ = data.load_mnist()
+    contenders: dict[str, Callable] = {"nnbench": nnbench_epoch}
+    try:
+        import sklearn  # noqa: F401
+
+        contenders["scikit-learn"] = sklearn_epoch
+    except ImportError:
+        print("scikit-learn is not installed: skipped")
+    torch_epoch = torch_epoch_factory(args.threads)
+    if torch_epoch is None:
+        print("PyTorch is not installed: skipped (pip install torch==2.13.0)")
+    else:
+        contenders["pytorch"] = torch_epoch
+
+    configs = [((25,), 100)] if args.quick else CONFIGS
+    dtypes = ["float32"] if args.quick else ["float32", "float64"]
+    lines = []
+    header = (
+        "| hidden | batch | dtype | "
+        + " | ".join(f"{c} s (min-max)" for c in contenders)
+        + " | "
+        + " | ".join(f"{c} / nnbench" for c in contenders if c != "nnbench")
+        + " |"
+    )
+    lines.append(header)
+    lines.append("|" + "---|" * (3 + 2 * len(contenders) - 1))
+    print(header)
+    for dtype in dtypes:
+        Xd = np.ascontiguousarray(X, dtype=dtype)
+        yd = np.asarray(y, dtype=np.int64)
+        for hidden, batch in configs:
+            times: dict[str, list[float]] = {c: [] for c in contenders}
+            for fn in contenders.values():  # warm-up: page in, spin up thread pools
+                fn(Xd, yd, hidden, batch, dtype)
+            for _ in range(args.repeats):
+                for name, fn in contenders.items():
+                    times[name].append(fn(Xd, yd, hidden, batch, dtype))
+            med = {c: statistics.median(t) for c, t in times.items()}
+            cells = [f"{med[c]:.4f} ({min(t):.4f}-{max(t):.4f})" for c, t in times.items()]
+            ratios = [f"{med[c] / med['nnbench']:.2f}x" for c in contenders if c != "nnbench"]
+            arch = "-".join(map(str, hidden))
+            line = f"| {arch} | {batch} | {dtype} | " + " | ".join(cells + ratios) + " |"
+            lines.append(line)
+            print(line, flush=True)
+    versions = [f"numpy {np.__version__}"]
+    for mod in ("sklearn", "torch"):
+        with contextlib.suppress(ImportError):
+            versions.append(f"{mod} {__import__(mod).__version__}")
+    limits.restore_original_limits()
+    note = (
+        f"\nOne epoch of SGD (learning rate {LEARNING_RATE}, no momentum) over 50,000 MNIST "
+        f"rows; median of {args.repeats} alternating repetitions; {args.threads} BLAS/"
+        f"PyTorch thread(s) for every contender. {os.cpu_count()} cores, "
+        f"{platform.processor() or platform.machine()}; {', '.join(versions)}.\n"
+        "Made by `python benchmarks/peers.py`.\n"
+    )
+    print(note)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(
+            "# One epoch of SGD: nnbench, scikit-learn, PyTorch\n\n"
+            + "\n".join(lines)
+            + "\n"
+            + note
+        )
+
+
+if __name__ == "__main__":
+    main()
