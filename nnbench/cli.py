@@ -13,7 +13,7 @@ import os
 import sys
 import tomllib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from nnbench.errors import NnbenchError
 
@@ -330,24 +330,35 @@ def name_csv(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"nnbench: error: {message} (see `{self.prog} --help`)\n")
+
+
 # -- the parser --------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     from nnbench import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="nnbench", description="Compare neural-network optimizers on small models."
     )
     parser.add_argument("--version", action="version", version=f"nnbench {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     p = sub.add_parser("list", help="list the optimizers with their options")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("data", help="fetch MNIST into the cache, or show what is cached")
-    data_sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    data_sub = p.add_subparsers(
+        dest="data_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
     f = data_sub.add_parser("fetch", help="download and verify MNIST into the cache")
     f.add_argument("dataset", choices=["mnist"])
     f.add_argument("--force", action="store_true", help="fetch again even if cached")

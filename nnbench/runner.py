@@ -57,9 +57,15 @@ class GridSummary:
 @contextlib.contextmanager
 def results_lock(out_dir: Path) -> Iterator[None]:
     """Hold ``out_dir/.lock`` for the whole run; a second runner gets a clear error."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / ".lock"
-    fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+    except OSError as exc:
+        raise NnbenchError(
+            f"cannot write to the results folder {out_dir}: {exc.strerror or exc}; "
+            "give a writable folder with --out"
+        ) from None
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -82,13 +88,17 @@ def results_lock(out_dir: Path) -> Iterator[None]:
 # -- backends --------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def backend_context(backend: str, n_jobs: int, scheduler: str | None) -> Iterator[str]:
-    """Configure joblib for ``backend``; for Dask, connect or start a local cluster."""
+def _check_backend(backend: str, scheduler: str | None) -> None:
     if backend not in BACKENDS:
         raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if scheduler and backend != "dask":
         raise ConfigError("--scheduler is for --backend dask")
+
+
+@contextlib.contextmanager
+def backend_context(backend: str, n_jobs: int, scheduler: str | None) -> Iterator[str]:
+    """Configure joblib for ``backend``; for Dask, connect or start a local cluster."""
+    _check_backend(backend, scheduler)
     if backend != "dask":
         with joblib.parallel_config(backend=backend):
             yield f"{backend} ({n_jobs} job{'s' if n_jobs > 1 else ''})"
@@ -163,17 +173,24 @@ def run_experiment(
     for flag, value in (("-j/--jobs", n_jobs), ("--threads", threads)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{flag} must be an integer >= 1; got {value!r}")
+    _check_backend(backend, scheduler)  # before any data is fetched or file written
     out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
     say = log or (lambda _msg: None)
     specs = experiment.runs()
     summary = GridSummary(out, len(specs))
     with results_lock(out):
-        results.clean_temporary(out)
         markers = out / RUNNING
-        markers.mkdir(exist_ok=True)
-        for stale in markers.iterdir():  # left by a runner that was killed
-            stale.unlink()
-        results.write_experiment(out, experiment.to_dict())
+        try:
+            results.clean_temporary(out)
+            markers.mkdir(exist_ok=True)
+            for stale in markers.iterdir():  # left by a runner that was killed
+                stale.unlink()
+            results.write_experiment(out, experiment.to_dict())
+        except OSError as exc:
+            raise NnbenchError(
+                f"cannot write to the results folder {out}: {exc.strerror or exc}; "
+                "give a writable folder with --out"
+            ) from None
         done = results.finished_runs(out)
         todo = [s for s in specs if force or done.get(s.run_id) not in results.FINAL_STATUSES]
         summary.n_skipped = len(specs) - len(todo)
@@ -242,16 +259,18 @@ def _run_all(
     by_id = {s.run_id: s for s in todo}
     started = time.perf_counter()
 
-    def record(res: dict[str, Any], note: str = "") -> None:
-        spec = by_id.pop(res["run_id"])
-        results.write_run(
-            out,
-            spec,
-            res["rows"],
-            res["status"],
-            res["message"] + note,
-            dict(prov, blas=res["blas"]),
-        )
+    def record(res: dict[str, Any]) -> None:
+        spec = by_id[res["run_id"]]
+        try:
+            results.write_run(
+                out, spec, res["rows"], res["status"], res["message"], dict(prov, blas=res["blas"])
+            )
+        except OSError as exc:  # a full disk, a folder made read-only under us
+            raise NnbenchError(
+                f"cannot write results to {out}: {exc.strerror or exc}; the runs finished "
+                "so far are kept: fix that and run the same command again"
+            ) from None
+        del by_id[res["run_id"]]
         summary.statuses[res["status"]] += 1
         n_failed = summary.statuses[FAILED]
         if bar is not None:
@@ -287,7 +306,7 @@ def _run_all(
                 parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
                 for res in parallel(tasks(pending)):
                     record(res)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, NnbenchError):
                 raise
             except Exception as exc:  # a worker died: find the run that killed it
                 marked = {p.name for p in Path(markers).iterdir()}
@@ -313,7 +332,7 @@ def _retry_alone(
     try:
         for res in joblib.Parallel(n_jobs=n_jobs)(tasks([spec])):
             record(res)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, NnbenchError):
         raise
     except Exception as exc:
         record(
