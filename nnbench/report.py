@@ -219,10 +219,13 @@ def blog_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _cells(frame: pd.DataFrame) -> list[tuple[str, float]]:
-    return sorted(
-        {(h, b) for h, b in zip(frame["hidden"], frame["batch_size"])},
-        key=lambda c: (len(c[0].split("-")), c[0], c[1]),
-    )
+    """(hidden, batch size) pairs, smaller and shallower networks first."""
+
+    def order(cell: tuple[str, float]) -> tuple:
+        sizes = [int(u) for u in cell[0].split("-") if u.isdigit()]
+        return len(sizes), sizes, cell[1]
+
+    return sorted({(h, b) for h, b in zip(frame["hidden"], frame["batch_size"])}, key=order)
 
 
 def _grid(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Figure, np.ndarray]:
@@ -611,8 +614,8 @@ def build_report(
         # "tight" grows the canvas to hold legends placed outside the axes
         fig.savefig(figdir / f"{fname}.svg", bbox_inches="tight")
         fig.savefig(figdir / f"{fname}.png", dpi=110, bbox_inches="tight")
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        buf = io.BytesIO()  # the embedded copy is lighter; the files beside keep full detail
+        fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
         plt.close(fig)
         embedded.append((fname, base64.b64encode(buf.getvalue()).decode()))
 

@@ -178,6 +178,15 @@ def run_experiment(
     say = log or (lambda _msg: None)
     specs = experiment.runs()
     summary = GridSummary(out, len(specs))
+    # The data first: a missing or damaged data file is reported before the
+    # results folder is touched (sharing is instant once done).
+    datasets = {(s.dataset, s.data_path, s.dtype) for s in specs}
+    shared = {
+        key: data_mod.share_dataset(
+            key[0], key[2], data_dir=data_dir, path=key[1], progress=lambda m: say(m)
+        )
+        for key in sorted(datasets, key=str)
+    }
     with results_lock(out):
         markers = out / RUNNING
         try:
@@ -204,13 +213,6 @@ def run_experiment(
         # Longest first, so that the last runs to finish are short ones and no
         # worker idles at the end (order never changes a run's numbers).
         todo.sort(key=_expected_cost, reverse=True)
-        datasets = {(s.dataset, s.data_path, s.dtype) for s in todo}
-        shared = {
-            key: data_mod.share_dataset(
-                key[0], key[2], data_dir=data_dir, path=key[1], progress=lambda m: say(m)
-            )
-            for key in sorted(datasets, key=str)
-        }
         cap = max(1, (os.cpu_count() or 1) // n_jobs)
         if threads > cap:
             say(

@@ -28,9 +28,11 @@ def rng():
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """No test reads or writes the user's real data cache by accident."""
+def _isolated(tmp_path, monkeypatch):
+    """No test reads or writes the user's real data cache, or the repository's
+    results/ folder (the default output is relative to the working folder)."""
     monkeypatch.setenv("NNBENCH_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -111,6 +111,7 @@ def test_bad_data_file_on_the_command_line(tmp_path, capsys, rng, make, match):
     )
     code, _, err = run_cli(capsys, "run", exp, "--out", tmp_path / "out")
     assert_one_line_error(code, err, match)
+    assert not (tmp_path / "out").exists()  # nothing written for a run that cannot start
 
 
 def test_a_missing_data_file(tmp_path, capsys):
@@ -119,7 +120,7 @@ def test_a_missing_data_file(tmp_path, capsys):
         f'name = "d"\n[data]\npath = "{tmp_path / "no.pkl.gz"}"\n'
         '[budget]\nmax_iter = 5\n[[optimizer]]\nname = "gd"\n'
     )
-    code, _, err = run_cli(capsys, "run", exp)
+    code, _, err = run_cli(capsys, "run", exp, "--out", tmp_path / "out")
     assert_one_line_error(code, err, "no such file")
 
 
@@ -138,7 +139,7 @@ def test_a_truncated_idx_folder(tmp_path, capsys):
         f'name = "d"\n[data]\npath = "{folder}"\n[budget]\nmax_iter = 5\n'
         '[[optimizer]]\nname = "gd"\n'
     )
-    code, _, err = run_cli(capsys, "run", exp)
+    code, _, err = run_cli(capsys, "run", exp, "--out", tmp_path / "out")
     assert_one_line_error(code, err, "truncated or corrupt")
 
 
