@@ -1,10 +1,6 @@
-"""The grid runner: parallel equals serial, resume, faults, locks, Dask."""
+"""The grid runner: parallel equals serial, resume, failures as rows, locks, Dask.
 
-import os
-import signal
-import subprocess
-import sys
-import time
+Kills, Ctrl-C and other faults from outside are in test_faults.py."""
 
 import numpy as np
 import pandas as pd
@@ -145,97 +141,6 @@ def test_bad_jobs_and_backend_are_config_errors(tmp_path):
         runner.run_experiment(experiment(), tmp_path, n_jobs=0, log=None)
     with pytest.raises(NnbenchError, match="unknown backend"):
         runner.run_experiment(experiment(), tmp_path, backend="spark", log=None)
-
-
-def wait_for_files(folder, n, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(list(folder.glob("*.parquet"))) >= n:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"the runner ended early: {proc.communicate()}")
-        time.sleep(0.05)
-    pytest.fail("no runs were written in time")
-
-
-def start_cli(tmp_path, out, *extra):
-    exp_file = tmp_path / "grid.toml"
-    exp_file.write_text("""
-name = "killme"
-[data]
-dataset = "digits"
-[model]
-hidden = [[32]]
-[grid]
-batch_size = [16]
-seeds = [1, 2, 3, 4, 5, 6]
-[budget]
-max_iter = 300
-[eval]
-every = 100
-[[optimizer]]
-name = "gd"
-[[optimizer]]
-name = "cg"
-mb_maxiter = 5
-""")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nnbench.cli",
-            "run",
-            str(exp_file),
-            "--out",
-            str(out),
-            "--quiet",
-            *extra,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    return exp_file, proc
-
-
-def test_sigkill_mid_grid_then_rerun_completes_without_loss_or_duplicates(tmp_path):
-    out = tmp_path / "out"
-    exp_file, proc = start_cli(tmp_path, out, "-j", "2")
-    wait_for_files(out / "runs", 3, proc)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its workers, mid-grid
-    proc.wait()
-    before = {p.name for p in (out / "runs").glob("*.parquet")}
-    assert 3 <= len(before) < 12
-    summary = runner.run_experiment(grid.load_experiment(exp_file), out, n_jobs=2, log=None)
-    assert summary.n_skipped == len(before) and summary.n_done == 12 - len(before)
-    files = list((out / "runs").glob("*"))
-    assert len(files) == 12 and not list((out / "runs").glob(".*"))  # no temporary leftovers
-    frame = results.load(out)
-    assert frame["run_id"].nunique() == 12 and set(frame["status"]) == {"completed"}
-    assert (frame.groupby("run_id")["iteration"].apply(list) == [[0, 100, 200, 300]] * 12).all()
-    # and the numbers equal an uninterrupted run of the same grid
-    clean = tmp_path / "clean"
-    runner.run_experiment(grid.load_experiment(exp_file), clean, n_jobs=2, log=None)
-    pd.testing.assert_frame_equal(metrics(out), metrics(clean))
-
-
-def test_ctrl_c_stops_the_grid_and_keeps_finished_runs(tmp_path):
-    out = tmp_path / "out"
-    exp_file, proc = start_cli(tmp_path, out, "-j", "1")
-    wait_for_files(out / "runs", 2, proc)
-    os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "run the same command again to continue" in err.decode()
-    assert "Traceback" not in err.decode()
-    kept = results.finished_runs(out)
-    assert len(kept) >= 2
-    summary = runner.run_experiment(grid.load_experiment(exp_file), out, log=None)
-    finished = [s for s in kept.values() if s in results.FINAL_STATUSES]
-    assert summary.n_skipped == len(finished)
-    assert len(results.finished_runs(out)) == 12
 
 
 def test_dask_local_cluster_gives_the_same_metrics(tmp_path):
