@@ -107,7 +107,8 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     if not info["files"]:
         print("nothing cached; run `nnbench data fetch mnist`")
     for f in info["files"]:
-        print(f"  {f['path']:<24} {f['bytes']:>11,d} bytes  sha256 {f['sha256']}")
+        digest = f"sha256 {f['sha256']}" if f["sha256"] else "(derived)"
+        print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {digest}")
     return 0
 
 
@@ -235,7 +236,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "give an experiment file (nnbench run experiments/blog.toml) or at least "
                 "--optimizers to build a grid from flags"
             )
-        overrides.setdefault("name", None)
         raw = grid.apply_overrides({"name": "cli", "budget": {"max_iter": 100}}, overrides)
         experiment = grid.validate(raw, "command line")
     summary = runner.run_experiment(

@@ -482,20 +482,24 @@ def load_mnist(
 
 
 def mnist_info(data_dir: str | os.PathLike | None = None) -> dict:
-    """What is cached, where, and the checksums of the source files."""
+    """What is cached, where, and checksums: SHA-256 of the fetched source files
+    and the cache manifest; sizes only for the arrays derived from them."""
     root = cache_dir(data_dir)
     info: dict = {"cache_dir": str(root), "files": []}
     if not root.exists():
         return info
     for path in sorted(root.rglob("*")):
-        if path.is_file() and not any(p.startswith(".") for p in path.relative_to(root).parts):
-            info["files"].append(
-                {
-                    "path": str(path.relative_to(root)),
-                    "bytes": path.stat().st_size,
-                    "sha256": file_digest(path),
-                }
-            )
+        rel = path.relative_to(root)
+        if not path.is_file() or any(p.startswith(".") for p in rel.parts):
+            continue
+        derived = path.suffix == ".npy" or rel.parts[0] == "shared"
+        info["files"].append(
+            {
+                "path": str(rel),
+                "bytes": path.stat().st_size,
+                "sha256": None if derived else file_digest(path),
+            }
+        )
     return info
 
 
@@ -615,6 +619,9 @@ def share_dataset(
 ) -> SharedData:
     """Write (once) the dataset's splits in ``dtype`` to the cache, for memory-mapping."""
     ds = load_dataset(dataset, data_dir=data_dir, mmap=True, path=path, progress=progress)
+    if dataset == "mnist" and path is None and np.dtype(dtype) == np.float32:
+        # the cache already holds MNIST as float32 .npy files under the same names
+        return SharedData(ds.name, ds.n_classes, str(_npy_dir(cache_dir(data_dir))), SPLITS)
     root = cache_dir(data_dir) / "shared"
     folder = root / f"{_fingerprint(dataset, data_dir, path)}-{np.dtype(dtype).name}"
     splits = {"train": ds.train, "valid": ds.valid}

@@ -99,10 +99,3 @@ class Layout:
     def biases(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-layer bias views of shape ``(fan_out,)``."""
         return [block[0] for block in self.blocks(theta)]
-
-    def weight_mask(self, dtype: np.dtype | type = np.float64) -> np.ndarray:
-        """A flat vector that is 1 on weights and 0 on biases (for the L2 penalty)."""
-        mask = np.ones(self.n_params, dtype=dtype)
-        for block in self.blocks(mask):
-            block[0] = 0
-        return mask

@@ -227,10 +227,6 @@ class MLP:
             )
         return self._ws
 
-    def loss(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
-        """Mean cost over the rows of ``X`` (forward pass only, in chunks)."""
-        return self.evaluate(theta, X, y)[0]
-
     def evaluate(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """``(mean cost, accuracy)`` over the rows of ``X``, from one forward pass."""
         theta = self._as_params(theta)
