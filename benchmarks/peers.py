@@ -14,7 +14,9 @@ batch size, dtype and learning rate, it times one epoch of:
 
 The contenders alternate within every repetition, so a slow spell of the
 machine hits all of them; it prints medians, the spread (min-max) and each
-peer's time divided by nnbench's, and writes the table to ``--out``. A peer
+peer's time divided by nnbench's, and nnbench's time over a floor (the
+epoch's matmul FLOPs at this machine's large-matmul rate plus one read of the
+training set at its copy bandwidth), and writes the table to ``--out``. A peer
 that is not installed is skipped with a message (``pip install -e
 ".[peers]"``; PyTorch: ``pip install torch==2.13.0``).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import platform
 import statistics
@@ -39,6 +42,35 @@ from nnbench.train import Budget, initial_weights, seed_rngs, train
 
 LEARNING_RATE = 0.1
 CONFIGS = [((25,), 50), ((25,), 100), ((25,), 500), ((100,), 100), ((500, 300), 100)]
+
+
+def machine_rates(dtype: str) -> tuple[float, float]:
+    """Measured matmul FLOP/s (a large square product) and copy bandwidth (bytes/s)."""
+    a = np.random.default_rng(0).random((2048, 2048)).astype(dtype)
+    a @ a  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    flops = 3 * 2 * 2048**3 / (time.perf_counter() - t0)
+    big = np.ones(32 * 2**20, dtype=np.float64)  # 256 MiB, far beyond the caches
+    out = np.empty_like(big)
+    np.copyto(out, big)
+    t0 = time.perf_counter()
+    for _ in range(3):
+        np.copyto(out, big)
+    bandwidth = 3 * 2 * big.nbytes / (time.perf_counter() - t0)  # read + write
+    return flops, bandwidth
+
+
+def bound_seconds(n_rows: int, n_in: int, hidden, dtype: str, rates) -> float:
+    """The epoch's floor: its matmul FLOPs at the large-matmul rate, plus one read of
+    the training set (the minibatch gather) at the copy bandwidth."""
+    sizes = [n_in, *hidden, 10]
+    macs = [a * b for a, b in itertools.pairwise(sizes)]
+    # forward, weight gradients, and deltas back through every layer but the first
+    flops = 2 * n_rows * (2 * sum(macs) + sum(macs[1:]))
+    flop_rate, bandwidth = rates
+    return flops / flop_rate + n_rows * n_in * np.dtype(dtype).itemsize / bandwidth
 
 
 def nnbench_epoch(X, y, hidden, batch, dtype) -> float:
@@ -152,12 +184,13 @@ def main() -> None:
         + " | ".join(f"{c} s (min-max)" for c in contenders)
         + " | "
         + " | ".join(f"{c} / nnbench" for c in contenders if c != "nnbench")
-        + " |"
+        + " | bound s | nnbench / bound |"
     )
     lines.append(header)
-    lines.append("|" + "---|" * (3 + 2 * len(contenders) - 1))
+    lines.append("|" + "---|" * (3 + 2 * len(contenders) + 1))
     print(header)
     for dtype in dtypes:
+        rates = machine_rates(dtype)
         Xd = np.ascontiguousarray(X, dtype=dtype)
         yd = np.asarray(y, dtype=np.int64)
         for hidden, batch in configs:
@@ -171,6 +204,8 @@ def main() -> None:
             cells = [f"{med[c]:.4f} ({min(t):.4f}-{max(t):.4f})" for c, t in times.items()]
             ratios = [f"{med[c] / med['nnbench']:.2f}x" for c in contenders if c != "nnbench"]
             arch = "-".join(map(str, hidden))
+            bound = bound_seconds(len(Xd), Xd.shape[1], hidden, dtype, rates)
+            ratios += [f"{bound:.4f}", f"{med['nnbench'] / bound:.2f}x"]
             line = f"| {arch} | {batch} | {dtype} | " + " | ".join(cells + ratios) + " |"
             lines.append(line)
             print(line, flush=True)
