@@ -22,7 +22,7 @@ import pandas as pd
 
 from nnbench import results
 from nnbench.errors import NnbenchError
-from nnbench.report import final_rows
+from nnbench.results import final_rows
 
 FORMAT = "nnbench-baseline"
 VERSION = 1

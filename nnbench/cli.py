@@ -12,7 +12,7 @@ import math
 import os
 import sys
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nnbench.errors import NnbenchError
@@ -36,39 +36,63 @@ def parse_option(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
-def int_list(text: str) -> list[int]:
-    """``25,10`` -> ``[25, 10]`` (the hidden layers of one network)."""
-    try:
-        values = [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers separated by commas, got {text!r}"
-        ) from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-
-def positive_number(text: str) -> float:
+def _number(text: str, ok: Callable[[float], bool], what: str) -> float:
+    """A finite number from a flag, or a usage error saying what was expected."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+        value = math.nan
+    if not (math.isfinite(value) and ok(value)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return int(value) if value.is_integer() and "." not in text else value
+
+
+def positive_number(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a number > 0")
+
+
+def non_negative(text: str) -> float:
+    return _number(text, lambda v: v >= 0, "a number >= 0")
+
+
+def probability(text: str) -> float:
+    return float(_number(text, lambda v: 0 < v <= 1, "an accuracy in (0, 1]"))
+
+
+def _ints(text: str, low: int) -> list[int]:
+    try:
+        values = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
+    if min(values) < low:
+        what = "positive integers" if low == 1 else f"integers >= {low}"
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values
+
+
+def int_list(text: str) -> list[int]:
+    """``25,10`` -> ``[25, 10]`` (the hidden layers of one network)."""
+    return _ints(text, low=1)
+
+
+def seed_list(text: str) -> list[int]:
+    return _ints(text, low=0)
+
+
+def number_list(text: str) -> list[float]:
+    return [positive_number(v) for v in text.split(",") if v.strip()]
+
+
+def name_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def eval_schedule(text: str) -> int | str:
     if text == "epoch":
         return text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 'epoch' or an integer >= 1, got {text!r}")
-    return value
+    return int(_number(text, lambda v: v >= 1 and v.is_integer(), "'epoch' or an integer >= 1"))
 
 
 # -- commands ----------------------------------------------------------------------
@@ -290,46 +314,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected an accuracy in (0, 1], got {text!r}")
-    return value
-
-
-def non_negative(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def int_csv(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected integers separated by commas, got {text!r}"
-        ) from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one integer")
-    return values
-
-
-def number_csv(text: str) -> list[float]:
-    return [positive_number(v) for v in text.split(",") if v.strip()]
-
-
-def name_csv(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem and where help is."""
 
@@ -435,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--name", help="experiment name (names the results folder)")
     g.add_argument("--dataset", choices=["mnist", "digits", "synthetic"])
     g.add_argument("--dtype", choices=["float64", "float32"])
-    g.add_argument("--optimizers", type=name_csv, help="e.g. gd,adam,cg")
+    g.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg")
     g.add_argument(
         "--option",
         type=parse_option,
@@ -452,8 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--activation", choices=["sigmoid", "tanh", "relu"])
     g.add_argument("--output", choices=["sigmoid", "softmax"])
-    g.add_argument("--batch-sizes", type=number_csv, help="e.g. 50,100")
-    g.add_argument("--seeds", type=int_csv, help="e.g. 1,2,3")
+    g.add_argument("--batch-sizes", type=number_list, help="e.g. 50,100")
+    g.add_argument("--seeds", type=seed_list, help="e.g. 1,2,3")
     g.add_argument("--epochs", type=positive_number, help="budget in epochs")
     g.add_argument("--max-iter", type=int, help="budget in iterations")
     g.add_argument("--max-grad-evals", type=int, help="budget in gradient evaluations")

@@ -29,6 +29,7 @@ from scipy import stats
 
 from nnbench import results
 from nnbench.errors import NnbenchError
+from nnbench.results import final_rows
 
 CELL = ["hidden", "batch_size"]  # one "problem" of the grid: an architecture x batch size
 CONFIG = ["label", "optimizer", *CELL]
@@ -64,18 +65,6 @@ def colours(names: Sequence[str]) -> dict[str, Any]:
 
 
 # -- tables ------------------------------------------------------------------------
-
-
-def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    """The last row of every run (failed runs keep their single, empty row)."""
-    if frame.empty:
-        return frame
-    return (
-        frame.sort_values(["run_id", "iteration"], na_position="first")
-        .groupby("run_id", sort=False)
-        .tail(1)
-        .reset_index(drop=True)
-    )
 
 
 def ci95(values: pd.Series) -> float:

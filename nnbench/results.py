@@ -245,6 +245,18 @@ def load(path: str | Path) -> pd.DataFrame:
     )
 
 
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last row of every run (failed runs keep their single, empty row)."""
+    if frame.empty:
+        return frame
+    return (
+        frame.sort_values(["run_id", "iteration"], na_position="first")
+        .groupby("run_id", sort=False)
+        .tail(1)
+        .reset_index(drop=True)
+    )
+
+
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per run: configuration, status, message and provenance."""
     path = Path(path)

@@ -201,6 +201,8 @@ FLAG_CASES = [
     (["run", "--optimizers", "gd", "--seeds", "a,b"], "expected integers"),
     (["run", "--optimizers", "gd", "--batch-sizes", "-1"], "expected a number > 0"),
     (["run", "--optimizers", "gd", "--epochs", "0"], "expected a number > 0"),
+    (["run", "--optimizers", "gd", "--max-seconds", "inf"], "expected a number > 0"),
+    (["run", "--optimizers", "gd", "--seeds", "-1"], "expected integers >= 0"),
     (["run", "--optimizers", "gd", "--max-iter", "many"], "invalid int value"),
     (["run", "--optimizers", "nope"], "unknown optimizer 'nope'"),
     (["run", "--optimizers", "gd", "--option", "learning_rate=1"], "needs the optimizer's name"),
