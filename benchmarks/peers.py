@@ -15,9 +15,12 @@ batch size, dtype and learning rate, it times one epoch of:
 The contenders alternate within every repetition, so a slow spell of the
 machine hits all of them; it prints medians, the spread (min-max) and each
 peer's time divided by nnbench's (the median over repetitions of the ratio
-within a repetition), and nnbench's time over a floor (the
-epoch's matmul FLOPs at this machine's large-matmul rate plus one read of the
-training set at its copy bandwidth), and writes the table to ``--out``. A peer
+within a repetition). Two floors go beside them: *products*, the epoch's
+matrix products alone at their real shapes, run back to back in the same
+repetitions (what BLAS needs at this batch size, so the floor of any numpy
+implementation), and *bound*, the epoch's matmul FLOPs at this machine's
+large-matmul rate plus one read of the training set at its copy bandwidth.
+It writes the table to ``--out``. A peer
 that is not installed is skipped with a message (``pip install -e
 ".[peers]"``; PyTorch: ``pip install torch==2.13.0``).
 """
@@ -72,6 +75,28 @@ def bound_seconds(n_rows: int, n_in: int, hidden, dtype: str, rates) -> float:
     flops = 2 * n_rows * (2 * sum(macs) + sum(macs[1:]))
     flop_rate, bandwidth = rates
     return flops / flop_rate + n_rows * n_in * np.dtype(dtype).itemsize / bandwidth
+
+
+def products_epoch(X, y, hidden, batch, dtype) -> float:
+    """Only the epoch's matrix products, at their shapes, back to back: what BLAS
+    alone needs for one epoch at this batch size, and so the floor of any
+    numpy implementation (which also has to gather the rows and apply the
+    activations)."""
+    rng = np.random.default_rng(0)
+    sizes = [X.shape[1], *hidden, 10]
+    Ws = [rng.random((a, b), dtype=dtype) for a, b in itertools.pairwise(sizes)]
+    acts = [X[:batch]] + [np.empty((batch, b), dtype=dtype) for b in sizes[1:]]
+    grads = [np.empty_like(W) for W in Ws]
+    deltas = [np.empty((batch, b), dtype=dtype) for b in sizes[1:]]
+    t0 = time.perf_counter()
+    for _ in range(len(X) // batch):
+        for i, W in enumerate(Ws):
+            np.matmul(acts[i], W, out=acts[i + 1])
+        for i in range(len(Ws) - 1, -1, -1):
+            np.matmul(acts[i].T, deltas[i], out=grads[i])
+            if i:
+                np.matmul(deltas[i], Ws[i].T, out=deltas[i - 1])
+    return time.perf_counter() - t0
 
 
 def nnbench_epoch(X, y, hidden, batch, dtype) -> float:
@@ -185,22 +210,24 @@ def main() -> None:
         + " | ".join(f"{c} s (min-max)" for c in contenders)
         + " | "
         + " | ".join(f"{c} / nnbench" for c in contenders if c != "nnbench")
-        + " | bound s | nnbench / bound |"
+        + " | products s | nnbench / products | bound s | nnbench / bound |"
     )
     lines.append(header)
-    lines.append("|" + "---|" * (3 + 2 * len(contenders) + 1))
+    lines.append("|" + "---|" * (3 + 2 * len(contenders) + 3))
     print(header)
     for dtype in dtypes:
         rates = machine_rates(dtype)
         Xd = np.ascontiguousarray(X, dtype=dtype)
         yd = np.asarray(y, dtype=np.int64)
         for hidden, batch in configs:
-            times: dict[str, list[float]] = {c: [] for c in contenders}
-            for fn in contenders.values():  # warm-up: page in, spin up thread pools
+            timed = dict(contenders, products=products_epoch)
+            times: dict[str, list[float]] = {c: [] for c in timed}
+            for fn in timed.values():  # warm-up: page in, spin up thread pools
                 fn(Xd, yd, hidden, batch, dtype)
             for _ in range(args.repeats):
-                for name, fn in contenders.items():
+                for name, fn in timed.items():
                     times[name].append(fn(Xd, yd, hidden, batch, dtype))
+            products = times.pop("products")
             med = {c: statistics.median(t) for c, t in times.items()}
             cells = [f"{med[c]:.4f} ({min(t):.4f}-{max(t):.4f})" for c, t in times.items()]
             # each repetition's ratio, then the median: a slow spell of the machine
@@ -212,7 +239,12 @@ def main() -> None:
             ]
             arch = "-".join(map(str, hidden))
             bound = bound_seconds(len(Xd), Xd.shape[1], hidden, dtype, rates)
-            ratios += [f"{bound:.4f}", f"{med['nnbench'] / bound:.2f}x"]
+            ratios += [
+                f"{statistics.median(products):.4f}",
+                f"{statistics.median(n / p for n, p in zip(times['nnbench'], products)):.2f}x",
+                f"{bound:.4f}",
+                f"{med['nnbench'] / bound:.2f}x",
+            ]
             line = f"| {arch} | {batch} | {dtype} | " + " | ".join(cells + ratios) + " |"
             lines.append(line)
             print(line, flush=True)
