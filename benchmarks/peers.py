@@ -84,10 +84,11 @@ def products_epoch(X, y, hidden, batch, dtype) -> float:
     activations)."""
     rng = np.random.default_rng(0)
     sizes = [X.shape[1], *hidden, 10]
-    Ws = [rng.random((a, b), dtype=dtype) for a, b in itertools.pairwise(sizes)]
+    Ws = [rng.random((a, b), dtype=dtype) / a for a, b in itertools.pairwise(sizes)]
     acts = [X[:batch]] + [np.empty((batch, b), dtype=dtype) for b in sizes[1:]]
     grads = [np.empty_like(W) for W in Ws]
-    deltas = [np.empty((batch, b), dtype=dtype) for b in sizes[1:]]
+    # values of the size a real pass meets: no overflow, no subnormal numbers
+    deltas = [rng.random((batch, b), dtype=dtype) / b for b in sizes[1:]]
     t0 = time.perf_counter()
     for _ in range(len(X) // batch):
         for i, W in enumerate(Ws):

@@ -50,6 +50,32 @@ def test_gradient_matches_finite_differences(rng, activation, output, hidden, l2
     assert rel < 1e-6
 
 
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_no_hidden_layer_is_a_linear_classifier(rng, output):
+    model = MLP((7, 3), output=output)
+    theta = rng.normal(0, 0.7, size=model.n_params)
+    X, y = random_problem(rng)
+    loss, grad = model.loss_and_grad(theta, X, y)
+    numeric = central_difference(lambda t: model.loss_and_grad(t, X, y)[0], theta.copy())
+    assert np.linalg.norm(grad - numeric) / np.linalg.norm(grad + numeric) < 1e-6
+    assert model.evaluate(theta, X, y)[0] == pytest.approx(loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_training_pass_equals_the_checked_one(rng, dtype):
+    """The training loop skips the input checks; the numbers must not change."""
+    model = MLP((7, 6, 5, 3), dtype=dtype)
+    theta = model.init(rng)
+    X, y = random_problem(rng, n=40)
+    X = X.astype(dtype)
+    loss, grad = model.loss_and_grad(theta, X, y)
+    buffer = np.empty_like(theta)
+    fast_loss, fast_grad = model._loss_and_grad(theta, X, y, buffer)
+    assert fast_grad is buffer
+    assert fast_loss == loss
+    np.testing.assert_array_equal(fast_grad, grad)
+
+
 def per_row_reference(theta, sizes, X, y, activation, output):
     """The post's formulas, one row at a time, with the bias column of ones
     inserted at position 0: loss = mean over rows of the summed cost, grad the

@@ -1,0 +1,101 @@
+"""Where one epoch of nnbench's training loop goes, on MNIST.
+
+Usage: python benchmarks/epoch_breakdown.py [--hidden 25] [--batch 100]
+       [--dtype float32] [--threads 2] [--repeats 7]
+
+Times, alternating over repetitions, with the same BLAS threads:
+
+- the whole epoch, as ``train`` runs it (plain GD, softmax output as in
+  ``benchmarks/peers.py``; its own clock, evaluation excluded);
+- the minibatch gather alone: ``BatchObjective.select`` for every batch of
+  the epoch's permutation;
+- the network's forward-backward passes alone, on one gathered batch;
+- the epoch's matrix products alone, at their shapes (as in ``peers.py``).
+
+The differences give the rest: activations, the cost and the small
+products (passes minus products), and the loop with the optimizer's update
+(epoch minus gather minus passes). Prints medians in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+from peers import LEARNING_RATE, products_epoch
+from threadpoolctl import threadpool_limits
+
+from nnbench import data, optimizers
+from nnbench.mlp import MLP
+from nnbench.train import BatchObjective, Budget, initial_weights, seed_rngs, train
+
+
+def parts(X, y, hidden, batch, dtype) -> dict[str, float]:
+    model = MLP((X.shape[1], *hidden, 10), activation="sigmoid", output="softmax", dtype=dtype)
+    result = train(
+        model,
+        initial_weights(model, 0),
+        (X, y),
+        optimizers.make("gd", {"learning_rate": LEARNING_RATE}),
+        budget=Budget(max_epochs=1),
+        rng=seed_rngs(0)[1],
+        batch_size=batch,
+        eval_every=10**9,
+    )
+    out = {"epoch": result.rows[-1]["train_seconds"]}
+
+    objective = BatchObjective(model)
+    order = seed_rngs(0)[1].permutation(len(X))
+    n_batches = len(X) // batch
+    t0 = time.perf_counter()
+    for i in range(n_batches):
+        objective.select(X, y, order[i * batch : (i + 1) * batch])
+    out["gather"] = time.perf_counter() - t0
+
+    theta = initial_weights(model, 0)
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        objective(theta)
+    out["passes"] = time.perf_counter() - t0
+
+    out["products"] = products_epoch(X, y, hidden, batch, dtype)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hidden", default="25")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    hidden = tuple(int(h) for h in args.hidden.split(","))
+    limits = threadpool_limits(args.threads)
+    (X, y), _, _ = data.load_mnist()
+    X = np.ascontiguousarray(X, dtype=args.dtype)
+    y = np.asarray(y, dtype=np.int64)
+    parts(X, y, hidden, args.batch, args.dtype)  # warm-up
+    runs = [parts(X, y, hidden, args.batch, args.dtype) for _ in range(args.repeats)]
+    limits.restore_original_limits()
+    med = {k: statistics.median(r[k] for r in runs) * 1e3 for k in runs[0]}
+    rows = [
+        ("whole epoch", med["epoch"]),
+        ("minibatch gather", med["gather"]),
+        ("forward-backward passes", med["passes"]),
+        ("  of which the big matrix products", med["products"]),
+        ("  of which activations, cost, small products", med["passes"] - med["products"]),
+        ("loop and optimizer update", med["epoch"] - med["gather"] - med["passes"]),
+    ]
+    print(
+        f"one epoch, hidden {hidden}, batch {args.batch}, {args.dtype}, "
+        f"{args.threads} BLAS thread(s); median of {args.repeats}, in ms"
+    )
+    for name, ms in rows:
+        print(f"{name:<46} {ms:8.1f}  {ms / med['epoch']:6.1%}")
+
+
+if __name__ == "__main__":
+    main()
