@@ -13,16 +13,18 @@ batch size, dtype and learning rate, it times one epoch of:
   cores, the same BLAS threads the others use.
 
 The contenders alternate within every repetition, so a slow spell of the
-machine hits all of them; it prints medians, the spread (min-max) and each
-peer's time divided by nnbench's (the median over repetitions of the ratio
-within a repetition). Two floors go beside them: *products*, the epoch's
-matrix products alone at their real shapes, run back to back in the same
-repetitions (what BLAS needs at this batch size, so the floor of any numpy
-implementation), and *bound*, the epoch's matmul FLOPs at this machine's
-large-matmul rate plus one read of the training set at its copy bandwidth.
-It writes the table to ``--out``. A peer
-that is not installed is skipped with a message (``pip install -e
-".[peers]"``; PyTorch: ``pip install torch==2.13.0``).
+machine hits all of them. It prints each contender's best repetition, its
+median and its worst, and each peer's time divided by nnbench's: best over best, and the
+median of the ratios within a repetition. (On a shared machine, other
+tenants only ever slow a run down: the best repetition is the closest to the
+code's own speed, as ``timeit`` advises.) Two floors go beside them:
+*products*, the epoch's matrix products alone at their real shapes, timed
+in the same repetitions (what BLAS needs at this batch size, so the floor of
+any numpy implementation), and *bound*, the epoch's matmul FLOPs at this
+machine's large-matmul rate plus one read of the training set at its copy
+bandwidth. It writes the table to ``--out``. A peer that is not installed
+is skipped with a message (scikit-learn is one of nnbench's dependencies;
+PyTorch: ``pip install -e ".[torch]"``, which takes the CPU build 2.13.0).
 """
 
 from __future__ import annotations
@@ -199,7 +201,7 @@ def main() -> None:
         print("scikit-learn is not installed: skipped")
     torch_epoch = torch_epoch_factory(args.threads)
     if torch_epoch is None:
-        print("PyTorch is not installed: skipped (pip install torch==2.13.0)")
+        print('PyTorch is not installed: skipped (pip install -e ".[torch]")')
     else:
         contenders["pytorch"] = torch_epoch
 
@@ -208,7 +210,7 @@ def main() -> None:
     lines = []
     header = (
         "| hidden | batch | dtype | "
-        + " | ".join(f"{c} s (min-max)" for c in contenders)
+        + " | ".join(f"{c} s: best (median, worst)" for c in contenders)
         + " | "
         + " | ".join(f"{c} / nnbench" for c in contenders if c != "nnbench")
         + " | products s | nnbench / products | bound s | nnbench / bound |"
@@ -217,7 +219,6 @@ def main() -> None:
     lines.append("|" + "---|" * (3 + 2 * len(contenders) + 3))
     print(header)
     for dtype in dtypes:
-        rates = machine_rates(dtype)
         Xd = np.ascontiguousarray(X, dtype=dtype)
         yd = np.asarray(y, dtype=np.int64)
         for hidden, batch in configs:
@@ -229,24 +230,29 @@ def main() -> None:
                 for name, fn in timed.items():
                     times[name].append(fn(Xd, yd, hidden, batch, dtype))
             products = times.pop("products")
-            med = {c: statistics.median(t) for c, t in times.items()}
-            cells = [f"{med[c]:.4f} ({min(t):.4f}-{max(t):.4f})" for c, t in times.items()]
-            # each repetition's ratio, then the median: a slow spell of the machine
-            # hits both contenders of a repetition, so it cancels in their ratio
-            ratios = [
-                f"{statistics.median(p / n for p, n in zip(t, times['nnbench'])):.2f}x"
-                for c, t in times.items()
-                if c != "nnbench"
+            best = {c: min(t) for c, t in times.items()}
+            nn = times["nnbench"]
+
+            def ratio(num: list[float], den: list[float]) -> str:
+                # best over best; in brackets the median of the ratios within a
+                # repetition (a slow spell hits both contenders of a repetition)
+                within = statistics.median(a / b for a, b in zip(num, den))
+                return f"{min(num) / min(den):.2f}x ({within:.2f}x)"
+
+            rates = machine_rates(dtype)  # measured now, in this configuration's spell
+            bound = bound_seconds(len(Xd), Xd.shape[1], hidden, dtype, rates)
+            cells = [
+                f"{min(t):.4f} ({statistics.median(t):.4f}, {max(t):.4f})" for t in times.values()
+            ]
+            cells += [ratio(t, nn) for c, t in times.items() if c != "nnbench"]
+            cells += [
+                f"{min(products):.4f}",
+                ratio(nn, products),
+                f"{bound:.4f}",
+                f"{best['nnbench'] / bound:.2f}x",
             ]
             arch = "-".join(map(str, hidden))
-            bound = bound_seconds(len(Xd), Xd.shape[1], hidden, dtype, rates)
-            ratios += [
-                f"{statistics.median(products):.4f}",
-                f"{statistics.median(n / p for n, p in zip(times['nnbench'], products)):.2f}x",
-                f"{bound:.4f}",
-                f"{med['nnbench'] / bound:.2f}x",
-            ]
-            line = f"| {arch} | {batch} | {dtype} | " + " | ".join(cells + ratios) + " |"
+            line = f"| {arch} | {batch} | {dtype} | " + " | ".join(cells) + " |"
             lines.append(line)
             print(line, flush=True)
     versions = [f"numpy {np.__version__}"]
@@ -256,8 +262,11 @@ def main() -> None:
     limits.restore_original_limits()
     note = (
         f"\nOne epoch of SGD (learning rate {LEARNING_RATE}, no momentum) over 50,000 MNIST "
-        f"rows; median of {args.repeats} alternating repetitions (ratios: the median of "
-        "the ratios within a repetition); "
+        f"rows; {args.repeats} alternating repetitions. Times: the best repetition, "
+        "the median in brackets. Ratios: best over best, in brackets the median of "
+        "the ratios within a repetition. On a shared machine other tenants only ever "
+        "slow a run down, so the best repetition is the closest to the code's own "
+        "speed; "
         f"{args.threads} BLAS/"
         f"PyTorch thread(s) for every contender. {os.cpu_count()} cores, "
         f"{platform.processor() or platform.machine()}; {', '.join(versions)}.\n"
