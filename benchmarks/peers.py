@@ -263,7 +263,7 @@ def main() -> None:
     note = (
         f"\nOne epoch of SGD (learning rate {LEARNING_RATE}, no momentum) over 50,000 MNIST "
         f"rows; {args.repeats} alternating repetitions. Times: the best repetition, "
-        "the median in brackets. Ratios: best over best, in brackets the median of "
+        "the median and the worst in brackets. Ratios: best over best, in brackets the median of "
         "the ratios within a repetition. On a shared machine other tenants only ever "
         "slow a run down, so the best repetition is the closest to the code's own "
         "speed; "
