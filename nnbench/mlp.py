@@ -132,6 +132,19 @@ class MLP:
             )
         return X if X.dtype == self.dtype else X.astype(self.dtype)
 
+    def _as_labels(self, y: np.ndarray, n_samples: int) -> np.ndarray:
+        y = np.asarray(y)
+        n_out = self.layout.sizes[-1]
+        if y.shape != (n_samples,) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(
+                f"y must be {n_samples} integer class indices; got {y.dtype} of shape {y.shape}"
+            )
+        if n_samples and not (y.min() >= 0 and y.max() < n_out):
+            raise ValueError(
+                f"y must hold class indices in [0, {n_out}); got values from {y.min()} to {y.max()}"
+            )
+        return y
+
     def _logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Class-major output logits, shape ``(n_outputs, n_samples)``, for evaluation.
 
@@ -183,7 +196,7 @@ class MLP:
         """
         theta = self._as_params(theta)
         X = self._as_inputs(X)
-        y = np.asarray(y)
+        y = self._as_labels(y, X.shape[0])
         grad = np.empty_like(theta) if out is None else out
         return self._loss_and_grad(theta, X, y, grad)
 
@@ -259,6 +272,7 @@ class MLP:
         n = len(X)
         if n == 0:
             raise ValueError("cannot evaluate on an empty set")
+        y = self._as_labels(y, n)
         cost = 0.0
         n_correct = 0
         for start in range(0, n, EVAL_CHUNK):

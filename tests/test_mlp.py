@@ -232,3 +232,23 @@ def test_wrong_input_width_is_a_clear_error(rng):
     model = MLP((7, 5, 3))
     with pytest.raises(ValueError, match=r"shape \(n_samples, 7\)"):
         model.loss_and_grad(model.init(rng), np.zeros((4, 6)), np.zeros(4, dtype=int))
+
+
+@pytest.mark.parametrize(
+    "y, match",
+    [
+        (np.array([0, 1, 3, 2]), r"class indices in \[0, 3\)"),
+        (np.array([0, 1, -1, 2]), r"class indices in \[0, 3\)"),
+        (np.array([0, 1, 2]), "4 integer class indices"),
+        (np.array([0.0, 1.0, 2.0, 1.0]), "4 integer class indices"),
+    ],
+    ids=["too-large", "negative", "too-few", "floats"],
+)
+def test_bad_labels_are_a_clear_error(rng, y, match):
+    """A negative label would otherwise pick a class from the end, silently."""
+    model = MLP((7, 5, 3))
+    theta, X = model.init(rng), np.zeros((4, 7))
+    with pytest.raises(ValueError, match=match):
+        model.loss_and_grad(theta, X, y)
+    with pytest.raises(ValueError, match=match):
+        model.evaluate(theta, X, y)
