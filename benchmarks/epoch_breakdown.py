@@ -25,28 +25,17 @@ import argparse
 import time
 
 import numpy as np
-from peers import LEARNING_RATE, products_epoch
+from peers import nnbench_epoch, peer_model, products_epoch
 from threadpoolctl import threadpool_limits
 
-from nnbench import data, optimizers
-from nnbench.mlp import MLP
-from nnbench.train import BatchObjective, Budget, initial_weights, seed_rngs, train
+from nnbench import data
+from nnbench.train import BatchObjective, initial_weights, seed_rngs
 
 
 def parts(X, y, hidden, batch, dtype) -> dict[str, float]:
-    model = MLP((X.shape[1], *hidden, 10), activation="sigmoid", output="softmax", dtype=dtype)
-    result = train(
-        model,
-        initial_weights(model, 0),
-        (X, y),
-        optimizers.make("gd", {"learning_rate": LEARNING_RATE}),
-        budget=Budget(max_epochs=1),
-        rng=seed_rngs(0)[1],
-        batch_size=batch,
-        eval_every=10**9,
-    )
-    out = {"epoch": result.rows[-1]["train_seconds"]}
+    out = {"epoch": nnbench_epoch(X, y, hidden, batch, dtype)}
 
+    model = peer_model(X.shape[1], hidden, dtype)
     objective = BatchObjective(model)
     order = seed_rngs(0)[1].permutation(len(X))
     n_batches = len(X) // batch

@@ -102,8 +102,13 @@ def products_epoch(X, y, hidden, batch, dtype) -> float:
     return time.perf_counter() - t0
 
 
+def peer_model(n_features: int, hidden, dtype) -> MLP:
+    """The network both peers build: sigmoid hidden layers, softmax output."""
+    return MLP((n_features, *hidden, 10), activation="sigmoid", output="softmax", dtype=dtype)
+
+
 def nnbench_epoch(X, y, hidden, batch, dtype) -> float:
-    model = MLP((X.shape[1], *hidden, 10), activation="sigmoid", output="softmax", dtype=dtype)
+    model = peer_model(X.shape[1], hidden, dtype)
     result = train(
         model,
         initial_weights(model, 0),
