@@ -283,23 +283,26 @@ class MLP:
             cost += output_cost_and_delta(self.output, z, yc)
         return cost / n + self._penalty(theta, n), n_correct / n
 
-    def decision_function(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Output logits, shape ``(n_samples, n_outputs)``."""
+    def _class_major_logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Output logits of all rows of ``X``, class-major: ``(n_outputs, n_samples)``."""
         theta = self._as_params(theta)
         X = np.asarray(X)
         parts = [
-            self._logits(theta, self._as_inputs(X[s : s + EVAL_CHUNK])).T
+            self._logits(theta, self._as_inputs(X[s : s + EVAL_CHUNK]))
             for s in range(0, len(X), EVAL_CHUNK)
         ]
         if not parts:
-            return np.empty((0, self.layout.sizes[-1]), dtype=self.dtype)
-        return np.concatenate(parts)
+            return np.empty((self.layout.sizes[-1], 0), dtype=self.dtype)
+        return np.concatenate(parts, axis=1)
+
+    def decision_function(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Output logits, shape ``(n_samples, n_outputs)``."""
+        return np.ascontiguousarray(self._class_major_logits(theta, X).T)
 
     def predict_proba(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Output activations: sigmoid per class, or softmax."""
-        z = np.ascontiguousarray(self.decision_function(theta, X).T)
-        return output_probabilities(self.output, z).T
+        return output_probabilities(self.output, self._class_major_logits(theta, X)).T
 
     def predict(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Class index of the largest output per row."""
-        return self.decision_function(theta, X).argmax(axis=1)
+        return self._class_major_logits(theta, X).argmax(axis=0)
