@@ -25,19 +25,19 @@ import argparse
 import time
 
 import numpy as np
-from peers import nnbench_epoch, peer_model, products_epoch
+from peers import nnbench_epoch, peer_run, products_epoch
 from threadpoolctl import threadpool_limits
 
 from nnbench import data
-from nnbench.train import BatchObjective, initial_weights, seed_rngs
+from nnbench.train import BatchObjective
 
 
 def parts(X, y, hidden, batch, dtype) -> dict[str, float]:
     out = {"epoch": nnbench_epoch(X, y, hidden, batch, dtype)}
 
-    model = peer_model(X.shape[1], hidden, dtype)
-    objective = BatchObjective(model)
-    order = seed_rngs(0)[1].permutation(len(X))
+    run = peer_run(X, y, hidden, batch, dtype)  # the epoch's model, start and batch order
+    objective = BatchObjective(run.model)
+    order = run.batch_rng.permutation(len(X))
     n_batches = len(X) // batch
     t0 = time.perf_counter()
     for i in range(n_batches):
@@ -46,7 +46,7 @@ def parts(X, y, hidden, batch, dtype) -> dict[str, float]:
 
     # gather and pass together, batch after batch: a pass on a freshly
     # gathered batch is slower than on one already in the cache
-    theta = initial_weights(model, 0)
+    theta = run.theta
     t0 = time.perf_counter()
     for i in range(n_batches):
         objective.select(X, y, order[i * batch : (i + 1) * batch])

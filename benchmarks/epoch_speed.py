@@ -1,6 +1,7 @@
 """Seconds per epoch of nnbench's training loop on MNIST (50,000 rows).
 
 Usage: python benchmarks/epoch_speed.py [--repeats 5] [--hidden 25] [--batch-sizes 50,100]
+       [--threads 1]
 
 Times one pass of plain GD (evaluation excluded) for each batch size and
 dtype, repeated, and prints the median and the spread. The peer comparison
@@ -13,27 +14,19 @@ import argparse
 import statistics
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from nnbench import data, optimizers
-from nnbench.mlp import MLP
-from nnbench.train import Budget, initial_weights, seed_rngs, train
+from nnbench import data
+from nnbench.build import build_run, run_values
 
 
 def epoch_seconds(X, y, hidden, batch_size, dtype, seed=0) -> float:
-    model = MLP((X.shape[1], *hidden, 10), dtype=dtype)
-    theta = initial_weights(model, seed)
-    Xd = X.astype(dtype)  # cast once, outside the timing, as the runner does
-    result = train(
-        model,
-        theta,
-        (Xd, y),
-        optimizers.make("gd"),
-        budget=Budget(max_epochs=1),
-        rng=seed_rngs(seed)[1],
-        batch_size=batch_size,
-        eval_every=10**9,
+    values = run_values(
+        hidden=hidden, dtype=dtype, batch_size=batch_size, seed=seed, max_epochs=1, every=10**9
     )
-    return result.rows[-1]["train_seconds"]  # the loop's own clock: evaluation excluded
+    Xd = X.astype(dtype)  # cast once, outside the timing, as the runner does
+    run = build_run(values, "gd", {"train": (Xd, y)}, 10, evaluate="running")
+    return run().rows[-1]["train_seconds"]  # the loop's own clock: evaluation excluded
 
 
 def main() -> None:
@@ -41,10 +34,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--hidden", default="25")
     parser.add_argument("--batch-sizes", default="50,100")
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     args = parser.parse_args()
+    threadpool_limits(args.threads)
     hidden = tuple(int(h) for h in args.hidden.split(","))
     (X, y), _, _ = data.load_mnist()
-    print(f"one epoch of GD over {len(X):,} rows, hidden {hidden}; median of {args.repeats}")
+    print(
+        f"one epoch of GD over {len(X):,} rows, hidden {hidden}, {args.threads} BLAS "
+        f"thread(s); median of {args.repeats}"
+    )
     print(f"{'batch':>6} {'dtype':>8} {'median s':>9} {'min s':>7} {'max s':>7}")
     for bs in (int(b) for b in args.batch_sizes.split(",")):
         for dtype in ("float32", "float64"):

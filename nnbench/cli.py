@@ -1,8 +1,10 @@
 """The ``nnbench`` command line: parse, call the library, print.
 
-A user's mistake (a bad flag value, an unknown optimizer, a damaged data
-file) is printed as one line, ``nnbench: error: ...``, with exit status 2;
-``--debug`` shows the traceback instead.
+The flags of ``nnbench run`` and ``nnbench train`` are made from the settings
+schema (:mod:`nnbench.settings`), which checks their values too. A user's
+mistake (a bad flag value, an unknown optimizer, a damaged data file) is
+printed as one line, ``nnbench: error: ...``, with exit status 2; ``--debug``
+shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -15,16 +17,22 @@ import tomllib
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from nnbench.errors import NnbenchError
+from nnbench import settings
+from nnbench.errors import ConfigError, NnbenchError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+# -- flag values -------------------------------------------------------------------------
 
 
 def parse_value(text: str) -> Any:
     """A flag value read as a TOML value (``0.1``, ``true``, ``[1, 2]``), else as text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 
@@ -36,77 +44,128 @@ def parse_option(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def setting_type(setting: settings.Setting, many: bool = False) -> Callable[[str], Any]:
+    """The argparse type of a setting's flag: one value, or a comma list when ``many``.
+
+    The text is offered to the schema as it is, then read as a TOML value, so
+    ``--name 2024`` stays a name and ``--epochs 3`` is a number.
+    """
+
+    def one(text: str) -> Any:
+        if setting.key == "hidden":
+            return _architecture(text)
+        for candidate in (text, parse_value(text)):
+            try:
+                return setting.option.convert(candidate)
+            except ValueError:
+                continue
+        raise argparse.ArgumentTypeError(
+            f"expected {setting.option.describe_range(unset=False)}, got {text!r}"
+        )
+
+    def convert(text: str) -> Any:
+        if not many:
+            return one(text)
+        items = [part.strip() for part in text.split(",") if part.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected values separated by commas, got {text!r}")
+        return [one(item) for item in items]
+
+    convert.__name__ = setting.key  # argparse names the type in some messages
+    return convert
+
+
+def _architecture(text: str) -> tuple[int, ...]:
+    """``25,10`` -> ``(25, 10)``; ``none`` -> no hidden layer."""
+    if text.strip().lower() == "none":
+        return ()
+    try:
+        units = [int(part) for part in text.replace(" ", "").split(",") if part]
+    except ValueError:
+        units = []
+    if not units:
+        raise argparse.ArgumentTypeError(
+            f"expected layer sizes like 500,300 (or none), got {text!r}"
+        )
+    try:
+        return settings.ARCHITECTURE.convert(units)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected {settings.ARCHITECTURE.name}, got {text!r}"
+        ) from None
+
+
 def _number(text: str, ok: Callable[[float], bool], what: str) -> float:
-    """A finite number from a flag, or a usage error saying what was expected."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and ok(value)):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return int(value) if value.is_integer() and "." not in text else value
+    return value
 
 
-def positive_number(text: str) -> float:
-    return _number(text, lambda v: v > 0, "a number > 0")
+def probability(text: str) -> float:
+    return _number(text, lambda v: 0 < v <= 1, "an accuracy in (0, 1]")
 
 
 def non_negative(text: str) -> float:
     return _number(text, lambda v: v >= 0, "a number >= 0")
 
 
-def probability(text: str) -> float:
-    return float(_number(text, lambda v: 0 < v <= 1, "an accuracy in (0, 1]"))
-
-
-def _ints(text: str, low: int) -> list[int]:
-    try:
-        values = [int(part) for part in text.replace(" ", "").split(",") if part]
-    except ValueError:
-        values = []
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}")
-    if min(values) < low:
-        what = "positive integers" if low == 1 else f"integers >= {low}"
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return values
-
-
-def int_list(text: str) -> list[int]:
-    """``25,10`` -> ``[25, 10]`` (the hidden layers of one network)."""
-    return _ints(text, low=1)
-
-
-def seed_list(text: str) -> list[int]:
-    return _ints(text, low=0)
-
-
-def number_list(text: str) -> list[float]:
-    return [positive_number(v) for v in text.split(",") if v.strip()]
+def positive(text: str) -> float:
+    return _number(text, lambda v: v > 0, "a number > 0")
 
 
 def name_list(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}")
+    return names
 
 
-def eval_schedule(text: str) -> int | str:
-    if text == "epoch":
-        return text
-    return int(_number(text, lambda v: v >= 1 and v.is_integer(), "'epoch' or an integer >= 1"))
+def nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
+    return text
 
 
-# -- commands ----------------------------------------------------------------------
+# -- commands ----------------------------------------------------------------------------
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from nnbench import optimizers
+    from nnbench import backends, data, optimizers
+    from nnbench.report import figures
 
     for name, cls in optimizers.available().items():
         print(f"{name}: {cls.summary}")
         for key, opt in cls.options.items():
-            print(f"    {key} = {opt.default!r}  ({opt.describe_range()}) {opt.doc}")
+            space = f"; tuned over {opt.search}" if opt.search is not None else ""
+            print(f"    {key} = {opt.default!r}  ({opt.describe_range()}{space}) {opt.doc}")
     for name, error in optimizers.plugin_errors().items():
         print(f"{name}: plugin failed to load: {error}")
+    print("\ndatasets: " + ", ".join(data.available()))
+    for name, error in data.plugin_errors().items():
+        print(f"{name}: dataset plugin failed to load: {error}")
+    print("backends: " + ", ".join(backends.available()))
+    print("figures: " + ", ".join(figures.available()))
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    rows = settings.describe()
+    if args.markdown:
+        keys = list(rows[0])
+        print("| " + " | ".join(keys) + " |")
+        print("|" + " --- |" * len(keys))
+        for row in rows:
+            print("| " + " | ".join(row[k].replace("|", "\\|") for k in keys) + " |")
+        return 0
+    for row in rows:
+        flags = " / ".join(f for f in (row["flag (run)"], row["flag (train)"]) if f)
+        print(f"{row['setting']} = {row['default']}" + (f"   [{flags}]" if flags else ""))
+        print(f"    {row['meaning']}; accepts {row['accepts']}")
+        print(f"    default because: {row['why this default']}")
     return 0
 
 
@@ -131,47 +190,43 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     if not info["files"]:
         print("nothing cached; run `nnbench data fetch mnist`")
     for f in info["files"]:
-        digest = f"sha256 {f['sha256']}" if f["sha256"] else "(derived)"
-        print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {digest}")
+        if f.get("damaged"):
+            print(f"  {f['path']:<44} damaged manifest: `nnbench data fetch mnist --force`")
+            continue
+        kind = "(derived) " if f.get("derived") else ""
+        print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {kind}sha256 {f['sha256']}")
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from nnbench import data
+
+    for name, info in data.available().items():
+        shape = f" ({info.shape[0]} features, {info.shape[1]} classes)" if info.shape else ""
+        print(f"{name}: {info.summary}{shape}")
     return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from nnbench import data, optimizers
-    from nnbench.mlp import MLP
-    from nnbench.train import Budget, seed_rngs, train
+    from nnbench import data
+    from nnbench.build import build_run, run_values
 
+    given = {
+        s.key: getattr(args, s.key)
+        for s in settings.SCHEMA
+        if s.flags[1] and getattr(args, s.key, None) is not None
+    }
+    values = run_values(**given)
     ds = data.load_dataset(
-        args.dataset,
+        values["dataset"],
         data_dir=args.data_dir,
         mmap=True,
+        path=values["path"],
         progress=lambda m: print(m, file=sys.stderr),
     )
-    optimizer = optimizers.make(args.optimizer, dict(args.option))
-    model = MLP(
-        (ds.n_features, *args.hidden, ds.n_classes),
-        activation=args.activation,
-        output=args.output,
-        l2=args.l2,
-        dtype=args.dtype,
-    )
-    if args.max_iter is None and args.epochs is None and args.max_seconds is None:
-        args.max_iter = 100  # the post's maxiter when no budget is given
-    init_rng, batch_rng = seed_rngs(args.seed)
-    theta = model.init(init_rng, args.init)
-    result = train(
-        model,
-        theta,
-        ds.train,
-        optimizer,
-        budget=Budget(args.max_iter, args.epochs, None, args.max_seconds),
-        rng=batch_rng,
-        batch_size=args.batch_size,
-        valid=ds.valid,
-        test=ds.test,
-        eval_every=args.eval_every,
-        tol=args.tol,
-    )
+    splits = {"train": ds.train, "valid": ds.valid, "test": ds.test}
+    run = build_run(values, args.optimizer, splits, ds.n_classes, dict(args.option))
+    result = run()
     frame = result.frame()
     cols = [
         "iteration",
@@ -185,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(frame[cols].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     last = result.rows[-1]
     print(
-        f"{optimizer.label} on {ds.name} {model.layout.sizes}: {result.status}; "
+        f"{run.optimizer.label} on {ds.name} {run.model.layout.sizes}: {result.status}; "
         f"validation accuracy {last['val_accuracy']:.4f}, "
         f"{last['train_seconds']:.3f} s training"
     )
@@ -193,36 +248,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Flags that replace parts of an experiment file (dotted keys)."""
+    """The flags that replace parts of an experiment file, by dotted key."""
     over: dict[str, Any] = {
-        "name": args.name,
-        "data.dataset": args.dataset,
-        "data.dtype": args.dtype,
-        "model.hidden": args.hidden,
-        "model.activation": args.activation,
-        "model.output": args.output,
-        "grid.batch_size": args.batch_sizes,
-        "grid.seeds": args.seeds,
-        "budget.max_iter": args.max_iter,
-        "budget.max_epochs": args.epochs,
-        "budget.max_grad_evals": args.max_grad_evals,
-        "budget.max_seconds": args.max_seconds,
-        "eval.every": args.eval_every,
+        s.dotted: getattr(args, s.key)
+        for s in settings.SCHEMA
+        if s.flags[0] and getattr(args, s.key, None) is not None
     }
+    if "model.hidden" in over:
+        over["model.hidden"] = [list(a) for a in over["model.hidden"]]
     if args.optimizers:
-        tables = []
-        for name in args.optimizers:
-            table: dict[str, Any] = {"name": name}
-            for key, value in args.option:
-                opt_name, dot, opt_key = key.partition(".")
-                if not dot:
-                    raise NnbenchError(
-                        f"--option {key}=... needs the optimizer's name with "
-                        f"--optimizers: --option {name}.{key}=VALUE"
-                    )
-                if opt_name == name:
-                    table[opt_key] = value
-            tables.append(table)
+        tables: list[dict[str, Any]] = [{"name": name} for name in args.optimizers]
+        by_name = {t["name"]: t for t in tables}
+        for key, value in args.option:
+            opt_name, dot, opt_key = key.partition(".")
+            if not dot:
+                raise NnbenchError(
+                    f"--option {key}=... needs the optimizer's name: "
+                    f"--option {args.optimizers[0]}.{key}=VALUE"
+                )
+            if opt_name not in by_name:
+                raise NnbenchError(
+                    f"--option {key}: {opt_name!r} is not among --optimizers "
+                    f"{','.join(args.optimizers)}"
+                )
+            by_name[opt_name][opt_key] = value
         over["optimizer"] = tables
     elif args.option:
         raise NnbenchError("--option needs --optimizers (to say which optimizer it sets)")
@@ -236,7 +285,9 @@ def print_grid_table(out_dir: Any) -> None:
     frame = results.load(out_dir)
     if frame.empty:
         return
-    last = frame.sort_values("iteration").groupby("run_id").tail(1)
+    last = results.final_rows(frame)
+    if (last["phase"] == "final").any():  # a tuned study: the chosen settings' reruns
+        last = last[last["phase"] == "final"]
     table = last.groupby(["label", "hidden", "batch_size"], sort=True).agg(
         runs=("run_id", "size"),
         ok=("status", lambda s: int(s.isin(["completed", "converged", "stopped"]).sum())),
@@ -260,8 +311,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "give an experiment file (nnbench run experiments/blog.toml) or at least "
                 "--optimizers to build a grid from flags"
             )
-        raw = grid.apply_overrides({"name": "cli", "budget": {"max_iter": 100}}, overrides)
-        experiment = grid.validate(raw, "command line")
+        experiment = grid.validate(grid.apply_overrides({"name": "cli"}, overrides), "command line")
     summary = runner.run_experiment(
         experiment,
         out_dir=args.out,
@@ -273,27 +323,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         log=None if args.quiet else lambda m: print(m, file=sys.stderr),
         progress_bar=sys.stderr.isatty() and not args.quiet,
         threads=args.threads,
+        merge=args.merge,
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
+    kept = f"; {summary.n_kept} failed rerun(s) kept the earlier result" if summary.n_kept else ""
     print(
         f"{experiment.name}: {summary.n_runs} runs ({summary.n_skipped} already done; "
-        f"{counts}); results in {summary.out_dir}",
+        f"{counts}{kept}); results in {summary.out_dir}",
         file=sys.stderr,
     )
     if summary.interrupted:
         print(
-            "interrupted: finished runs are kept; run the same command again to continue",
+            "stopped: the finished runs are kept; run the same command again to continue",
             file=sys.stderr,
         )
-        return 130
-    print_grid_table(summary.out_dir)
+        return EXIT_TERMINATED if summary.terminated else EXIT_INTERRUPTED
+    if not args.quiet:
+        print_grid_table(summary.out_dir)
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from nnbench import report
 
-    path = report.build_report(args.results, args.out, target=args.target)
+    path = report.build_report(args.results, args.out, target=args.target, figures=args.figures)
     print(f"wrote {path} and {path.with_suffix('.md')}, figures in {path.parent / 'figures'}")
     return 0
 
@@ -321,11 +374,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nnbench: error: {message} (see `{self.prog} --help`)\n")
 
 
-# -- the parser --------------------------------------------------------------------
+# -- the parser --------------------------------------------------------------------------
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, command: int) -> None:
+    """The schema's flags for ``run`` (command 0) or ``train`` (command 1)."""
+    group = parser.add_argument_group(
+        "settings (`nnbench config` lists them)"
+        + (": each replaces that part of the file" if command == 0 else "")
+    )
+    for s in settings.SCHEMA:
+        flag = s.flags[command]
+        if not flag:
+            continue
+        many = s.axis and command == 0
+        kwargs: dict[str, Any] = {
+            "dest": s.key,
+            "metavar": s.key.upper(),
+            "help": s.option.doc + (" (comma list)" if many and s.key != "hidden" else ""),
+            "type": setting_type(s, many=many and s.key != "hidden"),
+        }
+        if many and s.key == "hidden":
+            kwargs["action"] = "append"
+            kwargs["help"] = "an architecture, e.g. 500,300 (or none); repeat for several"
+        group.add_argument(flag, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nnbench import __version__
+    from nnbench import __version__, backends
 
     parser = _Parser(
         prog="nnbench", description="Compare neural-network optimizers on small models."
@@ -336,10 +412,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
 
-    p = sub.add_parser("list", help="list the optimizers with their options")
+    p = sub.add_parser("list", help="the optimizers with their options; datasets, backends")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("data", help="fetch MNIST into the cache, or show what is cached")
+    p = sub.add_parser("config", help="every run setting: default, reason, flag")
+    p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("data", help="fetch MNIST into the cache, show what is cached")
     data_sub = p.add_subparsers(
         dest="data_command", metavar="ACTION", required=True, parser_class=_Parser
     )
@@ -349,21 +429,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_data_fetch)
     i = data_sub.add_parser("info", help="what is cached, where, with checksums")
     i.set_defaults(func=cmd_data_info)
+    ls = data_sub.add_parser("list", help="the datasets")
+    ls.set_defaults(func=cmd_data_list)
     for q in (f, i):
         q.add_argument(
             "--data-dir",
-            help="cache directory (default: $NNBENCH_DATA_DIR or the user's cache directory)",
+            type=nonempty,
+            help="cache folder (default: $NNBENCH_DATA_DIR, else the user's cache folder)",
         )
 
     p = sub.add_parser("train", help="train one network and print its evaluations")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "digits", "synthetic"])
-    p.add_argument("--data-dir", help="MNIST cache directory")
-    p.add_argument("--hidden", type=int_list, default=[25], help="hidden sizes, e.g. 500,300")
-    p.add_argument("--activation", default="sigmoid", choices=["sigmoid", "tanh", "relu"])
-    p.add_argument("--output", default="sigmoid", choices=["sigmoid", "softmax"])
-    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty")
-    p.add_argument("--init", default="auto", choices=["auto", "blog", "glorot", "he"])
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p.add_argument("-o", "--optimizer", default="gd", help="optimizer name (`nnbench list`)")
     p.add_argument(
         "--option",
@@ -373,41 +448,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="optimizer option, repeatable",
     )
-    p.add_argument(
-        "--batch-size",
-        type=positive_number,
-        default=50,
-        help="rows per minibatch, or a fraction of the rows when < 1",
-    )
-    p.add_argument("--max-iter", type=int, default=None, help="budget in iterations")
-    p.add_argument("--epochs", type=positive_number, default=None, help="budget in epochs")
-    p.add_argument(
-        "--max-seconds", type=positive_number, default=None, help="budget in training seconds"
-    )
-    p.add_argument(
-        "--eval-every",
-        type=eval_schedule,
-        default="epoch",
-        help="evaluate every N iterations, or 'epoch'",
-    )
-    p.add_argument("--tol", type=float, default=None, help="stop when the cost changes less")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
+    add_setting_flags(p, 1)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("run", help="run an experiment grid (file and/or flags)")
     p.add_argument("file", nargs="?", help="experiment file (TOML), e.g. experiments/blog.toml")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="parallel jobs (default 1)")
-    p.add_argument("--out", help="results folder (default results/<experiment name>)")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="runs at once (default 1)")
+    p.add_argument("--out", type=nonempty, help="results folder (default results/NAME)")
     p.add_argument("--force", action="store_true", help="rerun runs that are already done")
     p.add_argument(
-        "--backend", default="loky", choices=["loky", "multiprocessing", "threading", "dask"]
+        "--merge", action="store_true", help="add the runs to a folder of another experiment"
+    )
+    p.add_argument(
+        "--backend",
+        default=backends.DEFAULT,
+        help=f"what dispatches the runs: {', '.join(backends.available())}",
     )
     p.add_argument(
         "--scheduler",
-        help="Dask scheduler address (tcp://host:8786); without "
-        "it --backend dask starts a local cluster",
+        help="Dask scheduler address (tcp://host:8786); without it --backend dask "
+        "starts a local cluster",
     )
-    p.add_argument("--data-dir", help="MNIST cache directory")
+    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
     p.add_argument(
         "--threads",
         type=int,
@@ -415,12 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="BLAS threads per run (default 1; results depend on it bitwise)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    g = p.add_argument_group("grid (each replaces that part of the file)")
-    g.add_argument("--name", help="experiment name (names the results folder)")
-    g.add_argument("--dataset", choices=["mnist", "digits", "synthetic"])
-    g.add_argument("--dtype", choices=["float64", "float32"])
-    g.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg")
-    g.add_argument(
+    p.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg (replaces the file's)")
+    p.add_argument(
         "--option",
         type=parse_option,
         action="append",
@@ -428,37 +487,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPT.KEY=VALUE",
         help="e.g. adam.learning_rate=[0.01,0.001]",
     )
-    g.add_argument(
-        "--hidden",
-        type=int_list,
-        action="append",
-        help="an architecture, e.g. 500,300; repeat for several",
-    )
-    g.add_argument("--activation", choices=["sigmoid", "tanh", "relu"])
-    g.add_argument("--output", choices=["sigmoid", "softmax"])
-    g.add_argument("--batch-sizes", type=number_list, help="e.g. 50,100")
-    g.add_argument("--seeds", type=seed_list, help="e.g. 1,2,3")
-    g.add_argument("--epochs", type=positive_number, help="budget in epochs")
-    g.add_argument("--max-iter", type=int, help="budget in iterations")
-    g.add_argument("--max-grad-evals", type=int, help="budget in gradient evaluations")
-    g.add_argument("--max-seconds", type=positive_number, help="budget in training seconds")
-    g.add_argument("--eval-every", type=eval_schedule, help="N iterations, or 'epoch'")
+    add_setting_flags(p, 0)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("report", help="tables and figures from a results folder")
     p.add_argument("results", help="results folder, e.g. results/blog")
-    p.add_argument("-o", "--out", help="where to write (default: the results folder)")
+    p.add_argument("-o", "--out", type=nonempty, help="where to write (default: the folder)")
     p.add_argument(
         "--target",
         type=probability,
         help="validation accuracy for time-to-target (default: per cell, 99%% "
         "of the best final accuracy)",
     )
+    p.add_argument("--figures", type=name_list, help="which figures (`nnbench list` names them)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("baseline", help="write the final accuracies as a baseline")
     p.add_argument("results", help="results folder")
-    p.add_argument("-o", "--output", required=True, help="baseline file (JSON) to write")
+    p.add_argument("-o", "--output", required=True, type=nonempty, help="baseline file to write")
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("check", help="exit 1 if an accuracy dropped below the baseline")
@@ -471,7 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sigmas",
-        type=positive_number,
+        type=positive,
         default=3.0,
         help="without --tol: allowed drop in baseline standard deviations",
     )
@@ -487,14 +533,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit quiet
         return 0
-    except (NnbenchError, ValueError, OSError) as exc:
+    except (NnbenchError, ConfigError, ValueError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"nnbench: error: {exc}", file=sys.stderr)
+        message = str(exc) or type(exc).__name__
+        if isinstance(exc, MemoryError):
+            message = f"out of memory ({message}): the run asks for more than this machine has"
+        print(f"nnbench: error: {' '.join(message.split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("nnbench: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

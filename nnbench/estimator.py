@@ -19,8 +19,27 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from nnbench import optimizers
+from nnbench.build import build_run, run_values
+from nnbench.errors import ConfigError
 from nnbench.mlp import MLP
-from nnbench.train import INTERRUPTED, Budget, seed_rngs, train
+from nnbench.settings import DEFAULTS
+from nnbench.status import Status
+
+
+def _parameter_message(message: str) -> str:
+    """A schema error reworded with the estimator's parameter names."""
+    names = {
+        "[model] l2": "alpha",
+        "[grid] seeds": "random_state",
+        "[eval] every": "eval_every",
+        "[model] hidden": "hidden_layer_sizes",
+    }
+    message = message.removeprefix("settings: ")
+    for where, name in names.items():
+        message = message.replace(where, name)
+    for section in ("[model] ", "[grid] ", "[budget] ", "[eval] ", "[data] "):
+        message = message.replace(section, "")
+    return message
 
 
 class FitInterruptedWarning(UserWarning):
@@ -59,14 +78,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         A registered optimizer name (``nnbench list``).
     optimizer_options : dict, optional
         The optimizer's options; unknown or invalid ones raise ValueError.
-    batch_size : int or float
-        Rows per minibatch, or a fraction of the rows when < 1.
+    batch_size : int, float or "full"
+        Rows per minibatch, a fraction of the rows when < 1, or the whole set.
     batch_growth : float
         Factor by which the batch grows after every pass, up to full batch.
     max_iter : int or None
         Budget in minibatch iterations (the post's ``maxiter``).
     max_epochs, max_seconds : float or None
-        Further budgets; the run stops at whichever comes first.
+        Further budgets; the run stops at whichever comes first (with none
+        at all, the default: 100 iterations).
     tol : float or None
         Stop when the training cost changes by less than this between two
         evaluations.
@@ -75,15 +95,22 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     init : {"auto", "blog", "glorot", "he"}
         Initialisation scheme (see :meth:`nnbench.mlp.MLP.init`).
     random_state : int, Generator, RandomState or None
-        Seeds the initial weights and the minibatch order.
+        Seeds the initial weights and the minibatch order; the default is
+        nnbench's default seed (the post's 1234), so two fits agree; None
+        draws a fresh seed.
     dtype : {"float64", "float32"}
     coef0 : ndarray, optional
         Start from these flat weights instead of a random draw.
     warm_start : bool
         Continue from the previous fit's ``coef_`` when its shape fits.
     eval_every : int or "epoch"
-        When to evaluate the training cost (for ``tol``, ``history_`` and the
-        callback).
+        When to record a row of ``history_`` (and check ``tol``, call the
+        callback): every that many iterations, or at the end of every pass.
+    evaluation : {"running", "full"}
+        What a row holds. ``"running"`` (default, scikit-learn's
+        ``loss_curve_``): the mean minibatch loss since the previous row, at
+        no extra cost. ``"full"``: cost and accuracy on the whole training
+        set, a pass over it at every row.
     callback : callable, optional
         ``callback(info) -> bool`` at every evaluation; ``info`` holds the
         metrics and ``theta``. Returning True stops the fit.
@@ -115,19 +142,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         output: str = "sigmoid",
         optimizer: str = "gd",
         optimizer_options: dict[str, Any] | None = None,
-        batch_size: float = 50,
-        batch_growth: float = 1.0,
-        max_iter: int | None = 100,
-        max_epochs: float | None = None,
-        max_seconds: float | None = None,
-        tol: float | None = 1e-6,
-        alpha: float = 0.0,
-        init: str = "auto",
-        random_state: Any = None,
-        dtype: str = "float64",
+        batch_size: float | str = DEFAULTS["batch_size"],
+        batch_growth: float = DEFAULTS["batch_growth"],
+        max_iter: int | None = DEFAULTS["max_iter"],
+        max_epochs: float | None = DEFAULTS["max_epochs"],
+        max_seconds: float | None = DEFAULTS["max_seconds"],
+        tol: float | None = DEFAULTS["tol"],
+        alpha: float = DEFAULTS["l2"],
+        init: str = DEFAULTS["init"],
+        random_state: Any = DEFAULTS["seed"],
+        dtype: str = DEFAULTS["dtype"],
         coef0: np.ndarray | None = None,
         warm_start: bool = False,
         eval_every: int | str = "epoch",
+        evaluation: str = "running",
         callback: Callable[[dict[str, Any]], Any] | None = None,
         verbose: int = 0,
     ) -> None:
@@ -149,6 +177,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.coef0 = coef0
         self.warm_start = warm_start
         self.eval_every = eval_every
+        self.evaluation = evaluation
         self.callback = callback
         self.verbose = verbose
 
@@ -168,7 +197,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return hidden
 
-    def _start_weights(self, model: MLP, seed: int) -> np.ndarray:
+    def _start_weights(self, model: MLP, values: dict[str, Any]) -> np.ndarray | None:
+        """The previous fit's weights (warm start), ``coef0``, or None: drawn from the seed."""
         previous = getattr(self, "coef_", None) if self.warm_start else None
         if previous is not None and previous.shape == (model.n_params,):
             return previous.astype(model.dtype, copy=True)
@@ -182,7 +212,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if not np.all(np.isfinite(coef0)):
                 raise ValueError("coef0 contains NaN or infinity")
             return coef0.astype(model.dtype, copy=True)
-        return model.init(seed_rngs(seed)[0], self.init)
+        return None
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train on ``X`` of shape (n_samples, n_features) and labels ``y``."""
@@ -194,20 +224,53 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 f"the training labels hold only one class ({self.classes_[0]!r}); "
                 "a classifier needs at least 2 classes"
             )
-        try:
-            optimizer = optimizers.make(self.optimizer, self.optimizer_options)
-        except TypeError as exc:  # optimizer_options not a mapping
-            raise ValueError(f"optimizer_options must be a dict; {exc}") from None
-        model = MLP(
-            (X.shape[1], *self._hidden(), len(self.classes_)),
-            activation=self.activation,
-            output=self.output,
-            l2=self.alpha,
-            dtype=self.dtype,
-        )
+        if self.optimizer_options is not None and not isinstance(self.optimizer_options, dict):
+            raise ValueError(
+                f"optimizer_options must be a dict; got {type(self.optimizer_options).__name__}"
+            )
+        optimizer = optimizers.make(self.optimizer, self.optimizer_options)
+        if self.evaluation not in ("running", "full"):
+            raise ValueError(f"evaluation must be 'running' or 'full'; got {self.evaluation!r}")
         seed = _seed_from(self.random_state)
-        theta = self._start_weights(model, seed)
-        budget = Budget(self.max_iter, self.max_epochs, None, self.max_seconds)
+        budget = {
+            k: v
+            for k, v in (
+                ("max_iter", self.max_iter),
+                ("max_epochs", self.max_epochs),
+                ("max_seconds", self.max_seconds),
+            )
+            if v is not None
+        }
+        try:
+            values = run_values(
+                hidden=self._hidden(),
+                activation=self.activation,
+                output=self.output,
+                l2=self.alpha,
+                init=self.init,
+                dtype=self.dtype,
+                batch_size=self.batch_size,
+                batch_growth=self.batch_growth,
+                seed=seed,
+                tol=self.tol,
+                every=self.eval_every,
+                train_rows="all",  # a fit's full evaluation is on all its rows
+                **budget,
+            )
+        except ConfigError as exc:  # name the estimator's parameter, not the file's key
+            raise ValueError(_parameter_message(str(exc))) from None
+        splits = {"train": (X, y_idx)}
+        model = MLP(
+            (X.shape[1], *values["hidden"], len(self.classes_)),
+            activation=values["activation"],
+            output=values["output"],
+            l2=values["l2"],
+            dtype=values["dtype"],
+        )
+        theta = self._start_weights(model, values)
+        run = build_run(
+            values, optimizer, splits, len(self.classes_), theta=theta, evaluate=self.evaluation
+        )
 
         def on_eval(info: dict[str, Any]) -> bool:
             if self.verbose:
@@ -219,25 +282,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
         # The weights are published before training, so that even a Ctrl-C
         # that escapes the loop leaves the estimator holding the latest ones.
-        self._publish(model, theta)
-        result = train(
-            model,
-            theta,
-            (X, y_idx),
-            optimizer,
-            budget=budget,
-            rng=seed_rngs(seed)[1],
-            batch_size=self.batch_size,
-            batch_growth=self.batch_growth,
-            eval_every=self.eval_every,
-            tol=self.tol,
-            callback=on_eval,
-        )
+        self._publish(run.model, run.theta)
+        result = run(callback=on_eval)
         self.history_ = result.frame()
-        self.status_ = result.status
+        self.status_ = str(result.status)
         self.n_iter_ = result.n_iter
         self.n_grad_evals_ = result.n_grad_evals
-        if result.status == INTERRUPTED:
+        if result.status == Status.INTERRUPTED:
             warnings.warn(
                 f"fit interrupted after {result.n_iter} iterations; the weights reached "
                 "so far are kept in coef_ (fit again with warm_start=True to continue)",

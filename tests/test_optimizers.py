@@ -10,7 +10,7 @@ from nnbench import optimizers
 from nnbench.errors import ConfigError
 from nnbench.mlp import MLP
 from nnbench.optimizers import ScipyStatusWarning
-from nnbench.train import Budget, initial_weights, seed_rngs, train
+from nnbench.train import Budget, LoopSettings, initial_weights, seed_rngs, train
 
 
 class Quadratic:
@@ -28,9 +28,9 @@ def steps(name, options, n_steps, w0=(1.0, -2.0)):
     opt = optimizers.make(name, options)
     w = np.array(w0)
     fun = Quadratic()
-    state = opt.init(w)
+    state = opt.start(w)
     for _ in range(n_steps):
-        opt.step(fun, w, state)
+        opt.update(fun, w, state)
     return w, fun, state
 
 
@@ -129,15 +129,19 @@ def test_scipy_minimisers_solve_a_quadratic_in_one_step(name):
 def test_scipy_failure_status_becomes_a_warning_and_a_count():
     opt = optimizers.make("cg", {"mb_maxiter": 10})
     w = np.array([1.0, -2.0])
-    state = opt.init(w)
+    state = opt.start(w)
 
     def wrong_gradient(x):  # the gradient points uphill: the line search fails
         return 0.5 * float(x @ x), -x
 
     with pytest.warns(ScipyStatusWarning, match="CG status 2"):
-        opt.step(wrong_gradient, w, state)
-    assert state["n_bad_status"] == 1
+        opt.update(wrong_gradient, w, state)
     assert np.all(np.isfinite(w))
+    # the optimizer reports it through its diagnostics hook, for the run's record
+    diagnostics = opt.diagnostics(state)
+    assert diagnostics["n_bad_status"] == 1
+    assert "1 of 1 minibatch minimisations ended with a scipy failure" in diagnostics["warning"]
+    assert optimizers.make("gd").diagnostics({}) == {}
 
 
 # -- every registered optimizer learns ---------------------------------------------------
@@ -166,11 +170,9 @@ def test_every_registered_optimizer_lowers_the_loss(name, synthetic):
         theta,
         synthetic.train,
         optimizers.make(name, TUNED.get(name)),
-        budget=Budget(max_iter=150),
-        rng=seed_rngs(3)[1],
-        batch_size=30,
+        LoopSettings(Budget(max_iter=150), batch_size=30, every=50),
+        seed_rngs(3)[1],
         valid=synthetic.valid,
-        eval_every=50,
     )
     first, last = result.rows[0], result.rows[-1]
     assert result.status == "completed"
@@ -222,7 +224,14 @@ def test_unknown_name_suggests_close_matches():
         ("cg", {"mb_maxiter": 2.5}, "an integer >= 1"),
         ("cg", {"mb_maxiter": 0}, "an integer >= 1"),
         ("momentum", {"form": "nesterov"}, "one of blog, classical"),
-        ("rmsprop", {"decay": 1.5}, "<= 1"),
+        ("rmsprop", {"decay": 1.5}, "< 1"),
+        # settings that give NaN or infinite steps are refused, not run
+        ("adam", {"beta1": 1.0}, "beta1=1.0 is invalid; it takes a number >= 0 and < 1"),
+        ("adam", {"beta2": 1}, "beta2=1 is invalid"),
+        ("rmsprop", {"decay": 1.0}, "decay=1.0 is invalid"),
+        ("rmsprop", {"eps": 0.0}, "eps=0.0 is invalid; it takes a number > 0"),
+        ("adagrad", {"eps": 0}, "> 0"),
+        ("adam", {"eps": 0.0}, "> 0"),
     ],
 )
 def test_bad_options_name_what_is_accepted(name, options, match):
@@ -237,9 +246,13 @@ def test_config_errors_are_value_errors():
 
 def test_labels_are_stable_and_name_the_given_options():
     assert optimizers.make("adam").label == "adam"
+    # options equal to their defaults are left out: the label names the computation
     opt = optimizers.make("adam", {"learning_rate": 0.001, "beta1": 0.8})
-    assert opt.label == "adam[beta1=0.8,learning_rate=0.001]"
+    assert opt.label == "adam[beta1=0.8]"
     assert optimizers.make("momentum", {"form": "classical"}).label == "momentum[form=classical]"
+    # 1 and 1.0 are one value of a float option
+    assert optimizers.make("gd", {"learning_rate": 1}).label == "gd[learning_rate=1.0]"
+    assert optimizers.make("gd", {"learning_rate": 1.0}).label == "gd[learning_rate=1.0]"
 
 
 def test_integer_values_are_accepted_for_float_options():
@@ -255,3 +268,62 @@ def test_no_warnings_from_a_plain_step():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         steps("adam", {}, 3)
+
+
+def test_the_posts_momentum_and_nesterov_take_gradients_at_the_same_points():
+    """momentum's look-ahead form is Nesterov's method: the same gradient points."""
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 4))
+
+    def points(name):
+        visited = []
+
+        def fun(w):  # a least-squares problem, so the gradient depends on w
+            visited.append(w.copy())
+            r = A @ w - 1.0
+            return 0.5 * float(r @ r), A.T @ r
+
+        opt = optimizers.make(name, {"learning_rate": 0.05, "momentum": 0.9})
+        w = np.zeros(4)
+        state = opt.start(w)
+        for _ in range(30):
+            opt.update(fun, w, state)
+        return np.array(visited)
+
+    np.testing.assert_allclose(points("momentum"), points("nesterov"), rtol=1e-12, atol=1e-12)
+    classical = optimizers.make("momentum", {"learning_rate": 0.05, "form": "classical"})
+    assert classical.label != optimizers.make("nesterov").label
+
+
+@pytest.mark.parametrize("name", sorted(optimizers.available()))
+def test_default_search_spaces_lie_inside_the_options_ranges(name):
+    """Every point a default search space can give is a valid option value."""
+    for _key, option in optimizers.get(name).options.items():
+        if option.search is None:
+            continue
+        for u in (0.0, 0.5, 0.999999):
+            option.convert(option.search.value(u))
+
+
+def test_schedules_are_applied_by_the_base_class_for_every_optimizer():
+    from nnbench.optimizers import Optimizer, Option
+
+    class Decaying(Optimizer):
+        name = "decaying"
+        options = {
+            "step": Option(1.0, "step", kind=float),
+            "factor": Option(0.5, "decay", kind=float),
+        }
+        schedules = {"s": ("step", "factor")}
+
+        def step(self, fun, theta, state):
+            theta -= state["s"]
+            return 0.0
+
+    opt = Decaying()
+    w = np.zeros(1)
+    state = opt.start(w)
+    for _ in range(3):
+        opt.update(lambda x: (0.0, x), w, state)
+    # steps of 1, 0.5, 0.25; the entry is now 0.125
+    assert w[0] == pytest.approx(-1.75) and state["s"] == pytest.approx(0.125)

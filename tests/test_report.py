@@ -1,48 +1,33 @@
-"""Reports and the regression check, on small hand-made results."""
+"""Reports on small hand-made results: every statistic recomputed by hand."""
 
-import json
 import math
 import shutil
 import subprocess
 from pathlib import Path
 
+import matplotlib
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from matplotlib.figure import Figure
 
-from nnbench import check, report, results
+from nnbench import grid, report, results
 from nnbench.errors import NnbenchError
-from nnbench.grid import RunSpec
+from nnbench.report import figures, tables
 from nnbench.train import METRICS
+
+BASE = grid.validate(
+    {
+        "name": "hand",
+        "data": {"dataset": "mnist"},
+        "budget": {"max_iter": 100},
+        "eval": {"every": 50},
+        "optimizer": [{"name": "gd"}],
+    }
+)
 
 
 def spec(optimizer="gd", seed=1, hidden=(25,), batch_size=50, options=None):
-    return RunSpec(
-        experiment="hand",
-        dataset="mnist",
-        data_path=None,
-        train_split="train",
-        val_split="valid",
-        test_split="test",
-        dtype="float64",
-        hidden=hidden,
-        activation="sigmoid",
-        output="sigmoid",
-        l2=0.0,
-        init="auto",
-        optimizer=optimizer,
-        options=options or {},
-        batch_size=batch_size,
-        batch_growth=1.0,
-        seed=seed,
-        max_iter=100,
-        max_epochs=None,
-        max_grad_evals=None,
-        max_seconds=None,
-        eval_every=50,
-        tol=None,
-    )
+    return BASE.spec(optimizer, options or {}, hidden=hidden, batch_size=batch_size, seed=seed)
 
 
 def rows(accuracies, seconds, test=None):
@@ -94,89 +79,132 @@ def hand_made(tmp_path):
 
 def test_summary_statistics_by_hand(hand_made):
     frame = results.load(hand_made)
-    summary = report.summary_table(frame, target=0.75).set_index("optimizer")
+    summary = tables.summary_table(frame, target=0.75).set_index("optimizer")
     gd = summary.loc["gd"]
     assert gd["seeds"] == 3 and gd["ok"] == 3
     assert gd["val_mean"] == pytest.approx(0.8)  # (0.8 + 0.9 + 0.7) / 3
     assert gd["val_std"] == pytest.approx(0.1)  # sqrt(((0)^2 + 0.1^2 + 0.1^2) / 2)
-    # t(0.975, df=2) = 4.302653; half-width = 4.302653 * 0.1 / sqrt(3) = 0.248414
-    assert gd["val_ci95"] == pytest.approx(0.248414, abs=1e-6)
-    # first evaluation at >= 0.75: seed 1 at 2.0 s, seed 2 at 3.0 s, seed 3 never
-    assert gd["reached"] == 2 and gd["seconds_to_target"] == pytest.approx(2.5)
-    assert gd["grad_evals_to_target"] == pytest.approx(75)  # median of 100 and 50
+    # exact bootstrap of 3 values: the mean 0.7 (all three resampled 0.7) has
+    # probability 1/27 > 2.5%, and 0.9 likewise: the interval is [0.7, 0.9]
+    assert (gd["val_low"], gd["val_high"]) == pytest.approx((0.7, 0.9))
+    # interpolated time to 0.75: seed 1 between 0.6 at 1 s and 0.8 at 2 s -> 1.75 s;
+    # seed 2 between 0.1 at 0 s and 0.8 at 3 s -> 3 * 0.65 / 0.7 = 2.7857 s; seed 3 never
+    assert gd["reached"] == 2
+    assert gd["seconds_to_target"] == pytest.approx((1.75 + 3 * 0.65 / 0.7) / 2)
+    # the same in gradient evaluations: 87.5 and 50 * 0.65 / 0.7 = 46.43
+    assert gd["grad_evals_to_target"] == pytest.approx((87.5 + 50 * 0.65 / 0.7) / 2)
     assert gd["train_seconds"] == pytest.approx(4.0)  # mean of 2, 6, 4
-    assert gd["total_seconds"] == pytest.approx(12.0)
     adam = summary.loc["adam"]
     assert adam["seeds"] == 3 and adam["ok"] == 1  # failed and diverged are counted
     assert adam["val_mean"] == pytest.approx((0.95 + 0.2) / 2)  # the failed run has none
-    assert adam["reached"] == 1 and adam["seconds_to_target"] == pytest.approx(0.5)
+    assert adam["reached"] == 1
 
 
-def test_performance_profile_ratios_by_hand(hand_made):
-    frame = results.load(hand_made)
-    prof = report.performance_profiles(frame, target=0.75).set_index("optimizer")
-    # adam: 1 of 3 seeds reached, fewer than half: infinite time, as AlgoPerf counts it
-    assert math.isinf(prof.loc["adam", "seconds"])
-    assert prof.loc["gd", "seconds"] == pytest.approx(2.5) and prof.loc["gd", "ratio"] == 1.0
-    prof = report.performance_profiles(frame, target=0.5).set_index("optimizer")
-    # adam: seed 1 reached 0.5 at 0.5 s (1 of 3 again: inf); gd: 1.0, 3.0, 2.0 -> median 2.0
-    assert prof.loc["gd", "seconds"] == pytest.approx(2.0)
+def test_intervals_stay_inside_the_range_of_accuracies(tmp_path):
+    # two seeds far apart: a t interval would be 0.5 +- 6.35, far outside [0, 1]
+    for seed, acc in ((1, 0.0), (2, 1.0)):
+        results.write_run(tmp_path, spec(seed=seed), rows([0.5, acc], [0, 1]), "completed", "", {})
+    summary = tables.summary_table(results.load(tmp_path))
+    assert (summary["val_low"].iloc[0], summary["val_high"].iloc[0]) == (0.0, 1.0)
 
 
 def test_failed_and_diverged_runs_are_listed(hand_made):
-    bad = report.status_table(results.load(hand_made))
+    bad = tables.status_table(results.load(hand_made))
     assert sorted(bad["status"]) == ["diverged", "failed"]
     assert "RuntimeError: boom" in bad["message"].tolist()
 
 
-def test_figures_are_figures(hand_made):
+def test_figures_are_figures_from_a_registry(hand_made):
     frame = results.load(hand_made)
-    for fig in (
-        report.convergence_figure(frame, "train_seconds", "val_accuracy"),
-        report.convergence_figure(frame, "epoch", "train_cost"),
-        report.accuracy_distribution_figure(frame),
-        report.performance_profile_figure(frame, target=0.75),
-    ):
-        assert isinstance(fig, Figure)
+    ctx = figures.Context(frame, target=0.75)
+    for name in figures.available():
+        fig = figures.make(name, ctx)
+        assert fig is None or isinstance(fig, Figure)
+    assert figures.make("tuning-curve", ctx) is None  # not a tuned study
+    with pytest.raises(NnbenchError, match="unknown figure 'pie'"):
+        figures.make("pie", ctx)
+
+
+def test_a_figure_is_one_registered_function(hand_made, tmp_path):
+    @figures.figure("seed-count", "how many seeds each optimizer has")
+    def seed_count(ctx):
+        fig = figures.new_figure((4, 3))
+        counts = results.final_rows(ctx.frame).groupby("optimizer").size()
+        fig.subplots().bar(counts.index, counts.to_numpy())
+        return fig
+
+    try:
+        report.build_report(hand_made, tmp_path / "r", figures=["seed-count"])
+        assert (tmp_path / "r" / "figures" / "seed-count.svg").exists()
+        assert not (tmp_path / "r" / "figures" / "final-accuracy.png").exists()
+    finally:
+        figures._REGISTRY.pop("seed-count")
+
+
+def test_no_global_matplotlib_state_is_changed(hand_made, tmp_path):
+    before = matplotlib.get_backend()
+    report.build_report(hand_made, tmp_path / "r", figures=["final-accuracy"])
+    assert matplotlib.get_backend() == before
 
 
 def test_one_colour_per_optimizer_everywhere():
     a = report.colours(["adam", "gd"])
     b = report.colours(["gd", "myplugin", "adam", "cg"])
+    c = report.colours(["myplugin"])
     assert a["adam"] == b["adam"] and a["gd"] == b["gd"]
-    assert len({tuple(c) for c in b.values()}) == len(b)
+    assert b["myplugin"] == c["myplugin"]  # whatever else is shown
+    assert len({tuple(v) for v in b.values()}) == len(b)
 
 
 def test_report_builds_with_failed_and_diverged_runs(hand_made, tmp_path):
     out = tmp_path / "rep"
     page = report.build_report(hand_made, out, target=0.75)
     md = (out / "report.md").read_text()
-    assert "Runs that did not complete (2)" in md and "RuntimeError: boom" in md
+    assert "Runs that did not end normally (2)" in md and "RuntimeError: boom" in md
     assert "1 diverged" in md and "1 failed" in md
     assert "The post's table" in md  # gd on [25], batch 50, 100 iterations: the post's setting
-    for name in (
-        "accuracy-vs-train_seconds",
-        "accuracy-vs-epoch",
-        "accuracy-vs-grad_evals",
-        "cost-vs-train_seconds",
-        "final-accuracy",
-        "performance-profile",
-    ):
+    drawn = [n for n in figures.available() if (out / "figures" / f"{n}.png").exists()]
+    assert drawn == [n for n in figures.available() if n not in ("tuning-curve", "sensitivity")]
+    for name in drawn:
         assert (out / "figures" / f"{name}.png").stat().st_size > 1000
         assert (out / "figures" / f"{name}.svg").exists()
-    assert page.read_text().count("data:image/png;base64,") == 8
+    assert page.read_text().count("data:image/png;base64,") == len(drawn)
 
 
-def test_blog_table_when_the_setting_is_the_posts(tmp_path):
+def test_a_report_of_failures_only_lists_them(tmp_path):
+    results.write_run(tmp_path, spec(seed=1), [], "failed", "RuntimeError: boom", {})
+    results.write_run(
+        tmp_path,
+        spec(seed=2),
+        rows([math.nan], [0]),
+        "diverged",
+        "the starting cost is not finite",
+        {},
+    )
+    report.build_report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert "Runs that did not end normally (2)" in md and "starting cost is not finite" in md
+
+
+def test_the_blog_table_has_one_configuration_per_row(tmp_path):
     out = tmp_path / "blog"
     for opt, acc in (("gd", 0.83), ("cg", 0.86), ("rmsprop_blog", 0.2)):
         results.write_run(
             out, spec(opt, 1), rows([0.1, 0.5, acc], [0, 0.1, 0.284]), "completed", "", {}
         )
-    table = report.blog_table(results.load(out)).set_index("optimizer")
-    gd = table.loc["GD (learning rate 0.3)"]
+    # another gd setting in the same cell is not the post's GD: never averaged in
+    results.write_run(
+        out,
+        spec("gd", 1, options={"learning_rate": 1.0}),
+        rows([0.1, 0.5, 0.1], [0, 1, 2]),
+        "completed",
+        "",
+        {},
+    )
+    table = tables.blog_table(results.load(out)).set_index("optimizer")
+    gd = table.loc["GD, learning rate 0.3"]
     assert gd["post_accuracy"] == 0.8316 and gd["accuracy_mean"] == pytest.approx(0.83)
-    assert gd["time_fraction"] == pytest.approx(0.284 / 284)
+    assert gd["seeds"] == 1 and "time_fraction" not in table.columns
     report.build_report(out)
     assert "The post's table, reproduced" in (out / "report.md").read_text()
 
@@ -199,102 +227,17 @@ def test_an_empty_results_folder_is_a_clear_error(tmp_path):
         report.build_report(tmp_path / "missing")
 
 
-# -- the regression check --------------------------------------------------------------
-
-
-def lower_accuracy(folder, optimizer, by):
-    """Rewrite one configuration's run files with a lower final validation accuracy."""
-    for path in (folder / "runs").glob("*.parquet"):
-        meta = results.read_meta(path)
-        if meta["spec"]["optimizer"] != optimizer:
-            continue
-        table = pq.read_table(path)
-        frame = table.to_pandas()
-        frame.loc[frame.index[-1], "val_accuracy"] -= by
-        import pyarrow as pa
-
-        new = pa.Table.from_pandas(frame, preserve_index=False)
-        pq.write_table(new.replace_schema_metadata(table.schema.metadata), path)
-
-
-def test_check_passes_unchanged_and_fails_naming_the_regression(hand_made, tmp_path):
-    base = check.write_baseline(hand_made, tmp_path / "baseline.json")
-    assert check.check(hand_made, base).ok
-    lower_accuracy(hand_made, "gd", 0.2)  # mean 0.8 -> 0.6, baseline sd 0.1 -> allowed 0.3
-    assert check.check(hand_made, base).ok
-    lower_accuracy(hand_made, "gd", 0.2)  # now 0.4: a drop of 0.4 > 3 sd
-    result = check.check(hand_made, base)
-    assert not result.ok and result.regressions["label"].tolist() == ["gd"]
-    text = check.format_check(result)
-    assert "1 configuration(s) regressed" in text and "gd | mnist | hidden 25" in text
-    assert check.check(hand_made, base, tol=0.5).ok  # an absolute tolerance
-
-
-def test_check_reports_configurations_on_one_side_only(hand_made, tmp_path):
-    base = check.write_baseline(hand_made, tmp_path / "baseline.json")
-    for path in (hand_made / "runs").glob("*.parquet"):
-        if results.read_meta(path)["spec"]["optimizer"] == "adam":
-            path.unlink()
-    results.write_run(hand_made, spec("nesterov", 1), rows([0.1, 0.9], [0, 1]), "completed", "", {})
-    result = check.check(hand_made, base)
-    assert not result.ok
-    text = check.format_check(result)
-    assert "missing from the results" in text and "adam" in text
-    assert "new (not in the baseline" in text and "nesterov" in text
-
-
-@pytest.mark.parametrize(
-    "content, match",
-    [
-        ("not json", "not JSON"),
-        (json.dumps({"configurations": []}), "not an nnbench baseline"),
-        (json.dumps({"format": "nnbench-baseline", "version": 99}), "version 99"),
-        (
-            json.dumps(
-                {"format": "nnbench-baseline", "version": 1, "configurations": [{"label": "gd"}]}
-            ),
-            "malformed baseline",
-        ),
-        (
-            json.dumps(
-                {
-                    "format": "nnbench-baseline",
-                    "version": 1,
-                    "configurations": [
-                        {
-                            "label": "gd",
-                            "dataset": "mnist",
-                            "hidden": "25",
-                            "batch_size": 50,
-                            "dtype": "float64",
-                            "mean": "high",
-                            "std": 0,
-                            "n_seeds": 1,
-                        }
-                    ],
-                }
-            ),
-            "non-numeric",
-        ),
-    ],
-)
-def test_a_baseline_of_the_wrong_format_is_a_clear_error(hand_made, tmp_path, content, match):
-    path = tmp_path / "b.json"
-    path.write_text(content)
-    with pytest.raises(NnbenchError, match=match):
-        check.check(hand_made, path)
-
-
-def test_check_cli_exit_codes(hand_made, tmp_path, capsys):
-    from nnbench.cli import main
-
-    base = tmp_path / "b.json"
-    assert main(["baseline", str(hand_made), "-o", str(base)]) == 0
-    assert main(["check", str(hand_made), "--baseline", str(base)]) == 0
-    lower_accuracy(hand_made, "gd", 0.5)
-    assert main(["check", str(hand_made), "--baseline", str(base)]) == 1
-    assert "regressed" in capsys.readouterr().out
-    assert main(["check", str(hand_made), "--baseline", str(tmp_path / "none.json")]) == 2
+def test_the_profile_follows_algoperfs_rule_on_hand_made_runs(hand_made):
+    """gd's three seeds are its studies, with one trial each: at target 0.75 seed 1
+    reaches it at evaluation 2 (2.0 s), seed 2 at evaluation 1 (3.0 s), seed 3
+    never: the median of (2, 3, inf) is 3.0. adam: seed 1 at 0.5 s, the failed
+    seed 2 has no evaluations (not a study), seed 3 never: median(0.5, inf) = inf."""
+    times, ratios, _rho, score = tables.performance_profile(results.load(hand_made), 0.75)
+    cell = ("25", 50.0)
+    gd, adam = dict(times.loc["gd"]), dict(times.loc["adam"])
+    assert gd[cell] == 3.0 and math.isinf(adam[cell])
+    assert dict(ratios.loc["gd"])[cell] == 1.0
+    assert score["gd"] == 1.0 and score["adam"] == 0.0
 
 
 # -- the report in a browser ------------------------------------------------------------
@@ -308,6 +251,7 @@ def chromium():
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(chromium() is None, reason="no Chromium here (.ci/run installs it)")
 def test_report_renders_in_headless_chromium(hand_made, tmp_path):
     page = report.build_report(hand_made, tmp_path / "rep", target=0.75)
@@ -333,7 +277,8 @@ def test_report_renders_in_headless_chromium(hand_made, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
-    assert 'data-figures="8/8"' in dom  # every embedded figure decoded
+    n_figures = page.read_text().count("data:image/png;base64,")
+    assert f'data-figures="{n_figures}/{n_figures}"' in dom  # every embedded figure decoded
     n_rows = int(dom.split('data-table-rows="')[1].split('"')[0])
     expected = page.read_text().count("</td></tr>")  # body rows written
     assert n_rows == expected > 0  # every table row rendered

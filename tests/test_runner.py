@@ -1,13 +1,19 @@
-"""The grid runner: parallel equals serial, resume, failures as rows, locks, Dask.
+"""The grid runner: parallel equals serial, resume, every end of a run as a row,
+the folder's lock and owner, the shared data. The fault matrix (every fault
+under every backend, signals, killed processes) is the slow tier's:
+tests/test_faults.py."""
 
-Kills, Ctrl-C and other faults from outside are in test_faults.py."""
+import json
+import os
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from nnbench import grid, results, runner
-from nnbench.errors import NnbenchError
+from nnbench import backends, grid, optimizers, results, runner
+from nnbench.data import share_dataset
+from nnbench.errors import ConfigError, NnbenchError
+from nnbench.status import Status
 
 TIMELESS = [
     "train_cost",
@@ -58,31 +64,15 @@ def test_one_and_two_jobs_give_the_same_metrics(tmp_path):
 def test_results_table_has_the_documented_columns(tmp_path):
     runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None)
     frame = results.load(tmp_path)
-    for column in (
-        "run_id",
-        "label",
-        "optimizer",
-        "hidden",
-        "batch_size",
-        "seed",
-        "status",
-        "iteration",
-        "epoch",
-        "grad_evals",
-        "train_cost",
-        "val_cost",
-        "val_accuracy",
-        "test_accuracy",
-        "train_seconds",
-        "eval_seconds",
-    ):
+    for column in (*results.CONFIG_COLUMNS, "train_seconds", "eval_seconds"):
         assert column in frame.columns
     assert set(frame["label"]) == {"gd[learning_rate=0.5]", "adam", "cg[mb_maxiter=3]"}
     assert frame.groupby("run_id").size().tolist() == [4, 4, 4]  # iterations 0, 10, 20, 30
     runs = results.load_runs(tmp_path)
     assert len(runs) == 3 and runs["prov.numpy"].iloc[0] == np.__version__
-    assert "openblas" in runs["prov.blas"].iloc[0].lower() or runs["prov.blas"].iloc[0]
-    assert (tmp_path / "experiment.json").exists()
+    assert "openblas" in runs["prov.blas"].iloc[0].lower()
+    assert set(runs["diag.n_bad_status"].dropna()) <= {0, 1, 2, 3}  # cg reports its own
+    assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "small"
 
 
 def test_a_rerun_skips_finished_runs_and_force_reruns(tmp_path):
@@ -94,19 +84,46 @@ def test_a_rerun_skips_finished_runs_and_force_reruns(tmp_path):
     assert again.n_skipped == 3 and again.n_done == 0
     assert [f.stat().st_mtime_ns for f in files] == stamps
     forced = runner.run_experiment(exp, tmp_path, log=None, force=True)
-    assert forced.n_done == 3
+    assert forced.n_done == 3 and len(list((tmp_path / "runs").glob("*.parquet"))) == 3
 
 
-def test_a_run_that_raises_is_a_failed_row_and_the_grid_goes_on(tmp_path):
-    exp = experiment(optimizers=[{"name": "faulty", "fault": "raise"}, {"name": "adam"}])
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
-    assert summary.statuses == {"failed": 2, "completed": 2}
-    frame = results.load(tmp_path)
-    failed = frame[frame["status"] == "failed"]
-    assert set(failed["message"]) == {"RuntimeError: injected failure"}
-    assert failed["iteration"].isna().all()  # one row per failed run, no metrics
-    # a failed run is retried by the next run of the grid
-    assert runner.run_experiment(exp, tmp_path, log=None).n_skipped == 2
+def test_every_end_of_a_run_is_a_row_and_the_grid_goes_on(tmp_path):
+    """In-process faults of a run, each with -j 1: the runner survives them all."""
+    faults = ["raise", "sysexit", "keyboard", "generatorexit", "exit", "segfault"]
+    exp = experiment(optimizers=[{"name": "faulty", "fault": faults}, {"name": "adam"}], seeds=(1,))
+    summary = runner.run_experiment(exp, tmp_path, n_jobs=1, log=None)
+    assert summary.statuses == {"failed": len(faults), "completed": 1}
+    runs = results.load_runs(tmp_path).set_index("label")
+    message = runs["message"].to_dict()
+    assert message["faulty[fault=raise]"].startswith("RuntimeError: injected failure (at ")
+    assert message["faulty[fault=sysexit]"].startswith("SystemExit: 3")
+    assert "KeyboardInterrupt raised by the run itself" in message["faulty[fault=keyboard]"]
+    assert message["faulty[fault=generatorexit]"].startswith("GeneratorExit")
+    assert (
+        message["faulty[fault=exit]"]
+        == "the process running it exited with status 3 before finishing"
+    )
+    assert message["faulty[fault=segfault]"] == (
+        "the process running it was killed by SIGSEGV (a crash in native code); tried again: twice"
+    )
+    failed = results.load(tmp_path).query("status == 'failed'")
+    assert failed.groupby("run_id").size().max() >= 1  # never silently dropped
+    # failed runs are tried again by the next run of the grid; finished ones are not
+    assert runner.run_experiment(exp, tmp_path, log=None).n_skipped == 1
+
+
+def test_a_hung_run_is_stopped_and_recorded(tmp_path):
+    raw = {
+        "name": "hang",
+        "data": {"dataset": "digits"},
+        "grid": {"seeds": [1]},
+        "budget": {"max_iter": 20, "hang_seconds": 1.0},
+        "optimizer": [{"name": "faulty", "fault": "hang"}, {"name": "gd"}],
+    }
+    summary = runner.run_experiment(grid.validate(raw), tmp_path, n_jobs=2, log=None)
+    assert summary.statuses == {"failed": 1, "completed": 1}
+    message = results.load_runs(tmp_path).query("status == 'failed'")["message"].iloc[0]
+    assert message.startswith("hung: no step for 1 s (after iteration 2)")
 
 
 def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
@@ -116,17 +133,19 @@ def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
     assert "minibatch loss became nan" in results.load(tmp_path)["message"].iloc[0]
 
 
-def test_a_worker_that_dies_leaves_a_failed_row_and_the_grid_finishes(tmp_path):
-    exp = experiment(
-        optimizers=[{"name": "faulty", "fault": "exit"}, {"name": "adam"}, {"name": "gd"}],
-        seeds=(1, 2),
-    )
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
-    assert summary.statuses == {"failed": 2, "completed": 4}
-    runs = results.load_runs(tmp_path)
-    died = runs[runs["status"] == "failed"]
-    assert set(died["optimizer"]) == {"faulty"}
-    assert all("died twice" in m for m in died["message"])
+def test_a_failed_rerun_never_replaces_a_final_result(tmp_path):
+    exp = experiment(seeds=(1,), optimizers=[{"name": "gd"}])
+    runner.run_experiment(exp, tmp_path, log=None)
+    spec = exp.runs()[0]
+    path = results.run_path(tmp_path, spec.run_id)
+    before = path.read_bytes()
+    stored = results.stored_runs(tmp_path)
+    summary = runner.GridSummary(tmp_path, 1)
+    recorder = runner._Recorder(tmp_path, stored, summary, lambda m: None, 1, False)
+    recorder.record(spec, {"status": "failed", "message": "boom", "rows": []})
+    assert path.read_bytes() == before and summary.n_kept == 1
+    recorder.record(spec, {"status": None})  # stopped by Ctrl-C: nothing written at all
+    assert path.read_bytes() == before
 
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path):
@@ -136,31 +155,80 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path):
     assert runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None).n_done == 3
 
 
-def test_bad_jobs_and_backend_are_config_errors(tmp_path):
-    with pytest.raises(NnbenchError, match="jobs"):
-        runner.run_experiment(experiment(), tmp_path, n_jobs=0, log=None)
-    with pytest.raises(NnbenchError, match="unknown backend"):
-        runner.run_experiment(experiment(), tmp_path, backend="spark", log=None)
+def test_a_results_folder_belongs_to_one_experiment(tmp_path):
+    runner.run_experiment(experiment("first", seeds=(1,)), tmp_path, log=None)
+    with pytest.raises(NnbenchError, match="holds the results of experiment 'first', not 'second'"):
+        runner.run_experiment(experiment("second", seeds=(2,)), tmp_path, log=None)
+    assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
+    summary = runner.run_experiment(
+        experiment("second", seeds=(2,)), tmp_path, log=None, merge=True
+    )
+    assert summary.n_done == 3
+    assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
+    assert (tmp_path / "experiment.second.json").exists()
 
 
-def test_dask_local_cluster_gives_the_same_metrics(tmp_path):
-    pytest.importorskip("distributed")
-    exp = experiment(seeds=(1,))
-    runner.run_experiment(exp, tmp_path / "local", n_jobs=2, log=None)
-    summary = runner.run_experiment(exp, tmp_path / "dask", n_jobs=2, backend="dask", log=None)
-    assert summary.statuses == {"completed": 3}
-    pd.testing.assert_frame_equal(metrics(tmp_path / "local"), metrics(tmp_path / "dask"))
-    assert set(results.load_runs(tmp_path / "dask")["prov.backend"]) == {"dask"}
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_jobs": 0}, "-j/--jobs must be an integer from 1 to"),
+        ({"n_jobs": 10_000}, "-j/--jobs must be an integer from 1 to"),
+        ({"threads": 0}, "--threads must be an integer from 1 to"),
+        ({"threads": (os.cpu_count() or 1) + 1}, "--threads must be an integer from 1 to"),
+        ({"backend": "spark"}, "unknown backend 'spark'"),
+        ({"backend": "multiprocessing"}, "every run already gets a process of its own"),
+        ({"backend": "threading", "scheduler": "tcp://x:1"}, "--scheduler is for --backend dask"),
+        ({"out_dir": " "}, "--out must name a folder"),
+    ],
+)
+def test_bad_runner_settings_are_refused_before_anything_is_written(tmp_path, kwargs, match):
+    kwargs.setdefault("out_dir", tmp_path / "out")
+    with pytest.raises(ConfigError, match=match):
+        runner.run_experiment(experiment(), log=None, **kwargs)
+    assert not (tmp_path / "out").exists()
 
 
-def test_dask_scheduler_address_that_is_unreachable(tmp_path, monkeypatch):
-    pytest.importorskip("distributed")
-    monkeypatch.setattr(runner, "SCHEDULER_TIMEOUT", "1s")
-    with pytest.raises(NnbenchError, match="cannot reach the Dask scheduler"):
-        runner.run_experiment(
-            experiment(seeds=(1,)),
-            tmp_path,
-            backend="dask",
-            scheduler="tcp://127.0.0.1:9",
-            log=None,
-        )
+def test_every_backend_is_registered_behind_the_seam():
+    assert backends.available()[:3] == ["threading", "loky", "dask"]
+    for name in ("threading", "loky", "dask"):
+        cls = backends.get(name)
+        assert issubclass(cls, backends.Backend) and cls.name == name
+
+
+def test_workers_memory_map_one_copy_of_the_data():
+    shared = share_dataset("digits", "float32")
+    first, second = shared.load(), shared.load()
+    X1, X2 = first["train"][0], second["train"][0]
+    assert isinstance(X1, np.memmap) and X1.filename == X2.filename
+    assert str(X1.filename).startswith(shared.folder)
+    assert X1.dtype == np.float32 and not X1.flags.writeable
+
+
+def test_results_are_read_and_reported_without_the_plugin_that_made_them(tmp_path, monkeypatch):
+    from nnbench import report
+
+    exp = experiment(optimizers=[{"name": "signsgd", "learning_rate": 0.02}], seeds=(1, 2))
+    runner.run_experiment(exp, tmp_path, log=None)
+    # the plugin is gone: uninstalled, or another machine
+    registry = dict(optimizers._REGISTRY)
+    registry.pop("signsgd")
+    monkeypatch.setattr(optimizers, "_REGISTRY", registry)
+    monkeypatch.setattr(optimizers, "_plugins_loaded", True)
+    with pytest.raises(ConfigError):
+        optimizers.get("signsgd")
+    frame = results.load(tmp_path)
+    assert set(frame["label"]) == {"signsgd[learning_rate=0.02]"}
+    assert len(results.load_runs(tmp_path)) == 2
+    assert set(results.stored_runs(tmp_path)) == {s.run_id for s in exp.runs()}
+    report.build_report(tmp_path, figures=["final-accuracy"])
+    assert "signsgd[learning_rate=0.02]" in (tmp_path / "report.md").read_text()
+
+
+def test_statuses_say_what_is_final_and_what_is_ok():
+    assert {s.value for s in Status if s.is_final} == {
+        "completed",
+        "converged",
+        "stopped",
+        "diverged",
+    }
+    assert {s.value for s in Status if s.is_ok} == {"completed", "converged", "stopped"}

@@ -12,12 +12,25 @@ from nnbench.optimizers import Optimizer, Option
 from nnbench.train import (
     METRICS,
     Budget,
+    LoopSettings,
     initial_weights,
     minibatches,
     resolve_batch_size,
     seed_rngs,
     train,
 )
+
+LOOP_KEYS = {
+    "budget",
+    "batch_size",
+    "batch_growth",
+    "points",
+    "spacing",
+    "every",
+    "train_rows",
+    "tol",
+    "evaluate",
+}
 
 
 class Spy(Optimizer):
@@ -43,12 +56,22 @@ class Spy(Optimizer):
 
 
 def run(ds, optimizer, seed=0, hidden=(8,), **kwargs):
+    """One run on ``ds``: loop settings and train()'s own arguments from ``kwargs``."""
     model = MLP((ds.n_features, *hidden, ds.n_classes))
     theta = initial_weights(model, seed)
-    kwargs.setdefault("budget", Budget(max_iter=20))
-    kwargs.setdefault("batch_size", 25)
+    loop = {k: kwargs.pop(k) for k in list(kwargs) if k in LOOP_KEYS}
+    loop.setdefault("budget", Budget(max_iter=20))
+    loop.setdefault("batch_size", 25)
+    loop.setdefault("every", "epoch")
     return train(
-        model, theta, ds.train, optimizer, rng=seed_rngs(seed)[1], valid=ds.valid, **kwargs
+        model,
+        theta,
+        ds.train,
+        optimizer,
+        LoopSettings(**loop),
+        seed_rngs(seed)[1],
+        valid=ds.valid,
+        **kwargs,
     )
 
 
@@ -69,15 +92,15 @@ def test_same_seed_same_start_and_same_minibatches_for_every_optimizer(synthetic
 
 @pytest.mark.parametrize("name", ["adam", "cg", "momentum"])
 def test_a_rerun_gives_bitwise_identical_metrics(synthetic, name):
-    a = run(synthetic, optimizers.make(name), seed=2, eval_every=5)
-    b = run(synthetic, optimizers.make(name), seed=2, eval_every=5)
+    a = run(synthetic, optimizers.make(name), seed=2, every=5)
+    b = run(synthetic, optimizers.make(name), seed=2, every=5)
     timeless = [k for k in METRICS if not k.endswith("seconds")]
     assert a.frame()[timeless].equals(b.frame()[timeless])
     assert np.array_equal(a.theta, b.theta)
 
 
 def test_rows_have_every_metric_and_a_start_and_end_row(synthetic):
-    result = run(synthetic, Spy(), budget=Budget(max_iter=35), eval_every=10, test=synthetic.test)
+    result = run(synthetic, Spy(), budget=Budget(max_iter=35), every=10, test=synthetic.test)
     frame = result.frame()
     assert list(frame.columns) == list(METRICS)
     assert frame["iteration"].tolist() == [0, 10, 20, 30, 35]
@@ -96,7 +119,7 @@ def test_without_a_test_set_test_metrics_are_missing(synthetic):
 
 
 def test_epoch_schedule_evaluates_at_the_end_of_every_pass(synthetic):
-    frame = run(synthetic, Spy(), budget=Budget(max_epochs=3), eval_every="epoch").frame()
+    frame = run(synthetic, Spy(), budget=Budget(max_epochs=3), every="epoch").frame()
     assert frame["epoch"].tolist() == [0, 1, 2, 3]
     assert frame["iteration"].tolist() == [0, 7, 14, 21]
 
@@ -135,11 +158,9 @@ def test_training_time_excludes_evaluation(synthetic, monkeypatch):
         initial_weights(model, 0),
         synthetic.train,
         OneSecond(),
-        budget=Budget(max_iter=20),
-        rng=seed_rngs(0)[1],
-        batch_size=25,
+        LoopSettings(Budget(max_iter=20), batch_size=25, every=10),
+        seed_rngs(0)[1],
         valid=synthetic.valid,
-        eval_every=10,
     )
     assert [r["train_seconds"] for r in result.rows] == [0, 10, 20]
     assert [r["eval_seconds"] for r in result.rows] == [100, 200, 300]
@@ -150,6 +171,7 @@ def test_batch_size_as_a_fraction_and_as_a_count():
     assert resolve_batch_size(50, 180) == 50
     assert resolve_batch_size(500, 180) == 180  # at most all rows
     assert resolve_batch_size(1.0, 180) == 1  # 1 is a count, as in the post
+    assert resolve_batch_size("full", 180) == 180  # the whole training set
     for bad in (0, -3, 2.5, float("nan"), "50", True):
         with pytest.raises(ValueError, match="batch_size"):
             resolve_batch_size(bad, 180)
@@ -167,7 +189,7 @@ def test_minibatches_drop_the_remainder_and_grow_to_full_batch():
 
 
 def test_tol_stops_a_converged_run(synthetic):
-    result = run(synthetic, Spy(learning_rate=1e-9), eval_every=1, tol=1e-3)
+    result = run(synthetic, Spy(learning_rate=1e-9), every=1, tol=1e-3)
     assert result.status == "converged" and result.n_iter == 1
 
 
@@ -176,7 +198,7 @@ def test_divergence_ends_the_run_with_a_status(synthetic):
         synthetic,
         optimizers.make("gd", {"learning_rate": 1e4}),
         hidden=(8, 8),
-        eval_every=1,
+        every=1,
         budget=Budget(max_iter=200),
     )
     assert result.status == "diverged"
@@ -201,12 +223,12 @@ def test_the_callback_can_stop_the_run(synthetic):
         assert info["theta"].shape == (initial_weights(MLP((12, 8, 3)), 0).shape)
         return info["iteration"] >= 10
 
-    result = run(synthetic, Spy(), eval_every=5, callback=callback)
+    result = run(synthetic, Spy(), every=5, callback=callback)
     assert result.status == "stopped" and seen == [5, 10] and result.n_iter == 10
 
 
 def test_ctrl_c_keeps_the_weights_and_rows(synthetic):
-    result = run(synthetic, Spy(raise_at=8), eval_every=3)
+    result = run(synthetic, Spy(raise_at=8), every=3)
     assert result.status == "interrupted"
     assert result.n_iter == 7 and [r["iteration"] for r in result.rows] == [0, 3, 6]
     # the weights are those after 7 steps: rerun 7 steps uninterrupted and compare
@@ -223,13 +245,12 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synthetic):
         initial_weights(model, 0),
         synthetic.train,
         opt,
-        budget=Budget(max_iter=14),
-        rng=seed_rngs(0)[1],
-        batch_size=25,
+        LoopSettings(Budget(max_iter=14), batch_size=25),
+        seed_rngs(0)[1],
     )
     # The same 14 steps, driven by hand in two halves through one state.
     theta = initial_weights(model, 0)
-    state = opt.init(theta)
+    state = opt.start(theta)
     fun = train_mod.BatchObjective(model)
     gen = minibatches(len(synthetic.train[0]), 25, seed_rngs(0)[1])
     X, y = synthetic.train[0].astype(np.float64), synthetic.train[1]
@@ -239,15 +260,15 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synthetic):
         for _ in range(7):
             idx = next(gen)[0]
             fun.X, fun.y = X[idx], y[idx]
-            opt.step(fun, theta, state)
+            opt.update(fun, theta, state)
     np.testing.assert_array_equal(theta, whole.theta)
 
 
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"eval_every": 0}, "eval_every"),
-        ({"eval_every": "pass"}, "eval_every"),
+        ({"every": 0}, "eval_every"),
+        ({"every": "pass"}, "eval_every"),
         ({"batch_growth": 0.5}, "batch_growth"),
         ({"tol": -1.0}, "tol"),
     ],
@@ -262,3 +283,73 @@ def test_a_budget_is_required_and_checked():
         Budget()
     with pytest.raises(ValueError, match="max_iter"):
         Budget(max_iter=0)
+
+
+def test_points_are_spread_evenly_over_an_iteration_budget(synthetic):
+    frame = run(synthetic, Spy(), budget=Budget(max_iter=100), every=None, points=20).frame()
+    assert frame["iteration"].tolist() == list(range(0, 101, 5))
+
+
+def test_points_on_an_epoch_budget_and_log_spacing(synthetic):
+    # 7 batches a pass: thresholds at 0.3, 0.6, ... epochs fall between batches
+    frame = run(synthetic, Spy(), budget=Budget(max_epochs=3), every=None, points=10).frame()
+    epochs = frame["epoch"].tolist()
+    assert len(epochs) == 11 and epochs[0] == 0 and epochs[-1] == pytest.approx(3)
+    thresholds = [0.3 * k for k in range(1, 11)]
+    # each evaluation is the first step at or past its threshold
+    for e, t in zip(epochs[1:], thresholds):
+        assert t - 1e-9 <= e < t + 1 / 7 + 1e-9
+    frame = run(
+        synthetic, Spy(), budget=Budget(max_iter=1000), every=None, points=5, spacing="log"
+    ).frame()
+    # 1%, 3.2%, 10%, 31.6%, 100% of 1000 iterations
+    assert frame["iteration"].tolist() == [0, 10, 32, 100, 317, 1000]
+
+
+def test_training_metrics_on_a_fixed_subset(synthetic):
+    model = MLP((synthetic.n_features, 8, synthetic.n_classes))
+    result = run(synthetic, Spy(), budget=Budget(max_iter=5), train_rows=40)
+    idx = np.sort(np.random.default_rng(train_mod.TRAIN_SUBSET_SEED).choice(180, 40, replace=False))
+    X, y = synthetic.train
+    cost, acc = model.evaluate(result.theta, X[idx], y[idx])
+    assert result.rows[-1]["train_cost"] == pytest.approx(cost, rel=1e-12)
+    assert result.rows[-1]["train_accuracy"] == acc
+    # every run sees the same subset: the same start weights give the same first row
+    again = run(synthetic, Spy(learning_rate=0.1), budget=Budget(max_iter=5), train_rows=40)
+    assert again.rows[0]["train_cost"] == result.rows[0]["train_cost"]
+
+
+def test_running_evaluation_is_the_mean_minibatch_loss(synthetic):
+    losses = []
+
+    class Recording(Spy):
+        def step(self, fun, theta, state):
+            loss = super().step(fun, theta, state)
+            losses.append(loss)
+            return loss
+
+    result = run(synthetic, Recording(), budget=Budget(max_iter=14), every=7, evaluate="running")
+    rows = result.rows
+    assert [r["iteration"] for r in rows] == [0, 7, 14]
+    assert rows[1]["train_cost"] == pytest.approx(np.mean(losses[:7]))
+    assert rows[2]["train_cost"] == pytest.approx(np.mean(losses[7:]))
+    assert np.isnan(rows[2]["val_accuracy"]) and np.isnan(rows[2]["train_accuracy"])
+
+
+def test_full_batch_takes_every_row_in_order(synthetic):
+    seen = []
+
+    class Look(Spy):
+        def step(self, fun, theta, state):
+            seen.append(fun.X)
+            return super().step(fun, theta, state)
+
+    result = run(synthetic, Look(), batch_size="full", budget=Budget(max_iter=3))
+    assert result.rows[-1]["epoch"] == 3 and result.rows[-1]["batch_rows"] == 180
+    np.testing.assert_array_equal(seen[0], synthetic.train[0].astype(np.float64))
+
+
+def test_the_heartbeat_sees_every_step(synthetic):
+    beats = []
+    run(synthetic, Spy(), budget=Budget(max_iter=9), heartbeat=beats.append)
+    assert beats == list(range(1, 10))

@@ -11,74 +11,15 @@ objective counts every call.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from nnbench.errors import ConfigError
+from nnbench.options import Option
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class Option:
-    """One hyperparameter: its type, default, accepted range and meaning."""
-
-    default: Any
-    doc: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # True: the value must be > low, not >= low
-    choices: tuple[str, ...] | None = None
-
-    @property
-    def kind(self) -> type:
-        return type(self.default)
-
-    def describe_range(self) -> str:
-        if self.choices:
-            return "one of " + ", ".join(self.choices)
-        parts = []
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        if self.high is not None:
-            parts.append(f"<= {self.high:g}")
-        kind = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
-        return kind[self.kind] + (" " + " and ".join(parts) if parts else "")
-
-    def validate(self, optimizer: str, name: str, value: Any) -> Any:
-        """``value`` converted to this option's type, or a ConfigError naming the fix."""
-        kind = self.kind
-        given = value
-        ok = True
-        if kind is bool:
-            ok = isinstance(value, (bool, np.bool_))
-        elif kind is int:
-            ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-        elif kind is float:
-            ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-                value, bool
-            )
-            ok = ok and math.isfinite(float(value))
-        elif kind is str:
-            ok = isinstance(value, str)
-        if ok:
-            value = kind(value)
-            if self.choices is not None:
-                ok = value in self.choices
-            if self.low is not None:
-                ok = ok and (value > self.low if self.low_open else value >= self.low)
-            if self.high is not None:
-                ok = ok and value <= self.high
-        if not ok:
-            raise ConfigError(
-                f"{optimizer}: option {name}={given!r} is invalid; it takes "
-                f"{self.describe_range()} (default {self.default!r})"
-            )
-        return value
 
 
 class Optimizer:
@@ -87,11 +28,25 @@ class Optimizer:
     Subclasses set ``name``, ``summary`` and ``options`` and implement
     :meth:`init` and :meth:`step`. Options are validated on construction and
     available as ``self.config``; unknown options are rejected, not ignored.
+
+    Two optional declarations, each handled here once for every optimizer:
+
+    - ``schedules``: state entries decayed by a factor after every step,
+      ``{"lr": ("learning_rate", "learning_rate_decay")}``: ``state["lr"]``
+      starts at the option ``learning_rate`` and is multiplied by the option
+      ``learning_rate_decay`` after each step.
+    - :meth:`diagnostics`: what the optimizer wants recorded about its run
+      (scipy's failure counts, say); a ``"warning"`` entry is added to the
+      run's message.
+
+    The training loop calls :meth:`start` and :meth:`update`, which wrap
+    :meth:`init` and :meth:`step` with the schedules.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Option]] = {}
+    schedules: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))
@@ -101,19 +56,31 @@ class Optimizer:
                 f"{self.name}: unknown option{'s' if len(unknown) > 1 else ''} "
                 f"{', '.join(unknown)}; it accepts {accepted}"
             )
-        self.given = dict(options)
         self.config = {
-            key: opt.validate(self.name, key, options.get(key, opt.default))
+            key: self._check(key, opt, options.get(key, opt.default))
             for key, opt in self.options.items()
         }
+        # The options that differ from their defaults, canonical: what the
+        # label shows and what a run's identity hashes.
+        self.given = {
+            key: self.config[key]
+            for key in sorted(options)
+            if self.config[key] != self._check(key, self.options[key], self.options[key].default)
+        }
+
+    def _check(self, key: str, opt: Option, value: Any) -> Any:
+        try:
+            return opt.convert(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{self.name}: option {key}={value!r} is invalid; it takes {exc} "
+                f"(default {opt.default!r})"
+            ) from None
 
     @property
     def label(self) -> str:
-        """A readable, stable label: ``adam[learning_rate=0.001]`` (options given only)."""
-        if not self.given:
-            return self.name
-        inner = ",".join(f"{k}={self.config[k]!r}".replace("'", "") for k in sorted(self.given))
-        return f"{self.name}[{inner}]"
+        """A readable, stable label: ``adam[learning_rate=0.01]`` (non-default options only)."""
+        return make_label(self.name, self.given)
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
         """The state before the first step (for the start ``theta``)."""
@@ -128,5 +95,31 @@ class Optimizer:
         """
         raise NotImplementedError
 
+    def diagnostics(self, state: dict[str, Any]) -> dict[str, Any]:
+        """What to record about the run, from the final state (JSON-able values)."""
+        return {}
+
+    def start(self, theta: np.ndarray) -> dict[str, Any]:
+        """:meth:`init`, with every scheduled entry at its starting value."""
+        state = self.init(theta)
+        for key, (first, _) in self.schedules.items():
+            state[key] = self.config[first]
+        return state
+
+    def update(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
+        """:meth:`step`, then every scheduled entry decayed by its factor."""
+        loss = self.step(fun, theta, state)
+        for key, (_, factor) in self.schedules.items():
+            state[key] *= self.config[factor]
+        return loss
+
     def __repr__(self) -> str:
         return f"<optimizer {self.label}>"
+
+
+def make_label(name: str, options: Mapping[str, Any]) -> str:
+    """``name[key=value,...]`` over sorted keys; just ``name`` without options."""
+    if not options:
+        return name
+    inner = ",".join(f"{k}={options[k]!r}".replace("'", "") for k in sorted(options))
+    return f"{name}[{inner}]"

@@ -3,6 +3,11 @@
 Notation in the docstrings: ``w`` the flat weights, ``g = grad L(w)`` on the
 current minibatch, ``t`` the step number starting at 1. Every update is done
 in place on ``w`` so the per-layer views stay valid.
+
+Default search spaces (``nnbench.tune``): the learning rate alone,
+log-uniform, as Schmidt et al. 2021 ("Descending through a Crowded Valley")
+tune it, other options at their defaults; the ranges span four decades,
+wide enough that the best rates for sigmoid networks on MNIST lie inside.
 """
 
 from __future__ import annotations
@@ -12,39 +17,48 @@ from typing import Any
 import numpy as np
 
 from nnbench.optimizers.base import Objective, Optimizer, Option
+from nnbench.space import LogUniform
 
 _LR = "step size"
-_POSITIVE = {"low": 0.0, "low_open": True}
-_UNIT = {"low": 0.0, "high": 1.0}
+_POSITIVE = {"low": 0.0, "low_open": True, "kind": float}
+_UNIT = {"low": 0.0, "high": 1.0, "kind": float}
+# A running average's decay of 1 never forgets its start (RMSprop's ms stays
+# at 0 and every step is g / eps, about 1e15 too long; Adam divides 0 by 0):
+# decays are < 1.
+_DECAY = {"low": 0.0, "high": 1.0, "high_open": True, "kind": float}
+# eps = 0 divides 0 by 0 on weights whose gradient is always 0 (MNIST's
+# blank border pixels feed such weights), so eps is > 0.
+_EPS = {"low": 0.0, "low_open": True, "kind": float}
 
 
 class GD(Optimizer):
-    """Minibatch gradient descent with the post's per-step learning-rate decay.
+    """Minibatch gradient descent, optionally with the post's per-step decay.
 
-    ``w <- w - lr_t g``; ``lr_{t+1} = lr_t * learning_rate_decay``.
+    ``w <- w - lr_t g``; ``lr_{t+1} = lr_t * learning_rate_decay`` (1 by
+    default: a constant step).
     """
 
     name = "gd"
-    summary = "minibatch gradient descent, learning rate decayed every step (the post's GD)"
+    summary = "minibatch gradient descent (the post's GD); a per-step decay is optional"
     options = {
-        "learning_rate": Option(0.3, _LR + " (0.3 is the post's)", **_POSITIVE),
+        "learning_rate": Option(
+            0.3, _LR + " (0.3 is the post's)", search=LogUniform(1e-3, 10.0), **_POSITIVE
+        ),
         "learning_rate_decay": Option(
             1.0,
-            "factor applied to the step size after every step",
+            "factor applied to the step size after every step (1: constant)",
             low=0.0,
             high=1.0,
             low_open=True,
+            kind=float,
         ),
     }
-
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"lr": self.config["learning_rate"]}
+    schedules = {"lr": ("learning_rate", "learning_rate_decay")}
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
         loss, grad = fun(theta)
         grad *= state["lr"]
         theta -= grad
-        state["lr"] *= self.config["learning_rate_decay"]
         return loss
 
 
@@ -63,28 +77,44 @@ class Momentum(Optimizer):
         v <- mu_t v + lr_t g;  w <- w - v
 
     Both decay ``lr`` and ``mu`` by their factors after every step.
+
+    Without decays, the post's form *is* Nesterov's accelerated gradient: it
+    evaluates the gradient at the same points as :class:`Nesterov` (which
+    stores the looked-ahead point instead of the iterate), so the two differ
+    only in which of the two points is evaluated.
     """
 
     name = "momentum"
-    summary = "momentum: the post's look-ahead form, or classical heavy-ball"
+    summary = (
+        "momentum: the post's look-ahead form (the same method as nesterov), "
+        "or form=classical heavy-ball"
+    )
     options = {
-        "learning_rate": Option(0.1, _LR, **_POSITIVE),
-        "momentum": Option(0.9, "momentum coefficient mu", low=0.0, high=1.0),
+        "learning_rate": Option(0.1, _LR, search=LogUniform(1e-4, 1.0), **_POSITIVE),
+        "momentum": Option(0.9, "momentum coefficient mu", **_UNIT),
         "learning_rate_decay": Option(
-            1.0, "factor on the step size after every step", low=0.0, high=1.0, low_open=True
+            1.0,
+            "factor on the step size after every step",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            kind=float,
         ),
         "momentum_decay": Option(1.0, "factor on mu after every step", **_UNIT),
         "form": Option(
-            "blog", "look-ahead as the post wrote it, or heavy-ball", choices=("blog", "classical")
+            "blog",
+            "look-ahead as the post wrote it, or heavy-ball",
+            choices=("blog", "classical"),
+            kind=str,
         ),
+    }
+    schedules = {
+        "lr": ("learning_rate", "learning_rate_decay"),
+        "mu": ("momentum", "momentum_decay"),
     }
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {
-            "lr": self.config["learning_rate"],
-            "mu": self.config["momentum"],
-            "step": np.zeros_like(theta),
-        }
+        return {"step": np.zeros_like(theta)}
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
         step = state["step"]
@@ -100,8 +130,6 @@ class Momentum(Optimizer):
             grad *= state["lr"]
             step += grad
             theta -= step
-        state["lr"] *= self.config["learning_rate_decay"]
-        state["mu"] *= self.config["momentum_decay"]
         return loss
 
 
@@ -114,13 +142,16 @@ class Nesterov(Optimizer):
 
         v <- mu v - lr g
         w <- w + mu v - lr g
+
+    The same method as :class:`Momentum`'s post form (``form="blog"``): the
+    gradients are taken at the same points.
     """
 
     name = "nesterov"
-    summary = "Nesterov accelerated gradient (standard form)"
+    summary = "Nesterov accelerated gradient (standard form; the same method as momentum's)"
     options = {
-        "learning_rate": Option(0.1, _LR, **_POSITIVE),
-        "momentum": Option(0.9, "momentum coefficient mu", low=0.0, high=1.0),
+        "learning_rate": Option(0.1, _LR, search=LogUniform(1e-4, 1.0), **_POSITIVE),
+        "momentum": Option(0.9, "momentum coefficient mu", **_UNIT),
     }
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
@@ -151,11 +182,13 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     summary = "RMSprop: step scaled by a running root mean square of the gradient"
     options = {
-        "learning_rate": Option(0.001, _LR, **_POSITIVE),
-        "decay": Option(0.9, "decay of the running mean of g^2", low=0.0, high=1.0, low_open=False),
-        "eps": Option(1e-8, "added to the denominator", low=0.0),
-        "ms_init": Option(0.0, "initial running mean of g^2", low=0.0),
-        "eps_inside_sqrt": Option(False, "add eps under the square root, as the post did"),
+        "learning_rate": Option(0.001, _LR, search=LogUniform(1e-5, 0.1), **_POSITIVE),
+        "decay": Option(0.9, "decay of the running mean of g^2", **_DECAY),
+        "eps": Option(1e-8, "added to the denominator", **_EPS),
+        "ms_init": Option(0.0, "initial running mean of g^2", low=0.0, kind=float),
+        "eps_inside_sqrt": Option(
+            False, "add eps under the square root, as the post did", kind=bool
+        ),
     }
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
@@ -183,18 +216,25 @@ class RMSpropBlog(RMSprop):
 
     The same update as :class:`RMSprop` with the post's constants: no
     learning rate (``lr = 1``), the running mean starting at 1, and ``eps``
-    under the square root: ``w <- w - g / sqrt(ms + 1e-8)``. With ``lr = 1``
-    every weight moves by about ``1 / sqrt(1 - decay)`` times its sign once
-    ``ms`` has decayed, far too far for a sigmoid network.
+    under the square root: ``w <- w - g / sqrt(ms + 1e-8)``. A weight's step
+    is its gradient divided by the root mean square of its recent gradients:
+    about 1 in size for a weight whose gradient is steady, and at most
+    ``1 / sqrt(1 - decay)`` (3.2 for decay 0.9) after a sudden large
+    gradient. Steps of that size on every weight of a sigmoid network
+    saturate its units: the runs end normally but learn little.
     """
 
     name = "rmsprop_blog"
-    summary = "the post's RMSPROP (no learning rate, mean square starting at 1): diverges"
+    summary = "the post's RMSPROP (no learning rate, mean square starting at 1): barely learns"
     options = {
         **RMSprop.options,
-        "learning_rate": Option(1.0, _LR + " (the post had none, i.e. 1)", **_POSITIVE),
-        "ms_init": Option(1.0, "initial running mean of g^2 (the post's 1)", low=0.0),
-        "eps_inside_sqrt": Option(True, "add eps under the square root, as the post did"),
+        "learning_rate": Option(
+            1.0, _LR + " (the post had none, i.e. 1)", search=LogUniform(1e-4, 10.0), **_POSITIVE
+        ),
+        "ms_init": Option(1.0, "initial running mean of g^2 (the post's 1)", low=0.0, kind=float),
+        "eps_inside_sqrt": Option(
+            True, "add eps under the square root, as the post did", kind=bool
+        ),
     }
 
 
@@ -210,9 +250,9 @@ class AdaGrad(Optimizer):
     name = "adagrad"
     summary = "AdaGrad: per-weight steps shrinking with the summed squared gradient"
     options = {
-        "learning_rate": Option(0.1, _LR, **_POSITIVE),
-        "eps": Option(1e-8, "added to the denominator", low=0.0),
-        "initial_accumulator": Option(0.0, "starting value of G", low=0.0),
+        "learning_rate": Option(0.1, _LR, search=LogUniform(1e-4, 1.0), **_POSITIVE),
+        "eps": Option(1e-8, "added to the denominator", **_EPS),
+        "initial_accumulator": Option(0.0, "starting value of G", low=0.0, kind=float),
     }
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
@@ -243,10 +283,10 @@ class Adam(Optimizer):
     name = "adam"
     summary = "Adam: bias-corrected moment estimates"
     options = {
-        "learning_rate": Option(0.001, _LR, **_POSITIVE),
-        "beta1": Option(0.9, "decay of the first moment", low=0.0, high=1.0),
-        "beta2": Option(0.999, "decay of the second moment", low=0.0, high=1.0),
-        "eps": Option(1e-8, "added to the denominator", low=0.0),
+        "learning_rate": Option(0.001, _LR, search=LogUniform(1e-5, 0.1), **_POSITIVE),
+        "beta1": Option(0.9, "decay of the first moment", **_DECAY),
+        "beta2": Option(0.999, "decay of the second moment", **_DECAY),
+        "eps": Option(1e-8, "added to the denominator", **_EPS),
     }
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:

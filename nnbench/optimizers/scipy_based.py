@@ -17,6 +17,7 @@ import numpy as np
 from scipy import optimize
 
 from nnbench.optimizers.base import Objective, Optimizer, Option
+from nnbench.space import IntUniform
 
 
 class ScipyStatusWarning(RuntimeWarning):
@@ -28,7 +29,16 @@ class _ScipyMinimizer(Optimizer):
     ok_statuses: tuple[int, ...] = (0, 1)  # converged, iteration limit reached
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"n_bad_status": 0, "last_bad_message": ""}
+        return {"n_bad_status": 0, "n_steps": 0, "last_bad_message": ""}
+
+    def diagnostics(self, state: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {"n_bad_status": state["n_bad_status"]}
+        if state["n_bad_status"]:
+            out["warning"] = (
+                f"{state['n_bad_status']} of {state['n_steps']} minibatch minimisations ended "
+                f"with a scipy failure status (last: {state['last_bad_message']})"
+            )
+        return out
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
         def fun64(x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -37,6 +47,7 @@ class _ScipyMinimizer(Optimizer):
             loss, grad = fun(x)
             return loss, grad.astype(np.float64, copy=True)
 
+        state["n_steps"] += 1
         result = optimize.minimize(
             fun64,
             theta.astype(np.float64),
@@ -64,21 +75,28 @@ class CG(_ScipyMinimizer):
     # make progress: on a minibatch that is common and harmless, but it is
     # still recorded, since it means the step did less than asked.
     options = {
-        "mb_maxiter": Option(10, "CG iterations per minibatch (the post's 10)", low=1),
+        "mb_maxiter": Option(
+            10,
+            "CG iterations per minibatch (the post's 10)",
+            low=1,
+            kind=int,
+            search=IntUniform(2, 20),
+        ),
     }
 
 
 class LBFGSB(_ScipyMinimizer):
     """Limited-memory BFGS with bounds (scipy's ``method="L-BFGS-B"``; Byrd,
     Lu, Nocedal & Zhu 1995), unbounded here, for ``mb_maxiter`` iterations per
-    minibatch. With the batch size set to the whole training set it is plain
-    full-batch L-BFGS."""
+    minibatch. With ``batch_size = "full"`` it is plain full-batch L-BFGS."""
 
     name = "lbfgsb"
     method = "L-BFGS-B"
-    summary = "scipy's L-BFGS-B on each minibatch; full-batch L-BFGS with batch_size=1.0"
+    summary = "scipy's L-BFGS-B on each minibatch; full-batch L-BFGS with batch_size = 'full'"
     options = {
-        "mb_maxiter": Option(10, "L-BFGS-B iterations per minibatch (the post's 10)", low=1),
+        "mb_maxiter": Option(
+            10, "L-BFGS-B iterations per minibatch (the post's 10)", low=1, kind=int
+        ),
     }
 
 

@@ -1,5 +1,10 @@
 """A third-party optimizer, registered through the ``nnbench.optimizers`` entry point."""
 
+import ctypes
+import os
+import sys
+import time
+
 import numpy as np
 
 from nnbench.optimizers import Optimizer, Option
@@ -18,19 +23,34 @@ class SignSGD(Optimizer):
         return loss
 
 
-class Faulty(Optimizer):
-    """Plain GD that can fail on purpose at a given step: the runner's fault tests.
+FAULTS = (
+    "none",
+    "raise",  # an exception
+    "exit",  # os._exit(3): the process ends without a word
+    "sysexit",  # sys.exit(3): SystemExit, a BaseException
+    "keyboard",  # KeyboardInterrupt raised by the code itself
+    "generatorexit",  # GeneratorExit, another BaseException
+    "segfault",  # a crash in native code (reading address 0)
+    "hang",  # a busy loop that never returns
+    "sleep",  # a long sleep (a run that is slow, not hung, in every step)
+    "nan",  # a non-finite loss
+)
 
-    ``fault="raise"`` raises an exception, ``"exit"`` kills the process it runs
-    in (a worker dying), ``"nan"`` returns a non-finite loss. ``"none"`` is GD.
+
+class Faulty(Optimizer):
+    """Plain GD that can fail on purpose at a given step: the fault tests.
+
+    ``fault`` picks what goes wrong (see FAULTS), at step ``at_step``, in every
+    run of the setting. ``"none"`` is GD.
     """
 
     name = "faulty"
     summary = "GD with fault injection for the runner tests (test plugin)"
     options = {
         "learning_rate": Option(0.3, "step size", low=0.0, low_open=True),
-        "fault": Option("none", "what goes wrong", choices=("none", "raise", "exit", "nan")),
+        "fault": Option("none", "what goes wrong", choices=FAULTS),
         "at_step": Option(3, "the step at which it goes wrong", low=1),
+        "seconds": Option(0.05, "how long a step sleeps with fault = sleep", low=0.0),
     }
 
     def init(self, theta):
@@ -39,13 +59,24 @@ class Faulty(Optimizer):
     def step(self, fun, theta, state):
         state["t"] += 1
         fault = self.config["fault"]
-        if state["t"] == self.config["at_step"] and fault != "none":
+        if fault == "sleep":
+            time.sleep(self.config["seconds"])
+        elif state["t"] == self.config["at_step"] and fault != "none":
             if fault == "raise":
                 raise RuntimeError("injected failure")
             if fault == "exit":
-                import os
-
                 os._exit(3)
+            if fault == "sysexit":
+                sys.exit(3)
+            if fault == "keyboard":
+                raise KeyboardInterrupt
+            if fault == "generatorexit":
+                raise GeneratorExit
+            if fault == "segfault":
+                ctypes.string_at(0)
+            if fault == "hang":
+                while True:
+                    pass
             return float("nan")
         loss, grad = fun(theta)
         theta -= self.config["learning_rate"] * grad

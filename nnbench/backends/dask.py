@@ -1,0 +1,209 @@
+"""Dask: workers of a local cluster, or of a cluster of machines, supervise the run processes.
+
+Without ``--scheduler`` a local cluster of ``-j`` worker processes is started
+for the grid. With it, the grid goes to a running scheduler
+(``dask scheduler`` on one machine, ``dask worker tcp://HOST:8786`` on each),
+whose workers need nnbench installed and the data in their cache. Dask's own
+futures are used rather than joblib's Dask backend: a future says which run
+a lost worker was running, so that run alone is retried or recorded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from nnbench.backends import Backend
+from nnbench.errors import ConfigError, NnbenchError
+
+SCHEDULER_TIMEOUT = 10.0  # seconds to reach a scheduler, handshake included
+STOP_POLL_SECONDS = 1.0  # how often a supervisor asks the scheduler whether to stop
+
+
+class _StopEvent:
+    """A stop check for a Dask worker: the grid's Dask ``Event``, asked at most
+    once a second; a lost scheduler counts as a stop."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._asked = 0.0
+        self._set = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._set or now - self._asked < STOP_POLL_SECONDS:
+            return self._set
+        self._asked = now
+        try:
+            from distributed import Event, get_client
+
+            self._set = Event(self.name, client=get_client()).is_set()
+        except Exception:  # the scheduler is gone: so is the grid
+            self._set = True
+        return self._set
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["name"])
+
+
+PROBE_SECONDS = 3.0  # a Dask scheduler greets a new connection at once
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Check that something at a ``tcp://`` address speaks Dask's protocol.
+
+    A Dask server writes its handshake as soon as a connection opens: a
+    frame count and frame sizes (8-byte little-endian integers) then the
+    frames. A web server waits for a request instead, and other servers send
+    other bytes; either is reported at once, without waiting on Dask's
+    client. Other schemes (tls://, inproc://) are left to the client.
+    """
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    hint = "check the address (tcp://HOST:8786) and that a Dask scheduler is running there"
+    try:
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
+    except (OSError, ValueError) as exc:
+        raise NnbenchError(f"cannot reach a Dask scheduler at {address} ({exc}); {hint}") from None
+    with sock:
+        sock.settimeout(PROBE_SECONDS)
+        try:
+            head = sock.recv(16)
+        except OSError:
+            head = b""
+    n_frames = int.from_bytes(head[:8], "little") if len(head) >= 8 else 0
+    if not 1 <= n_frames <= 64:
+        seen = "nothing" if not head else f"{len(head)} bytes of something else"
+        raise NnbenchError(
+            f"{address} does not answer as a Dask scheduler (it sent {seen} within "
+            f"{PROBE_SECONDS:g} s); {hint}"
+        )
+
+
+def _connect(address: str, timeout: float) -> Any:
+    """A Client of the scheduler at ``address``, or one clear error within ``timeout``.
+
+    The connection is made in a thread that is abandoned at the deadline: a
+    server that accepts the connection and never speaks Dask's protocol
+    (a web server, say) would otherwise hold the handshake forever.
+    """
+    from distributed import Client
+
+    _probe(address, timeout)
+    box: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            box["client"] = Client(address, timeout=timeout, set_as_default=False)
+        except BaseException as exc:  # reported below, whatever it is
+            box["error"] = f"{type(exc).__name__}: {exc}"  # text only: no frames kept alive
+
+    thread = threading.Thread(target=connect, daemon=True, name="nnbench-dask-connect")
+    thread.start()
+    thread.join(timeout + 2.0)
+    hint = "check the address (tcp://HOST:8786) and that a Dask scheduler is running there"
+    if "client" in box:
+        return box["client"]
+    if "error" in box:
+        raise NnbenchError(f"cannot reach a Dask scheduler at {address} ({box['error']}); {hint}")
+    raise NnbenchError(
+        f"no Dask scheduler answered at {address} within {timeout:g} s; {hint}"
+    ) from None
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    """SIGINT ignored while processes are started: they inherit it, and a Python
+    that starts with SIGINT ignored installs no KeyboardInterrupt handler, so a
+    Ctrl-C reaches the runner alone (which stops the grid) instead of every
+    worker printing its traceback."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class DaskBackend(Backend):
+    name = "dask"
+    summary = "Dask workers supervise the run processes: a local cluster, or --scheduler"
+    takes_scheduler = True
+
+    def __enter__(self) -> DaskBackend:
+        try:
+            import distributed
+        except ImportError:
+            raise ConfigError(
+                "--backend dask needs Dask's distributed: pip install 'nnbench[dask]'"
+            ) from None
+        self._stack = contextlib.ExitStack()
+        # Dask's own logging would print connection chatter through every grid
+        for name in ("distributed", "tornado"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        try:
+            if self.scheduler:
+                self.client = self._stack.enter_context(_connect(self.scheduler, SCHEDULER_TIMEOUT))
+                self.where = f"dask scheduler {self.scheduler}"
+            else:
+                with _sigint_ignored():  # inherited: Ctrl-C is the runner's to handle
+                    cluster = self._stack.enter_context(
+                        distributed.LocalCluster(
+                            n_workers=self.n_jobs,
+                            threads_per_worker=1,
+                            processes=True,
+                            dashboard_address=None,
+                            silence_logs=logging.ERROR,
+                        )
+                    )
+                self.client = self._stack.enter_context(
+                    distributed.Client(cluster, set_as_default=False)
+                )
+                self.where = "local dask cluster"
+            self._event_name = f"nnbench-stop-{uuid.uuid4().hex}"
+            self._event = distributed.Event(self._event_name, client=self.client)
+        except BaseException:
+            self._stack.close()
+            raise
+        self._futures: list[Any] = []
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:
+            self.stop()
+        self._stack.close()
+
+    def describe(self) -> str:
+        n = len(self.client.scheduler_info().get("workers", {}))
+        return f"{self.where}, {n} worker{'s' if n != 1 else ''}"
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        future = self.client.submit(fn, *args, pure=False, retries=0)
+        self._futures.append(future)
+        return self.track(future)
+
+    def capacity(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(w.get("nthreads", 1) for w in workers.values()))
+
+    def stop_check(self) -> Callable[[], bool]:
+        return _StopEvent(self._event_name)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._event.set()
+        with contextlib.suppress(Exception):
+            self.client.cancel(self._futures)

@@ -1,0 +1,71 @@
+"""joblib's loky process pool: worker processes of the runner supervise the run processes.
+
+Each worker watches the runner: if the runner dies (even by SIGKILL), the
+worker stops its run and exits, and loky's pool does not outlive the grid.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from nnbench.backends import Backend
+
+
+class _RunnerGone:
+    """A stop check for a loky worker: True once the runner (its parent) is gone.
+
+    On first use it also starts a watchdog thread that ends the worker then,
+    idle or not (loky keeps idle workers for minutes).
+    """
+
+    def __init__(self, runner_pid: int) -> None:
+        self.runner_pid = runner_pid
+
+    def __call__(self) -> bool:
+        _watch_runner(self.runner_pid)
+        return os.getppid() != self.runner_pid
+
+
+_watching = False
+
+
+def _watch_runner(runner_pid: int) -> None:
+    global _watching
+    if _watching:
+        return
+    _watching = True
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            threading.Event().wait(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="nnbench-runner-watch").start()
+
+
+class LokyBackend(Backend):
+    name = "loky"
+    summary = "joblib's loky worker processes supervise the run processes (one machine)"
+
+    def __enter__(self) -> LokyBackend:
+        from joblib.externals.loky import get_reusable_executor
+
+        self._executor = get_reusable_executor(max_workers=self.n_jobs, reuse=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # on an error or Ctrl-C, kill the workers: their runs' processes then
+        # see their lifelines close and exit too
+        self._executor.shutdown(wait=True, kill_workers=exc[0] is not None)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.track(self._executor.submit(fn, *args))
+
+    def stop_check(self) -> Callable[[], bool]:
+        return _RunnerGone(os.getpid())
+
+    def stop(self) -> None:
+        self._executor.shutdown(wait=False, kill_workers=True)

@@ -1,0 +1,125 @@
+"""One way to build a run from its settings: the model, the start vector, the
+optimizer, the loop settings and the minibatch order.
+
+Every entry point builds runs here: the grid's worker, ``nnbench train``,
+the estimator and the benchmarks. That is what guarantees that a run means
+the same thing wherever it is made: for one seed, every optimizer starts
+from :func:`~nnbench.train.initial_weights` and sees the same batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from nnbench import optimizers, settings
+from nnbench.mlp import MLP
+from nnbench.optimizers import Optimizer
+from nnbench.train import LoopSettings, TrainResult, initial_weights, seed_rngs, train
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Run:
+    """A run ready to train."""
+
+    model: MLP
+    theta: np.ndarray
+    optimizer: Optimizer
+    loop: LoopSettings
+    batch_rng: np.random.Generator
+    train: Split
+    valid: Split | None
+    test: Split | None
+
+    def __call__(
+        self,
+        callback: Callable[[dict[str, Any]], Any] | None = None,
+        heartbeat: Callable[[int], None] | None = None,
+    ) -> TrainResult:
+        """Train it (``theta`` in place)."""
+        return train(
+            self.model,
+            self.theta,
+            self.train,
+            self.optimizer,
+            self.loop,
+            self.batch_rng,
+            valid=self.valid,
+            test=self.test,
+            callback=callback,
+            heartbeat=heartbeat,
+        )
+
+
+def run_values(**given: Any) -> dict[str, Any]:
+    """Every run setting: the schema's defaults, with ``given`` in place.
+
+    The given values are checked and made canonical; a budget given replaces
+    the default budget whole, as in experiment files.
+    """
+    values = {s.key: s.default for s in settings.RUN_SETTINGS}
+    budget = {k: given.pop(k) for k in settings.BUDGET_KEYS if k in given}
+    for key, value in given.items():
+        setting = settings.BY_KEY.get(key)
+        if setting is None or setting.scope == "experiment":
+            raise ValueError(f"unknown run setting {key!r} (`nnbench config` lists them)")
+        values[key] = setting.convert(value, "settings")
+    values.update(
+        settings.resolve_budget(
+            {k: settings.BY_KEY[k].convert(v, "settings") for k, v in budget.items()}
+        )
+    )
+    return values
+
+
+def build_run(
+    values: Mapping[str, Any],
+    optimizer: str | Optimizer,
+    splits: Mapping[str, Split | None],
+    n_classes: int,
+    options: Mapping[str, Any] | None = None,
+    theta: np.ndarray | None = None,
+    **loop_extra: Any,
+) -> Run:
+    """A run from its settings and data.
+
+    Parameters
+    ----------
+    values : every run setting (see :func:`run_values`; a RunSpec's ``values``)
+    optimizer : a registered name (with ``options``) or an Optimizer
+    splits : ``{"train": (X, y), "valid": ..., "test": ...}``; the settings
+        ``train``, ``validation`` and ``test`` pick which is used for what
+    n_classes : outputs of the network
+    theta : start weights; None draws them from the seed (:func:`initial_weights`)
+    loop_extra : fields of :class:`LoopSettings` beyond the schema (``evaluate``)
+    """
+    X = splits[values["train"]][0]
+    sizes = (X.shape[1], *values["hidden"], n_classes)
+    settings.check_size(sizes, "the network")
+    model = MLP(
+        sizes,
+        activation=values["activation"],
+        output=values["output"],
+        l2=values["l2"],
+        dtype=values["dtype"],
+    )
+    if not isinstance(optimizer, Optimizer):
+        optimizer = optimizers.make(optimizer, dict(options or {}))
+    if theta is None:
+        theta = initial_weights(model, values["seed"], values["init"])
+    test = values["test"]
+    return Run(
+        model=model,
+        theta=theta,
+        optimizer=optimizer,
+        loop=LoopSettings.from_values(values, **loop_extra),
+        batch_rng=seed_rngs(values["seed"])[1],
+        train=splits[values["train"]],
+        valid=splits.get(values["validation"]),
+        test=splits.get(test) if test else None,
+    )

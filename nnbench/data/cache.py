@@ -1,0 +1,137 @@
+"""The data cache: where it is, and folders in it that nnbench manages by manifest.
+
+A managed folder holds the files nnbench wrote and a ``manifest.json`` listing
+them with their sizes and SHA-256 sums. nnbench writes and deletes only the
+files its manifest lists: anything else a user puts in the folder stays.
+Reading checks every listed file against its sum, so a damaged cache is
+found, never silently used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from nnbench.errors import DataError, NnbenchError
+from nnbench.fileio import atomic_write
+
+CACHE_ENV = "NNBENCH_DATA_DIR"
+MANIFEST = "manifest.json"
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The data cache: ``path`` (``--data-dir``), else ``$NNBENCH_DATA_DIR``, else
+    the user's cache folder (``~/.cache/nnbench`` on Linux)."""
+    if path is not None:
+        return Path(path).expanduser()
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "nnbench"
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, algorithm).hexdigest()
+
+
+def _plain_name(name: object) -> bool:
+    # a manifest names files in its own folder only: never a path elsewhere
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and (os.sep not in name)
+    )
+
+
+class ManagedFolder:
+    """A cache folder whose files are known from its manifest."""
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        self.folder = Path(folder)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / MANIFEST
+
+    def manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when the folder holds none (nothing written yet)."""
+        try:
+            raw = json.loads(self.manifest_path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise self.damaged(f"unreadable manifest: {exc}") from None
+        files = raw.get("files") if isinstance(raw, dict) else None
+        if not isinstance(files, dict) or not all(
+            _plain_name(n) and isinstance(m, dict) for n, m in files.items()
+        ):
+            raise self.damaged("malformed manifest")
+        return raw
+
+    def damaged(self, why: str) -> DataError:
+        return DataError(
+            f"the cache in {self.folder} is damaged ({why}); "
+            "run `nnbench data fetch mnist --force` to rebuild it"
+        )
+
+    def write(
+        self, files: Mapping[str, Callable[[BinaryIO], object]], extra: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Write ``files`` (name -> writer of an open binary file), then the manifest.
+
+        Files the old manifest listed and the new set lacks are deleted; no
+        other file of the folder is touched. The manifest is written last, so
+        a crash in between leaves the folder looking unfinished, never complete.
+        """
+        try:
+            old = self.manifest()
+        except DataError:
+            old = None  # being rebuilt: its list of files is lost, so nothing is deleted
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.manifest_path.unlink(missing_ok=True)
+            listed: dict[str, Any] = {}
+            for name, writer in files.items():
+                path = atomic_write(self.folder / name, writer)
+                listed[name] = {"bytes": path.stat().st_size, "sha256": file_digest(path)}
+            if old:
+                for name in set(old["files"]) - set(listed):
+                    (self.folder / name).unlink(missing_ok=True)
+            manifest = {**extra, "files": listed}
+            atomic_write(self.manifest_path, json.dumps(manifest, indent=2))
+        except OSError as exc:
+            raise NnbenchError(
+                f"cannot write the data cache in {self.folder}: {exc.strerror or exc}; "
+                "free some space or choose another folder with --data-dir"
+            ) from None
+        return manifest
+
+    def verify(self, manifest: Mapping[str, Any]) -> None:
+        """Every listed file present with its size and SHA-256 sum, or DataError."""
+        for name, meta in manifest["files"].items():
+            path = self.folder / name
+            try:
+                size = path.stat().st_size
+            except OSError:
+                raise self.damaged(f"{name} is missing") from None
+            if size != meta.get("bytes") or file_digest(path) != meta.get("sha256"):
+                raise self.damaged(f"{name} does not match its checksum")
+
+    def files(self) -> list[Path]:
+        """The files the manifest lists (and the manifest itself)."""
+        manifest = self.manifest()
+        if manifest is None:
+            return []
+        return [self.folder / n for n in manifest["files"]] + [self.manifest_path]

@@ -1,0 +1,87 @@
+"""A dataset shared with parallel workers: ``.npy`` files in the run's dtype, memory-mapped.
+
+The operating system keeps one copy of the pages however many workers map
+them, so a grid on MNIST does not hold the training set once per job. The
+files live in a managed folder of the cache (``shared/<content>-<dtype>``),
+written once and checked against their sums each time a grid starts.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nnbench.data import LoadRequest, Progress, Split, get
+from nnbench.data.cache import ManagedFolder, cache_dir
+from nnbench.data.mnist import NPY_FOLDER
+from nnbench.errors import DataError
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """Where a worker finds a dataset's splits, and what it needs to know of it."""
+
+    name: str
+    n_classes: int
+    n_features: int
+    folder: str
+    splits: tuple[str, ...]
+
+    def load(self) -> dict[str, Split]:
+        """The splits, memory-mapped read-only."""
+        folder = Path(self.folder)
+        try:
+            return {
+                s: (
+                    np.load(folder / f"{s}_X.npy", mmap_mode="r", allow_pickle=False),
+                    np.load(folder / f"{s}_y.npy", mmap_mode="r", allow_pickle=False),
+                )
+                for s in self.splits
+            }
+        except (OSError, ValueError) as exc:
+            raise DataError(
+                f"shared data in {folder} is unreadable ({exc}); run the grid again to rebuild it"
+            ) from None
+
+
+def share_dataset(
+    dataset: str,
+    dtype: str,
+    data_dir: str | os.PathLike | None = None,
+    path: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+) -> SharedData:
+    """Write (once) the dataset's splits in ``dtype`` to the cache, for memory-mapping."""
+    info = get(dataset)
+    request = LoadRequest(data_dir, path, mmap=True, progress=progress)
+    ds = info.load(request)
+    splits = {"train": ds.train, "valid": ds.valid}
+    if ds.test is not None:
+        splits["test"] = ds.test
+    root = cache_dir(data_dir)
+    if dataset == "mnist" and path is None and np.dtype(dtype) == np.float32:
+        # the MNIST cache holds float32 .npy files under these names, just verified
+        return SharedData(
+            ds.name, ds.n_classes, ds.n_features, str(root / NPY_FOLDER), tuple(splits)
+        )
+    folder = ManagedFolder(root / "shared" / f"{info.content_id(request)}-{np.dtype(dtype).name}")
+    try:
+        manifest = folder.manifest()
+        if manifest is not None:
+            folder.verify(manifest)
+    except DataError:
+        manifest = None  # damaged: written again below
+    if manifest is None or set(manifest["files"]) != {f"{s}_{p}.npy" for s in splits for p in "Xy"}:
+        files = {}
+        for name, (X, y) in splits.items():
+            files[f"{name}_X.npy"] = _writer(np.ascontiguousarray(X, dtype=dtype))
+            files[f"{name}_y.npy"] = _writer(np.ascontiguousarray(y, dtype=np.int64))
+        folder.write(files, {"dataset": dataset, "dtype": np.dtype(dtype).name})
+    return SharedData(ds.name, ds.n_classes, ds.n_features, str(folder.folder), tuple(splits))
+
+
+def _writer(arr: np.ndarray):
+    return lambda fh: np.save(fh, arr, allow_pickle=False)

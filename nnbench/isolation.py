@@ -1,0 +1,224 @@
+"""Every run in a process of its own, watched: nothing a run does can reach the grid.
+
+:func:`supervise` is what every execution backend runs, one call per run. It
+starts a fresh process for the run (forked from a server process that has
+already imported numpy, scipy and nnbench, so a start costs milliseconds),
+waits for its result, and turns every other end into a ``failed`` result
+that names the cause:
+
+- an exception of any kind, ``SystemExit`` and ``KeyboardInterrupt``
+  included, raised by the run (caught in the run's process);
+- the process exiting without a result, or killed by a signal (a crash in
+  native code, the out-of-memory killer): tried once more in a new process,
+  since a signal may have come from outside, then recorded;
+- a hang: no step for ``hang_seconds``; the process is killed.
+
+The run's process ignores Ctrl-C (the runner handles it and stops the runs)
+and watches a pipe from its supervisor: when the supervisor dies, even by
+SIGKILL, the pipe closes and the run's process exits. No run outlives its
+grid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nnbench.status import Status
+
+POLL_SECONDS = 0.1  # how often the supervisor looks at its run: Ctrl-C reacts within this
+KILL_GRACE_SECONDS = 2.0  # after SIGTERM, before SIGKILL
+EXIT_ORPHANED = 70  # the run's process exits with this when its supervisor is gone
+# What a signal that ended a run's process usually means.
+_SIGNAL_CAUSES = {
+    signal.SIGSEGV: "a crash in native code",
+    signal.SIGBUS: "a crash in native code",
+    signal.SIGILL: "a crash in native code",
+    signal.SIGABRT: "an abort in native code",
+    signal.SIGFPE: "a floating-point trap in native code",
+    signal.SIGKILL: "killed from outside, or by the out-of-memory killer",
+    signal.SIGTERM: "terminated from outside",
+}
+
+_context: Any = None
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a supervisor needs: the run (as its spec's dict), the data, the limits."""
+
+    run_id: str
+    spec: dict[str, Any]
+    shared: Any  # nnbench.data.shared.SharedData
+    threads: int
+    hang_seconds: float
+
+
+def _mp_context() -> Any:
+    """The forkserver context, its server preloaded with what a run imports."""
+    global _context
+    if _context is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["nnbench.worker"])
+        _context = ctx
+    return _context
+
+
+def _run_process(task: RunTask, result_w: Any, lifeline_r: Any, beat: Any) -> None:
+    """The body of a run's process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            lifeline_r.recv()
+        os._exit(EXIT_ORPHANED)  # the supervisor is gone: so is the grid
+
+    threading.Thread(target=watch, daemon=True).start()
+    from nnbench.worker import execute
+
+    def heartbeat(iteration: int) -> None:
+        beat.value = iteration
+
+    try:
+        out = execute(task.spec, task.shared, task.threads, heartbeat)
+        result_w.send(out)
+    except BaseException:  # sending failed: the supervisor reports the exit
+        os._exit(1)
+    # exit at once: no waiting for threads a plugin left behind, no atexit hooks
+    os._exit(0)
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+def supervise(task: RunTask, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Run ``task`` in a process of its own; its result, or a failed one naming the cause.
+
+    ``stop()`` is polled: when it returns True (the grid is being stopped),
+    the run's process is killed and the result has ``"status": None``
+    (nothing to record).
+    """
+    first = _attempt(task, stop)
+    if first.get("retry"):
+        second = _attempt(task, stop)
+        if second.get("retry"):
+            again = (
+                "twice" if second["message"] == first["message"] else f"then {second['message']}"
+            )
+            second["message"] = f"{first['message']}; tried again: {again}"
+        return _final(second)
+    return _final(first)
+
+
+def _final(out: dict[str, Any]) -> dict[str, Any]:
+    out.pop("retry", None)
+    return out
+
+
+def _failed(task: RunTask, message: str, retry: bool = False) -> dict[str, Any]:
+    return {
+        "run_id": task.run_id,
+        "rows": [],
+        "blas": [],
+        "diagnostics": {},
+        "status": Status.FAILED.value,
+        "message": message,
+        "retry": retry,
+    }
+
+
+def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
+    ctx = _mp_context()
+    if multiprocessing.get_start_method(allow_none=True) not in (
+        None,
+        "fork",
+        "spawn",
+        "forkserver",
+    ):
+        # Inside joblib's loky workers the default method is "loky", which a
+        # forkserver child cannot set up (it re-applies its parent's default).
+        multiprocessing.set_start_method("forkserver", force=True)
+    me = multiprocessing.current_process()
+    if me.daemon:
+        # Dask's workers are daemonic processes, which multiprocessing forbids
+        # to have children lest they outlive them. Ours cannot: the run's
+        # process exits when its lifeline from this process closes.
+        me.daemon = False
+    result_r, result_w = ctx.Pipe(duplex=False)
+    lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
+    beat = ctx.RawValue("q", 0)
+    proc = ctx.Process(target=_run_process, args=(task, result_w, lifeline_r, beat))
+    try:
+        proc.start()
+    except OSError as exc:  # no process could be made (a process limit, no memory)
+        for conn in (result_r, result_w, lifeline_r, lifeline_w):
+            conn.close()
+        return _failed(
+            task, f"could not start a process for the run ({exc}); lower -j", retry=False
+        )
+    result_w.close()
+    lifeline_r.close()
+    out = None
+    seen, seen_at = -1, time.monotonic()
+    try:
+        while out is None:
+            if result_r.poll(POLL_SECONDS):
+                try:
+                    out = result_r.recv()
+                except (EOFError, OSError):
+                    break  # it exited without a result: see its exit code below
+                continue
+            if not proc.is_alive():
+                if result_r.poll(0):
+                    continue  # its result arrived as it exited
+                break
+            if stop is not None and stop():
+                _kill(proc)
+                return {"run_id": task.run_id, "status": None, "message": "stopped"}
+            now = time.monotonic()
+            if beat.value != seen:
+                seen, seen_at = beat.value, now
+            elif now - seen_at > task.hang_seconds:
+                _kill(proc)
+                return _failed(
+                    task,
+                    f"hung: no step for {task.hang_seconds:g} s (after iteration {seen}); "
+                    "the process was killed",
+                )
+    finally:
+        if out is None and proc.is_alive():
+            _kill(proc)
+        proc.join()
+        result_r.close()
+        lifeline_w.close()  # the run's process is gone by now; this only frees the pipe
+    if out is not None:
+        return out
+    code = proc.exitcode
+    if code is not None and code < 0:
+        name = _signal_name(-code)
+        cause = _SIGNAL_CAUSES.get(-code, "")
+        return _failed(
+            task,
+            f"the process running it was killed by {name}" + (f" ({cause})" if cause else ""),
+            retry=True,
+        )
+    return _failed(task, f"the process running it exited with status {code} before finishing")
+
+
+def _kill(proc: Any) -> None:
+    proc.terminate()
+    proc.join(KILL_GRACE_SECONDS)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()

@@ -1,0 +1,345 @@
+"""The report's figures: a registry of functions, each returning a matplotlib ``Figure``.
+
+A figure is one function decorated with :func:`figure`; ``nnbench report
+--figures a,b`` picks some. The functions draw on ``Figure`` objects with
+their own Agg canvas: nothing here touches pyplot or the caller's backend,
+and nothing calls ``show()``. Each optimizer keeps one colour in every
+figure, by name.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from nnbench.errors import NnbenchError
+from nnbench.report import tables
+from nnbench.results import final_rows
+
+# A fixed colour per built-in optimizer; other names (plugins) get one from
+# a hash of the name, so a plugin's colour never depends on what else is shown.
+COLOUR_ORDER = (
+    "gd",
+    "momentum",
+    "rmsprop_blog",
+    "rmsprop",
+    "cg",
+    "lbfgsb",
+    "nesterov",
+    "adagrad",
+    "adam",
+)
+_PALETTE = tuple(matplotlib.colormaps["tab10"].colors) + tuple(matplotlib.colormaps["Dark2"].colors)
+
+
+def colour(name: str) -> Any:
+    """The colour of optimizer ``name``, the same in every figure and report."""
+    if name in COLOUR_ORDER:
+        return _PALETTE[COLOUR_ORDER.index(name)]
+    spare = _PALETTE[len(COLOUR_ORDER) :]
+    return spare[zlib.crc32(name.encode()) % len(spare)]
+
+
+def colours(names: Sequence[str]) -> dict[str, Any]:
+    return {name: colour(name) for name in names}
+
+
+@dataclass
+class Context:
+    """What a figure draws from: the long results table and the report's choices."""
+
+    frame: pd.DataFrame
+    target: float | None = None
+    labels: list[str] | None = None  # the settings to draw (best per optimizer), or all
+    spaces: dict | None = None  # tuned experiments: the search spaces
+    cache: dict = field(default_factory=dict)
+
+
+FigureFunction = Callable[[Context], Figure | None]
+_REGISTRY: dict[str, tuple[str, FigureFunction]] = {}
+
+
+def figure(name: str, caption: str) -> Callable[[FigureFunction], FigureFunction]:
+    """Register a figure function under ``name``; it may return None when it does
+    not apply to the results (the tuning curve of an untuned grid)."""
+
+    def register(fn: FigureFunction) -> FigureFunction:
+        _REGISTRY[name] = (caption, fn)
+        return fn
+
+    return register
+
+
+def available() -> list[str]:
+    return list(_REGISTRY)
+
+
+def caption(name: str) -> str:
+    return _REGISTRY[name][0]
+
+
+def make(name: str, ctx: Context) -> Figure | None:
+    if name not in _REGISTRY:
+        raise NnbenchError(f"unknown figure {name!r}; choose from {', '.join(_REGISTRY)}")
+    return _REGISTRY[name][1](ctx)
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # its own canvas: no global backend is chosen or changed
+    return fig
+
+
+def _cells(frame: pd.DataFrame) -> list[tuple[str, float]]:
+    """(hidden, batch size) pairs, smaller and shallower networks first."""
+
+    def order(cell: tuple[str, float]) -> tuple:
+        sizes = [int(u) for u in cell[0].split("-") if u.isdigit()]
+        return len(sizes), sizes, cell[1]
+
+    return sorted({(h, b) for h, b in zip(frame["hidden"], frame["batch_size"])}, key=order)
+
+
+def _grid(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Figure, np.ndarray]:
+    cols = min(n, 3)
+    width = max(width, 8.0 / cols)  # room for the title and legend with a single panel
+    rows = math.ceil(n / cols)
+    fig = new_figure((width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _shown(ctx: Context) -> pd.DataFrame:
+    """The rows to draw: the final runs of a tuned study, else the chosen settings."""
+    data = ctx.frame.dropna(subset=["iteration"])
+    if "phase" in data and (data["phase"] == "final").any():
+        return data[data["phase"] == "final"]
+    if ctx.labels is not None:
+        data = data[data["label"].isin(ctx.labels)]
+    return data
+
+
+def _legend(fig: Figure, axes: np.ndarray) -> None:
+    handles, names = [], []
+    for ax in axes.flat:
+        for h, n in zip(*ax.get_legend_handles_labels()):
+            if n not in names:
+                handles.append(h)
+                names.append(n)
+    fig.tight_layout()
+    fig.legend(
+        handles,
+        names,
+        loc="upper center",
+        ncol=2,
+        fontsize=7.5,
+        frameon=False,
+        bbox_to_anchor=(0.5, 0.0),
+    )
+
+
+X_LABELS = {
+    "train_seconds": "training seconds",
+    "epoch": "epochs",
+    "grad_evals": "gradient evaluations",
+    "iteration": "iterations",
+}
+Y_LABELS = {"val_accuracy": "validation accuracy", "train_cost": "training cost"}
+
+
+def convergence(ctx: Context, x: str, y: str) -> Figure:
+    """``y`` against ``x``: the median over seeds, with a band from the lowest to
+    the highest seed; one panel per architecture x batch size."""
+    data = _shown(ctx)
+    cells = _cells(data)
+    if not cells:
+        raise NnbenchError("no evaluated runs to plot")
+    fig, axes = _grid(len(cells))
+    for ax, (hidden, batch) in zip(axes.flat, cells):
+        cell = data[(data["hidden"] == hidden) & (data["batch_size"] == batch)].copy()
+        cell["point"] = cell.groupby("run_id").cumcount()
+        styles: dict[str, Any] = {}
+        for label, runs in cell.groupby("label", sort=True):
+            opt = runs["optimizer"].iloc[0]
+            styles.setdefault(opt, iter(["-", "--", ":", "-."] * 10))
+            agg = runs.groupby("point").agg(
+                x=(x, "median"), y=(y, "median"), lo=(y, "min"), hi=(y, "max")
+            )
+            ax.plot(
+                agg["x"], agg["y"], next(styles[opt]), color=colour(opt), label=label, linewidth=1.6
+            )
+            ax.fill_between(
+                agg["x"], agg["lo"], agg["hi"], color=colour(opt), alpha=0.15, linewidth=0
+            )
+        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.set_xlabel(X_LABELS.get(x, x))
+        ax.set_ylabel(Y_LABELS.get(y, y))
+        positive = cell[x][cell[x] > 0]
+        if x in ("grad_evals", "train_seconds") and len(positive):
+            ax.set_xscale("symlog", linthresh=max(float(positive.min()), 1e-3))
+        if y.endswith("cost") and (cell[y] > 0).all():
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        f"{Y_LABELS.get(y, y)} against {X_LABELS.get(x, x)}\n"
+        "(median over seeds; band: lowest to highest seed)",
+        fontsize=10,
+    )
+    _legend(fig, axes)
+    return fig
+
+
+for _x in ("train_seconds", "epoch", "grad_evals"):
+    for _y, _name in (("val_accuracy", "accuracy"), ("train_cost", "cost")):
+        figure(f"{_name}-vs-{_x}", f"{Y_LABELS[_y]} against {X_LABELS[_x]}")(
+            lambda ctx, x=_x, y=_y: convergence(ctx, x, y)
+        )
+
+
+@figure("final-accuracy", "final validation accuracy of every seed, per setting")
+def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure:
+    last = final_rows(ctx.frame)
+    if "phase" in last and (last["phase"] == "final").any():
+        last = last[last["phase"] == "final"]
+    cells = _cells(last)
+    if not cells:
+        raise NnbenchError("no runs to plot")
+    fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.5 + 0.42 * last["label"].nunique()))
+    rng = np.random.default_rng(0)  # jitter only
+    for ax, (hidden, batch) in zip(axes.flat, cells):
+        cell = last[(last["hidden"] == hidden) & (last["batch_size"] == batch)]
+        order = sorted(cell["label"].unique())
+        for i, label in enumerate(order):
+            runs = cell[cell["label"] == label]
+            vals = runs[column].to_numpy(dtype=float)
+            c = colour(runs["optimizer"].iloc[0])
+            ok = runs["status"].isin(tables.OK).to_numpy()
+            jitter = rng.uniform(-0.15, 0.15, size=len(vals))
+            ax.scatter(vals[ok], i + jitter[ok], color=c, s=22, zorder=3)
+            ax.scatter(vals[~ok], i + jitter[~ok], color=c, marker="x", s=30, zorder=3)
+            if np.isfinite(vals).any():
+                ax.plot([np.nanmedian(vals)] * 2, [i - 0.3, i + 0.3], color="black", lw=1.2)
+            n_missing = int(np.isnan(vals).sum())
+            if n_missing:
+                ax.annotate(
+                    f"{n_missing} failed",
+                    (0.01, i),
+                    xycoords=("axes fraction", "data"),
+                    fontsize=7,
+                    color="firebrick",
+                    va="center",
+                )
+        ax.set_yticks(range(len(order)), order, fontsize=7)
+        ax.set_xlabel(f"final {Y_LABELS.get(column, column)} (x: did not end normally)")
+        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("final accuracy over seeds (bar: median)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+@figure("performance-profile", "AlgoPerf's performance profile of the optimizers")
+def performance_profile(ctx: Context) -> Figure:
+    times, _ratios, rho, score = tables.performance_profile(ctx.frame, ctx.target)
+    if rho.empty:
+        raise NnbenchError("no runs for a performance profile")
+    fig = new_figure((7, 4.2))
+    ax = fig.subplots()
+    taus = np.asarray(rho.columns, dtype=float)
+    for opt in rho.index:
+        ax.step(
+            taus,
+            rho.loc[opt].to_numpy(),
+            where="post",
+            color=colour(opt),
+            label=f"{opt} (score {score[opt]:.3f})",
+        )
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau: time to target / the fastest optimizer's, per cell")
+    ax.set_ylabel("fraction of cells")
+    what = (
+        f"validation accuracy {ctx.target:g}"
+        if ctx.target is not None
+        else "99% of the cell's best median final validation accuracy"
+    )
+    ax.set_title(
+        f"AlgoPerf performance profile over {times.shape[1]} cell(s): best setting per seed,\n"
+        f"median over seeds, beyond 4x the fastest counts as never; target {what}",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+@figure("tuning-curve", "expected best validation accuracy after k trials (Dodge et al. 2019)")
+def tuning_curve(ctx: Context) -> Figure | None:
+    curve = tables.tuning_curve(ctx.frame)
+    if curve.empty:
+        return None
+    cells = _cells(curve)
+    fig, axes = _grid(len(cells))
+    for ax, (hidden, batch) in zip(axes.flat, cells):
+        cell = curve[(curve["hidden"] == hidden) & (curve["batch_size"] == batch)]
+        for opt, group in cell.groupby("optimizer", sort=True):
+            ax.plot(group["k"], group["mean"], color=colour(opt), label=opt, linewidth=1.6)
+            ax.fill_between(
+                group["k"],
+                group["mean"] - group["std"],
+                group["mean"] + group["std"],
+                color=colour(opt),
+                alpha=0.15,
+                linewidth=0,
+            )
+        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.set_xlabel("trials k")
+        ax.set_ylabel("expected best validation accuracy")
+        ax.grid(alpha=0.3)
+    fig.suptitle(
+        "tuning budget: expected best of k trials (band: +- one standard deviation)", fontsize=10
+    )
+    _legend(fig, axes)
+    return fig
+
+
+@figure("sensitivity", "final validation accuracy against each searched option")
+def sensitivity(ctx: Context) -> Figure | None:
+    table = tables.searched_values(ctx.frame)
+    if table.empty:
+        return None
+    searched = sorted({(opt, key) for opt, spaces in (ctx.spaces or {}).items() for key in spaces})
+    searched = [(o, k) for o, k in searched if k in table and (table["optimizer"] == o).any()]
+    if not searched:
+        return None
+    fig, axes = _grid(len(searched), width=4.5, height=3.4)
+    for ax, (opt, key) in zip(axes.flat, searched):
+        rows = table[table["optimizer"] == opt]
+        for (hidden, batch), cell in rows.groupby(tables.CELL, sort=True):
+            ax.scatter(
+                cell[key],
+                cell["val_mean"],
+                s=16,
+                alpha=0.8,
+                label=f"{hidden}, batch {tables.batch_text(batch)}",
+            )
+        space = (ctx.spaces or {}).get(opt, {}).get(key)
+        if space is not None and getattr(space, "log", False):
+            ax.set_xscale("log")
+        ax.set_title(f"{opt}: {key}", fontsize=10, color=colour(opt))
+        ax.set_xlabel(key)
+        ax.set_ylabel("mean final validation accuracy")
+        ax.grid(alpha=0.3)
+    _legend(fig, axes)
+    return fig

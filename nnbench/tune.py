@@ -1,0 +1,266 @@
+"""The tuning protocol: sampled trials, a choice on validation, final reruns.
+
+An experiment with a ``[tune]`` section compares *tuned* optimizers, as the
+literature on comparing optimizers asks (Choi et al. 2019; Sivaprasad et
+al. 2020; Schmidt et al. 2021; Dodge et al. 2019)::
+
+    [tune]
+    trials = 16            # sampled settings per optimizer, per architecture x batch cell
+    seed = 0               # draws the trial points; independent of the run seeds
+    final_seeds = [101, 102, 103, 104, 105]
+
+    [[optimizer]]
+    name = "adam"
+    learning_rate = { log_uniform = [1e-5, 1e-1] }
+
+1. **Trials.** Per optimizer, ``trials`` points are drawn from its search
+   space with a scrambled Halton sequence (``scipy.stats.qmc``; quasi-random,
+   so even 16 points cover the space evenly), seeded by ``[tune] seed`` and
+   the optimizer's name. An option given a search space is searched; one
+   given a value is fixed; one given neither is searched over the
+   optimizer's default space when it declares one (``nnbench list`` shows
+   them). Every trial runs in every cell with the ``[grid]`` seeds
+   (``phase = "trial"``).
+2. **The choice.** Per optimizer and cell, the trial with the best mean
+   final *validation* accuracy over its seeds (a run that failed counts as
+   accuracy 0; the lower trial index wins a tie). Test accuracy is never
+   looked at.
+3. **Finals.** The chosen trial reruns over ``final_seeds``
+   (``phase = "final"``): the numbers a report gives for the optimizer.
+
+A choice in the outer tenth of its space (in log scale for log-uniform
+spaces) is flagged "edge": the best setting may lie beyond the space. The
+protocol resumes like a grid: finished trials and finals are skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from nnbench import optimizers
+from nnbench.options import Option
+from nnbench.space import Space, is_edge, space_from_table
+
+EDGE_FRACTION = 0.1
+TUNE_FILE = "tune.json"
+
+__all__ = ["EDGE_FRACTION", "check", "n_runs", "parse_space", "run", "space_from_table"]
+
+
+def parse_space(
+    table: Mapping[str, Any], option: Option, where: str, fail: Callable[[str, str], Exception]
+) -> Space:
+    """A search space from its table in an experiment file, its bounds checked
+    against the option (a learning rate's space cannot include 0)."""
+    try:
+        space = space_from_table(dict(table))
+    except ValueError as exc:
+        raise fail(where, str(exc)) from None
+    bounds = space.values if hasattr(space, "values") else (space.low, space.high)
+    for bound in bounds:
+        try:
+            option.convert(bound)
+        except ValueError as exc:
+            raise fail(where, f"the space reaches {bound!r}, but the option takes {exc}") from None
+    return space
+
+
+def spaces_of(opt: Any) -> dict[str, Space]:
+    """The searched options of an ``[[optimizer]]`` table: its own spaces, and the
+    default spaces of the options it leaves unset."""
+    cls = optimizers.get(opt.name)
+    spaces = {
+        key: o.search
+        for key, o in cls.options.items()
+        if o.search is not None and key not in opt.options
+    }
+    spaces.update(opt.spaces)
+    return dict(sorted(spaces.items()))
+
+
+def trial_points(opt: Any, n_trials: int, seed: int) -> list[dict[str, Any]]:
+    """The trials' options of one optimizer: fixed values plus sampled ones.
+
+    One trial when nothing is searched. The points are a scrambled Halton
+    sequence seeded by ``seed`` and the optimizer's name, so adding an
+    optimizer to a study does not move another's trials.
+    """
+    from scipy.stats import qmc
+
+    fixed = {k: v[0] for k, v in opt.options.items()}
+    spaces = spaces_of(opt)
+    if not spaces:
+        return [fixed]
+    stream = np.random.SeedSequence([seed, zlib.crc32(opt.name.encode())])
+    sampler = qmc.Halton(d=len(spaces), scramble=True, seed=np.random.default_rng(stream))
+    points = sampler.random(n_trials)
+    cls = optimizers.get(opt.name)
+    trials = []
+    for u in points:
+        options = dict(fixed)
+        for (key, space), ui in zip(spaces.items(), u):
+            value = space.value(float(ui))
+            if isinstance(value, float):
+                # four significant digits: readable labels, and finer than any tuning needs
+                value = float(f"{value:.4g}")
+            options[key] = cls.options[key].convert(value)
+        trials.append(options)
+    return trials
+
+
+def _cells(experiment: Any) -> list[tuple[Any, Any]]:
+    return [(h, b) for h in experiment.axes["hidden"] for b in experiment.axes["batch_size"]]
+
+
+def n_runs(experiment: Any) -> int:
+    """Trials and finals of every optimizer in every cell, counted without building them."""
+    t = experiment.tune
+    per_cell = 0
+    for opt in experiment.optimizers:
+        n_trials = t["trials"] if spaces_of(opt) else 1
+        per_cell += n_trials * len(experiment.axes["seed"]) + len(t["final_seeds"])
+    return per_cell * len(_cells(experiment))
+
+
+def check(experiment: Any, fail: Callable[[str, str], Exception]) -> None:
+    """What a tuned experiment may not hold: option grids (a search space replaces them)."""
+    for i, opt in enumerate(experiment.optimizers, 1):
+        for key, values in opt.options.items():
+            if len(values) > 1:
+                raise fail(
+                    f"[[optimizer]] #{i} {key}",
+                    "is a list: under [tune], give one value or a search space "
+                    "such as { log_uniform = [1e-5, 1e-1] }",
+                )
+
+
+def trial_runs(experiment: Any) -> list[Any]:
+    """Every trial run: cells x optimizers x trials x grid seeds."""
+    t = experiment.tune
+    specs = []
+    for opt in experiment.optimizers:
+        for trial, options in enumerate(trial_points(opt, t["trials"], t["tune_seed"])):
+            for hidden, batch in _cells(experiment):
+                for seed in experiment.axes["seed"]:
+                    specs.append(
+                        experiment.spec(
+                            opt.name,
+                            options,
+                            "trial",
+                            trial,
+                            hidden=hidden,
+                            batch_size=batch,
+                            seed=seed,
+                        )
+                    )
+    return specs
+
+
+def choose(experiment: Any, stored: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+    """The best trial per optimizer and cell, from the stored trial runs; and how
+    many trial runs are missing (then nothing is chosen). A trial run that
+    failed counts as accuracy 0: a setting that crashes is a bad setting."""
+    from nnbench.results import read_last_row
+
+    trials = trial_runs(experiment)
+    missing = [s for s in trials if s.run_id not in stored]
+    if missing:
+        return [], len(missing)
+    scores: dict[tuple, dict[int, list[float]]] = {}
+    options: dict[tuple, dict[int, dict]] = {}
+    for spec in trials:
+        key = (spec.optimizer, spec.hidden, spec.batch_size)
+        last = read_last_row(stored[spec.run_id].path)
+        ok = stored[spec.run_id].status.is_final
+        acc = last.get("val_accuracy", math.nan) if last and ok else math.nan
+        scores.setdefault(key, {}).setdefault(spec.trial, []).append(
+            0.0 if not np.isfinite(acc) else float(acc)
+        )
+        options.setdefault(key, {})[spec.trial] = dict(spec.options)
+    chosen = []
+    spaces = {opt.name: spaces_of(opt) for opt in experiment.optimizers}
+    for key, by_trial in scores.items():
+        means = {t: float(np.mean(v)) for t, v in by_trial.items()}
+        best = min(means, key=lambda t: (-means[t], t))
+        opts = options[key][best]
+        full = {**_defaults(key[0]), **opts}
+        edges = [k for k, space in spaces[key[0]].items() if is_edge(space, full[k], EDGE_FRACTION)]
+        chosen.append(
+            {
+                "optimizer": key[0],
+                "hidden": list(key[1]),
+                "batch_size": key[2],
+                "trial": best,
+                "options": opts,
+                "searched": {k: full[k] for k in spaces[key[0]]},
+                "val_accuracy": means[best],
+                "edge": edges,
+            }
+        )
+    return chosen, 0
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    return {k: o.default for k, o in optimizers.get(name).options.items()}
+
+
+def final_runs(experiment: Any, chosen: list[dict[str, Any]]) -> list[Any]:
+    return [
+        experiment.spec(
+            c["optimizer"],
+            c["options"],
+            "final",
+            c["trial"],
+            hidden=tuple(c["hidden"]),
+            batch_size=c["batch_size"],
+            seed=seed,
+        )
+        for c in chosen
+        for seed in experiment.tune["final_seeds"]
+    ]
+
+
+def describe_choice(c: Mapping[str, Any]) -> str:
+    """``adam, hidden 128, batch 50: learning_rate=0.0031 (trial 7, validation 0.9701)``
+    with ``; edge: learning_rate`` when a choice lies at the edge of its space."""
+    hidden = "-".join(map(str, c["hidden"])) or "none"
+    searched = (
+        ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
+        )
+        or "nothing searched"
+    )
+    text = (
+        f"{c['optimizer']}, hidden {hidden}, batch {c['batch_size']}: {searched} "
+        f"(trial {c['trial']}, validation {c['val_accuracy']:.4f})"
+    )
+    return text + (f"; edge: {', '.join(c['edge'])}" if c["edge"] else "")
+
+
+def run(experiment: Any, work: Any) -> None:
+    """Trials, the choice, then finals, into ``work.out`` (see :func:`nnbench.runner.run_specs`)."""
+    from nnbench import results, runner
+    from nnbench.fileio import atomic_write
+
+    trials = trial_runs(experiment)
+    work.say(f"tuning: {len(trials)} trial runs")
+    runner.run_specs(trials, work)
+    chosen, missing = choose(experiment, results.stored_runs(work.out))
+    if missing:
+        work.say(
+            f"tuning: {missing} trial runs are missing: no finals until they are done "
+            "(run the same command again)"
+        )
+        return
+    for c in chosen:
+        work.say("chosen: " + describe_choice(c))
+    atomic_write(work.out / TUNE_FILE, json.dumps({"chosen": chosen}, indent=2, default=str))
+    finals = final_runs(experiment, chosen)
+    work.say(f"tuning: {len(finals)} final runs")
+    runner.run_specs(finals, work)
