@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pandas as pd
 
 from nnbench import results
 from nnbench.errors import NnbenchError
+from nnbench.fileio import atomic_write
 from nnbench.results import final_rows
 
 FORMAT = "nnbench-baseline"
@@ -92,10 +92,7 @@ def write_baseline(results_dir: str | Path, path: str | Path) -> Path:
     baseline = make_baseline(results_dir)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(baseline, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(baseline, indent=2) + "\n")
 
 
 def read_baseline(path: str | Path) -> pd.DataFrame:

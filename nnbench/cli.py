@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import tomllib
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -525,9 +526,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warn(message: Warning | str, category: type, *args: Any, **kwargs: Any) -> None:
+    """A warning as one line, like the errors: ``nnbench: warning: ...``."""
+    print(f"nnbench: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        if not args.debug:
+            warnings.showwarning = _warn
+        return _call(args)
+
+
+def _call(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except BrokenPipeError:  # output piped into `head` and the like

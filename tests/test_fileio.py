@@ -1,0 +1,80 @@
+"""Every file nnbench writes goes through one helper: what it refuses, what it leaves."""
+
+import os
+import stat
+
+import pytest
+
+from nnbench.errors import NnbenchError
+from nnbench.fileio import atomic_write, read_limited, remove_temporaries
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+def test_writes_and_replaces_a_regular_file(tmp_path):
+    path = atomic_write(tmp_path / "a.txt", "one")
+    assert path.read_text() == "one"
+    atomic_write(path, b"two")
+    assert path.read_bytes() == b"two"
+    atomic_write(path, lambda fh: fh.write(b"three"))
+    assert path.read_bytes() == b"three" and leftovers(tmp_path) == []
+
+
+def test_refuses_a_folder_and_leaves_nothing(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(NnbenchError, match="is a folder; nnbench only writes regular files"):
+        atomic_write(tmp_path / "d", "x")
+    assert leftovers(tmp_path) == [] and list((tmp_path / "d").iterdir()) == []
+
+
+def test_refuses_a_link_and_never_follows_it(tmp_path):
+    target = tmp_path / "precious.txt"
+    target.write_text("mine")
+    (tmp_path / "link").symlink_to(target)
+    with pytest.raises(NnbenchError, match="is a link"):
+        atomic_write(tmp_path / "link", "x")
+    assert target.read_text() == "mine" and (tmp_path / "link").is_symlink()
+
+
+def test_refuses_a_special_file(tmp_path):
+    # a named pipe of the test's own stands for a device: were the helper to
+    # replace it, no system file would be harmed
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(NnbenchError, match="not a regular file"):
+        atomic_write(fifo, "x")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fault", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_failure_midway_leaves_the_old_file_and_no_temporary(tmp_path, fault):
+    path = atomic_write(tmp_path / "a.txt", "old")
+
+    def half(fh):
+        fh.write(b"half")
+        raise fault
+
+    with pytest.raises(type(fault)):
+        atomic_write(path, half)
+    assert path.read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_temporaries_of_a_killed_writer_are_cleared(tmp_path):
+    (tmp_path / ".a.txt.123.abcd.tmp").write_text("half")
+    (tmp_path / "notes.tmp").write_text("a user's file, not hidden")
+    (tmp_path / ".dir.tmp").mkdir()  # not a file: left alone
+    assert remove_temporaries(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".dir.tmp", "notes.tmp"]
+
+
+def test_bounded_reads_refuse_a_bomb(tmp_path):
+    import gzip
+    import io
+
+    bomb = gzip.compress(b"\0" * (5 << 20))  # 5 MB of zeros in 5 KB
+    with gzip.open(io.BytesIO(bomb)) as fh, pytest.raises(NnbenchError, match="more than"):
+        read_limited(fh, 1 << 20, "bomb.gz")
+    with gzip.open(io.BytesIO(bomb)) as fh:
+        assert len(read_limited(fh, 6 << 20, "ok.gz")) == 5 << 20
