@@ -77,6 +77,18 @@ def run_values(**given: Any) -> dict[str, Any]:
     return values
 
 
+def perturb(theta: np.ndarray, seed: int, size: float) -> None:
+    """Multiply each weight by ``1 + size * u``, ``u`` uniform in [-1, 1], in place.
+
+    The draws come from a third stream of the seed, independent of the start
+    weights' and the minibatches', so a perturbed run differs from its seed's
+    run by this alone.
+    """
+    stream = np.random.SeedSequence(seed).spawn(3)[2]
+    u = np.random.default_rng(stream).uniform(-1.0, 1.0, size=theta.shape)
+    theta *= (1.0 + size * u).astype(theta.dtype)
+
+
 def build_run(
     values: Mapping[str, Any],
     optimizer: str | Optimizer,
@@ -112,6 +124,8 @@ def build_run(
         optimizer = optimizers.make(optimizer, dict(options or {}))
     if theta is None:
         theta = initial_weights(model, values["seed"], values["init"])
+        if values["init_perturbation"]:
+            perturb(theta, values["seed"], values["init_perturbation"])
     test = values["test"]
     return Run(
         model=model,

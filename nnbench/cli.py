@@ -10,6 +10,7 @@ shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -355,17 +356,44 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from nnbench import check
 
-    path = check.write_baseline(args.results, args.output)
-    print(f"wrote baseline {path}")
+    path = check.write_baseline(
+        args.results,
+        args.output,
+        n_jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        data_dir=args.data_dir,
+        threads=args.threads,
+        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
+        effect=args.effect,
+    )
+    baseline = json.loads(path.read_text())
+    kinds = [c["kind"] for c in baseline["configurations"]]
+    print(
+        f"wrote baseline {path}: {len(kinds)} configurations, "
+        f"{kinds.count('stable')} rounding-stable, {kinds.count('chaotic')} chaotic"
+    )
     return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from nnbench import check
 
-    result = check.check(args.results, args.baseline, tol=args.tol, sigmas=args.sigmas)
+    result = check.check(
+        args.results, args.baseline, strict=args.strict, alpha=args.alpha, metric=args.metric
+    )
     print(check.format_check(result))
     return 0 if result.ok else 1
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nnbench import compare
+
+    table = compare.compare(
+        args.a, args.b, target=args.target, alpha=args.alpha, ignore_options=args.ignore_options
+    )
+    print(compare.format_table(table))
+    return compare.exit_code(table, args.fail_on)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -503,26 +531,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=name_list, help="which figures (`nnbench list` names them)")
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("baseline", help="write the final accuracies as a baseline")
+    p = sub.add_parser(
+        "baseline", help="a baseline of a results folder, its rounding measured by rerunning"
+    )
     p.add_argument("results", help="results folder")
     p.add_argument("-o", "--output", required=True, type=nonempty, help="baseline file to write")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="runs at once (the calibration)")
+    p.add_argument("--backend", default=backends.DEFAULT, help="what dispatches the runs")
+    p.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads per run, as the grid's")
+    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
+    p.add_argument(
+        "--effect",
+        type=probability,
+        default=0.02,
+        help="the accuracy drop a chaotic configuration's seeds must be able to show (0.02)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("check", help="exit 1 if an accuracy dropped below the baseline")
+    p = sub.add_parser("check", help="exit 1 when the results regressed from a baseline")
     p.add_argument("results", help="results folder")
     p.add_argument("--baseline", required=True, help="baseline file from `nnbench baseline`")
     p.add_argument(
-        "--tol",
-        type=non_negative,
-        help="absolute tolerance on the mean accuracy (default: from the spread)",
+        "--strict",
+        action="store_true",
+        help="any change beyond rounding fails, up or down (nnbench's own CI)",
     )
     p.add_argument(
-        "--sigmas",
-        type=positive,
-        default=3.0,
-        help="without --tol: allowed drop in baseline standard deviations",
+        "--alpha", type=probability, default=0.01, help="significance of the paired tests (0.01)"
+    )
+    p.add_argument(
+        "--metric",
+        default="val_accuracy",
+        choices=["val_accuracy", "test_accuracy"],
+        help="the final metric judged (default val_accuracy)",
     )
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("compare", help="seed-paired comparison of two results folders")
+    p.add_argument("a", help="results folder A (before)")
+    p.add_argument("b", help="results folder B (after)")
+    p.add_argument("--target", type=probability, help="also compare the time to this accuracy")
+    p.add_argument(
+        "--alpha", type=probability, default=0.05, help="significance of the tests (0.05)"
+    )
+    p.add_argument(
+        "--ignore-options",
+        action="store_true",
+        help="pair configurations that differ only in the optimizer's options",
+    )
+    p.add_argument(
+        "--fail-on",
+        default="worse",
+        choices=["worse", "different", "never"],
+        help="exit 1 when a metric got worse (default), differs at all, or never",
+    )
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -128,7 +128,9 @@ class RunSpec:
             values, options = dict(d["values"]), dict(d.get("options") or {})
         else:  # format 0: one flat mapping
             values = {_V0_NAMES.get(k, k): v for k, v in d.items()}
-            values.setdefault("train_rows", "all")  # format 0 evaluated every training row
+            # format 0 evaluated every training row, and the test split at every point
+            values.setdefault("train_rows", "all")
+            values.setdefault("test_curve", True)
             options = _canonical_options(d.get("optimizer", ""), d.get("options") or {})
         filled = {}
         for setting in settings.RUN_SETTINGS:

@@ -22,9 +22,12 @@ grid.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +51,24 @@ _SIGNAL_CAUSES = {
 }
 
 _context: Any = None
+_starting = threading.local()  # set while this thread starts a run's process
+
+
+def _preparation_data(name: str) -> dict[str, Any]:
+    """multiprocessing's data for a new process, without the main module when a
+    run's process is started: its target lives in nnbench, so the caller's
+    script need not be re-run in the child (a script that starts a grid at
+    import, with no ``if __name__ == "__main__":``, would otherwise start one
+    in every run's process)."""
+    data = _original_preparation_data(name)
+    if getattr(_starting, "run", False):
+        data.pop("init_main_from_path", None)
+        data.pop("init_main_from_name", None)
+    return data
+
+
+_original_preparation_data = multiprocessing.spawn.get_preparation_data
+multiprocessing.spawn.get_preparation_data = _preparation_data
 
 
 @dataclass(frozen=True)
@@ -61,19 +82,67 @@ class RunTask:
     hang_seconds: float
 
 
+_server_lock = threading.Lock()
+_ENV_KEYS = ("PYTHONPATH", "PYTHONSAFEPATH")
+_SAVED_ENV = "_NNBENCH_SAVED_ENV"
+
+
 def _mp_context() -> Any:
     """The forkserver context, its server preloaded with what a run imports."""
     global _context
-    if _context is None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["nnbench.worker"])
-        _context = ctx
+    with _server_lock:
+        if _context is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["nnbench.worker"])
+            _start_server()
+            _context = ctx
     return _context
+
+
+def _start_server() -> None:
+    """Start multiprocessing's fork server importing nnbench from where this process does.
+
+    The server is a ``python -c`` process: Python puts its working folder
+    first on its path, and Python 3.11's server ignores the path it is given,
+    so a folder holding another ``nnbench`` (a source tree, say) would be the
+    one its runs import. It is started with this process's path instead, and
+    ``PYTHONSAFEPATH`` (nothing put first); a run's process restores the
+    variables (see :func:`_restore_environment`).
+    """
+    from multiprocessing import forkserver
+
+    saved = {k: os.environ.get(k) for k in _ENV_KEYS}
+    path = [os.getcwd() if p == "" else p for p in sys.path]
+    try:
+        os.environ["PYTHONPATH"] = os.pathsep.join(path)
+        os.environ["PYTHONSAFEPATH"] = "1"
+        os.environ[_SAVED_ENV] = json.dumps(saved)
+        forkserver.ensure_running()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        os.environ.pop(_SAVED_ENV, None)
+
+
+def _restore_environment() -> None:
+    """The environment of the process that started the runs, in a run's process."""
+    saved = os.environ.pop(_SAVED_ENV, None)
+    if saved is None:
+        return
+    for key, value in json.loads(saved).items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _run_process(task: RunTask, result_w: Any, lifeline_r: Any, beat: Any) -> None:
     """The body of a run's process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle
+    _restore_environment()
 
     def watch() -> None:
         with contextlib.suppress(EOFError, OSError):
@@ -159,6 +228,7 @@ def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
     lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
     beat = ctx.RawValue("q", 0)
     proc = ctx.Process(target=_run_process, args=(task, result_w, lifeline_r, beat))
+    _starting.run = True
     try:
         proc.start()
     except OSError as exc:  # no process could be made (a process limit, no memory)
@@ -167,6 +237,8 @@ def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
         return _failed(
             task, f"could not start a process for the run ({exc}); lower -j", retry=False
         )
+    finally:
+        _starting.run = False
     result_w.close()
     lifeline_r.close()
     out = None

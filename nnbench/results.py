@@ -66,6 +66,9 @@ CONFIG_COLUMNS = (
 )
 
 
+REQUIRED_COLUMNS = frozenset(("run_id", "label", "optimizer", "hidden", "batch_size", "seed"))
+
+
 class ResultsWarning(UserWarning):
     """A results file could not be read and was left out."""
 
@@ -197,14 +200,24 @@ def write_run(
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The run's spec, status, message and provenance, from the file's footer only."""
-    meta = pq.read_schema(path).metadata or {}
+    """The run's spec, status, message and provenance, from the file's footer only.
+
+    A file is a run only with nnbench's metadata, a known status, a spec
+    naming its optimizer, and the columns every run has.
+    """
+    schema = pq.read_schema(path)
+    meta = schema.metadata or {}
     if META_KEY not in meta:
         raise ValueError("no nnbench metadata")
     raw = json.loads(meta[META_KEY])
     if not isinstance(raw, dict) or not isinstance(raw.get("spec"), dict):
         raise ValueError("malformed nnbench metadata")
+    if not isinstance(raw["spec"].get("optimizer"), str) or not raw["spec"]["optimizer"]:
+        raise ValueError("its spec names no optimizer")
     Status(raw.get("status"))  # an unknown status is not a readable run
+    missing = REQUIRED_COLUMNS - set(schema.names)
+    if missing:
+        raise ValueError(f"no column {', '.join(sorted(missing))}")
     return raw
 
 
@@ -259,9 +272,6 @@ def _run_files(path: Path) -> Iterable[Path]:
     return sorted(folder.glob("*.parquet"))
 
 
-REQUIRED_COLUMNS = frozenset(("run_id", "label", "optimizer", "hidden", "batch_size", "seed"))
-
-
 def load(path: str | Path) -> pd.DataFrame:
     """Every run under ``path`` as one long DataFrame, a row per evaluation point.
 
@@ -276,11 +286,7 @@ def load(path: str | Path) -> pd.DataFrame:
     for file in _run_files(path):
         try:
             meta = read_meta(file)
-            frame = pq.read_table(file).to_pandas()
-            missing = REQUIRED_COLUMNS - set(frame.columns)
-            if missing:
-                raise ValueError(f"no column {', '.join(sorted(missing))}")
-            frames.append(_upgrade(frame, meta))
+            frames.append(_upgrade(pq.read_table(file).to_pandas(), meta))
         except Exception as exc:
             warnings.warn(
                 f"{file}: left out, not a readable nnbench run ({exc})",

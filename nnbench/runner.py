@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,13 +165,47 @@ def run_experiment(
     work = Work(out, backend_obj, summary, force, shared, say, progress_bar, threads)
     try:
         with sigterm_stops(), backend_obj, results_lock(out):
-            prepare_folder(out, experiment, merge)
+            prepare_folder(out, experiment.to_dict(), merge)
             if experiment.tune is not None:
                 from nnbench import tune
 
                 tune.run(experiment, work)
             else:
                 run_specs(specs, work)
+    except Terminated:
+        summary.interrupted = summary.terminated = True
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    return summary
+
+
+def run_spec_list(
+    specs: Sequence[RunSpec],
+    out_dir: str | Path,
+    owner: Mapping[str, Any],
+    n_jobs: int = 1,
+    force: bool = False,
+    backend: str = backends.DEFAULT,
+    scheduler: str | None = None,
+    data_dir: str | Path | None = None,
+    log: Callable[[str], None] | None = print,
+    threads: int = 1,
+) -> GridSummary:
+    """Run a list of specs into ``out_dir`` (claimed for ``owner``, an experiment
+    as a dict), as
+    :func:`run_experiment` runs a grid: how ``nnbench baseline`` runs the
+    variants it measures rounding with."""
+    backends.check_jobs(n_jobs, threads)
+    backend_obj = backends.make(backend, n_jobs, scheduler)
+    out = Path(out_dir)
+    say = log or (lambda _msg: None)
+    summary = GridSummary(out, len(specs))
+    shared = share_data(specs, data_dir, say)
+    work = Work(out, backend_obj, summary, force, shared, say, False, threads)
+    try:
+        with sigterm_stops(), backend_obj, results_lock(out):
+            prepare_folder(out, owner, merge=False)
+            run_specs(specs, work)
     except Terminated:
         summary.interrupted = summary.terminated = True
     except KeyboardInterrupt:
@@ -187,11 +221,12 @@ def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:
     return Path(out_dir)
 
 
-def prepare_folder(out: Path, experiment: Experiment, merge: bool) -> None:
-    """Claim the results folder for ``experiment`` and clear a killed runner's leftovers."""
+def prepare_folder(out: Path, experiment: Mapping[str, Any], merge: bool) -> None:
+    """Claim the results folder for ``experiment`` (its dict) and clear a killed
+    runner's leftovers."""
     try:
         results.clean_temporary(out)
-        results.claim_folder(out, experiment.to_dict(), merge)
+        results.claim_folder(out, experiment, merge)
     except OSError as exc:
         raise NnbenchError(
             f"cannot write to the results folder {out}: {exc.strerror or exc}; "

@@ -233,6 +233,10 @@ SCHEMA: tuple[Setting, ...] = (
     _s("model", "init", "auto", "initial weights: auto picks blog, glorot or he by activation",
        "each activation's standard rule", choices=("auto", "blog", "glorot", "he"), kind=str,
        flags=("--init", "--init")),
+    _s("model", "init_perturbation", 0.0,
+       "each start weight times (1 + this x a uniform draw in [-1, 1]), from the seed",
+       "none: the seed's start weights; `nnbench baseline` measures rounding sensitivity "
+       "with a tiny one", low=0.0, high=0.1, kind=float),
     # -- the grid ----------------------------------------------------------------------
     _s("grid", "batch_size", 50, 'rows per minibatch, a fraction of them when < 1, or "full"',
        "the post's NN class default", kind=BATCH_SIZE, axis=True,
@@ -268,10 +272,14 @@ SCHEMA: tuple[Setting, ...] = (
     _s("eval", "every", None, 'instead of points: every N iterations, or "epoch"',
        "points adapt to any budget", kind=EVERY, optional=True,
        flags=("--eval-every", "--eval-every")),
-    _s("eval", "train_rows", 10_000,
+    _s("eval", "train_rows", 5_000,
        "training-set metrics on a fixed subset of this many rows (all when larger)",
-       "as AlgoPerf does: the full training set would dominate a short run", kind=TRAIN_ROWS,
+       "as AlgoPerf does; 5,000 rows keep 20 evaluations under a quarter of a run "
+       "(benchmarks/eval_share.py)", kind=TRAIN_ROWS,
        flags=("--train-eval-rows", "--train-eval-rows")),
+    _s("eval", "test_curve", False, "the test split at every evaluation point, not only the last",
+       "test accuracy is reported at the end; a curve of it would cost a third of evaluation",
+       kind=bool, flags=("--test-curve", "--test-curve")),
     _s("eval", "tol", None, "stop when the training cost changes by less between evaluations",
        "a benchmark compares optimizers at equal budgets", kind=float, low=0.0, optional=True,
        flags=("--tol", "--tol")),

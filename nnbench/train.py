@@ -130,7 +130,8 @@ class LoopSettings:
     points: int = 20
     spacing: str = "linear"
     every: int | str | None = None
-    train_rows: int | str = 10_000
+    train_rows: int | str = 5_000
+    test_curve: bool = False
     tol: float | None = None
     evaluate: str = "full"
     divergence_factor: float = DIVERGENCE_FACTOR
@@ -156,7 +157,16 @@ class LoopSettings:
         budget = Budget(
             *(values.get(k) for k in ("max_iter", "max_epochs", "max_grad_evals", "max_seconds"))
         )
-        keys = ("batch_size", "batch_growth", "points", "spacing", "every", "train_rows", "tol")
+        keys = (
+            "batch_size",
+            "batch_growth",
+            "points",
+            "spacing",
+            "every",
+            "train_rows",
+            "test_curve",
+            "tol",
+        )
         return cls(budget, **{k: values[k] for k in keys if k in values}, **extra)
 
 
@@ -359,7 +369,7 @@ def train(
     progress: dict[str, Any] = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
     running = {"loss": 0.0, "n": 0}
 
-    def evaluate() -> dict[str, Any]:
+    def evaluate(with_test: bool = loop.test_curve) -> dict[str, Any]:
         t0 = time.perf_counter()
         row = dict(progress, grad_evals=objective.n_evals)
         # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
@@ -372,7 +382,7 @@ def train(
                     loss = model.evaluate(theta, X[:bs0], y[:bs0])[0]
                 row["train_cost"], row["train_accuracy"] = loss, np.nan
                 running.update(loss=0.0, n=0)
-            for name, split in (("val", valid), ("test", test)):
+            for name, split in (("val", valid), ("test", test if with_test else None)):
                 cost, acc = model.evaluate(theta, *split) if split and full else (np.nan, np.nan)
                 row[f"{name}_cost"], row[f"{name}_accuracy"] = cost, acc
         clock["eval"] += time.perf_counter() - t0
@@ -433,6 +443,13 @@ def train(
     except KeyboardInterrupt:
         status = Status.INTERRUPTED
         message = f"interrupted after iteration {progress['iteration']}"
+    if test is not None and full and rows and not loop.test_curve:
+        # the test split at the last point: the weights are still those it evaluated
+        t0 = time.perf_counter()
+        with np.errstate(invalid="ignore", over="ignore"):
+            rows[-1]["test_cost"], rows[-1]["test_accuracy"] = model.evaluate(theta, *test)
+        clock["eval"] += time.perf_counter() - t0
+        rows[-1]["eval_seconds"] = clock["eval"]
     return TrainResult(
         theta, rows, status, message, progress["iteration"], objective.n_evals, state
     )

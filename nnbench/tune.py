@@ -20,7 +20,8 @@ al. 2020; Schmidt et al. 2021; Dodge et al. 2019)::
    given a value is fixed; one given neither is searched over the
    optimizer's default space when it declares one (``nnbench list`` shows
    them). Every trial runs in every cell with the ``[grid]`` seeds
-   (``phase = "trial"``).
+   (``phase = "trial"``). An optimizer with nothing to search (CG with its
+   ``mb_maxiter`` given, say) has no trials: its one setting is the choice.
 2. **The choice.** Per optimizer and cell, the trial with the best mean
    final *validation* accuracy over its seeds (a run that failed counts as
    accuracy 0; the lower trial index wins a tie). Test accuracy is never
@@ -123,7 +124,7 @@ def n_runs(experiment: Any) -> int:
     t = experiment.tune
     per_cell = 0
     for opt in experiment.optimizers:
-        n_trials = t["trials"] if spaces_of(opt) else 1
+        n_trials = t["trials"] if spaces_of(opt) else 0  # nothing to search: no trials
         per_cell += n_trials * len(experiment.axes["seed"]) + len(t["final_seeds"])
     return per_cell * len(_cells(experiment))
 
@@ -141,10 +142,13 @@ def check(experiment: Any, fail: Callable[[str, str], Exception]) -> None:
 
 
 def trial_runs(experiment: Any) -> list[Any]:
-    """Every trial run: cells x optimizers x trials x grid seeds."""
+    """Every trial run: cells x optimizers x trials x grid seeds. An optimizer with
+    nothing to search has no trials: its one setting goes straight to the finals."""
     t = experiment.tune
     specs = []
     for opt in experiment.optimizers:
+        if not spaces_of(opt):
+            continue
         for trial, options in enumerate(trial_points(opt, t["trials"], t["tune_seed"])):
             for hidden, batch in _cells(experiment):
                 for seed in experiment.axes["seed"]:
@@ -180,11 +184,17 @@ def choose(experiment: Any, stored: Mapping[str, Any]) -> tuple[list[dict[str, A
         ok = stored[spec.run_id].status.is_final
         acc = last.get("val_accuracy", math.nan) if last and ok else math.nan
         scores.setdefault(key, {}).setdefault(spec.trial, []).append(
-            0.0 if not np.isfinite(acc) else float(acc)
+            float(acc) if np.isfinite(acc) else 0.0
         )
         options.setdefault(key, {})[spec.trial] = dict(spec.options)
     chosen = []
     spaces = {opt.name: spaces_of(opt) for opt in experiment.optimizers}
+    for opt in experiment.optimizers:  # nothing searched: the one setting, trial 0
+        if not spaces[opt.name]:
+            fixed = trial_points(opt, 1, 0)[0]
+            for hidden, batch in _cells(experiment):
+                key = (opt.name, tuple(hidden), batch)
+                scores[key], options[key] = {0: [math.nan]}, {0: fixed}
     for key, by_trial in scores.items():
         means = {t: float(np.mean(v)) for t, v in by_trial.items()}
         best = min(means, key=lambda t: (-means[t], t))
@@ -199,7 +209,7 @@ def choose(experiment: Any, stored: Mapping[str, Any]) -> tuple[list[dict[str, A
                 "trial": best,
                 "options": opts,
                 "searched": {k: full[k] for k in spaces[key[0]]},
-                "val_accuracy": means[best],
+                "val_accuracy": means[best] if np.isfinite(means[best]) else None,
                 "edge": edges,
             }
         )
@@ -230,11 +240,10 @@ def describe_choice(c: Mapping[str, Any]) -> str:
     """``adam, hidden 128, batch 50: learning_rate=0.0031 (trial 7, validation 0.9701)``
     with ``; edge: learning_rate`` when a choice lies at the edge of its space."""
     hidden = "-".join(map(str, c["hidden"])) or "none"
-    searched = (
-        ", ".join(
-            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
-        )
-        or "nothing searched"
+    if not c["searched"]:
+        return f"{c['optimizer']}, hidden {hidden}, batch {c['batch_size']}: nothing to search"
+    searched = ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
     )
     text = (
         f"{c['optimizer']}, hidden {hidden}, batch {c['batch_size']}: {searched} "

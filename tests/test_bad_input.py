@@ -219,7 +219,9 @@ FLAG_CASES = [
     (["run"], "give an experiment file"),
     (["run", "--optimizers", "gd", "--name", "../up"], "no '/'"),
     (["report", ".", "--target", "1.5"], "expected an accuracy in (0, 1]"),
-    (["check", ".", "--baseline", "b.json", "--tol", "-1"], "expected a number >= 0"),
+    (["check", ".", "--baseline", "b.json", "--alpha", "2"], "expected an accuracy in (0, 1]"),
+    (["check", ".", "--baseline", "b.json", "--metric", "train_cost"], "invalid choice"),
+    (["compare", "a"], "the following arguments are required: b"),
     (["check", "."], "the following arguments are required: --baseline"),
     (["train", "--dataset", "digits", "--l2", "lots"], "expected a number >= 0"),
     (["train", "--dataset", "digits", "--dtype", "float16"], "expected one of float32"),
@@ -326,8 +328,8 @@ def test_a_parquet_file_with_other_columns_is_left_out(tmp_path, capsys):
         assert results.load(tmp_path).empty
     for args in (("report", tmp_path), ("baseline", tmp_path, "-o", tmp_path / "b.json")):
         code, _, err = run_cli(capsys, *args)
-        warning, error = err.splitlines(keepends=True)
-        assert "no column batch_size" in warning
+        *warnings, error = err.splitlines(keepends=True)
+        assert all("no column batch_size" in w for w in warnings)
         assert_one_line_error(code, error, "no runs")
 
 

@@ -129,9 +129,11 @@ def test_specs_round_trip_and_older_specs_keep_their_identity():
     }
     spec = grid.RunSpec.from_dict(old)
     new = exp.spec("gd", {"learning_rate": 0.1}, hidden=(16,), batch_size=32, seed=1)
-    # format 0 evaluated every training row: the same run as train_rows = "all" now
+    # format 0 evaluated every training row, and the test split at every point: the
+    # same run as train_rows = "all" and test_curve = true now
     assert spec.run_id != new.run_id
-    new = grid.RunSpec(**{**new.__dict__, "values": {**new.values, "train_rows": "all"}})
+    values = {**new.values, "train_rows": "all", "test_curve": True}
+    new = grid.RunSpec(**{**new.__dict__, "values": values})
     assert spec.run_id == new.run_id and spec.label == "gd[learning_rate=0.1]"
 
 

@@ -232,3 +232,60 @@ def test_statuses_say_what_is_final_and_what_is_ok():
         "diverged",
     }
     assert {s.value for s in Status if s.is_ok} == {"completed", "converged", "stopped"}
+
+
+def test_a_script_without_a_main_guard_runs_its_grid_once(tmp_path):
+    """The run processes never re-run the caller's script: no `if __name__` needed."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from nnbench import grid, runner\n"
+        "exp = grid.validate({'name': 'ng', 'data': {'dataset': 'digits'},\n"
+        "    'budget': {'max_iter': 10}, 'optimizer': [{'name': 'gd'}],\n"
+        "    'grid': {'seeds': [1, 2]}})\n"
+        f"out = {str(tmp_path / 'out')!r}\n"
+        "print(runner.run_experiment(exp, out, n_jobs=2, log=None).statuses)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Counter({<Status.COMPLETED: 'completed'>: 2})"
+
+
+def test_runs_import_the_nnbench_the_runner_imports(tmp_path):
+    """Started from a folder holding another `nnbench` (a source tree, say), the
+    run processes still use the runner's: Python 3.11's fork server would put
+    that folder first on its path."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    impostor = tmp_path / "nnbench"
+    impostor.mkdir()
+    (impostor / "__init__.py").write_text("raise ImportError('the wrong nnbench')\n")
+    script = Path(sys.executable).parent / "nnbench"
+    command = [str(script)] if script.exists() else [shutil.which("nnbench")]
+    done = subprocess.run(
+        [
+            *command,
+            "run",
+            "--optimizers",
+            "gd",
+            "--dataset",
+            "digits",
+            "--max-iter",
+            "5",
+            "--out",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert results.load_runs(tmp_path / "out")["status"].tolist() == ["completed"]

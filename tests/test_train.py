@@ -28,6 +28,7 @@ LOOP_KEYS = {
     "spacing",
     "every",
     "train_rows",
+    "test_curve",
     "tol",
     "evaluate",
 }
@@ -109,7 +110,14 @@ def test_rows_have_every_metric_and_a_start_and_end_row(synthetic):
     assert frame["samples"].iloc[-1] == 35 * 25
     assert frame["epoch"].iloc[-1] == pytest.approx(5.0)  # 35 iterations = 5 passes of 7
     assert n_train // 25 == 7
-    assert frame["test_accuracy"].notna().all() and frame["val_cost"].notna().all()
+    assert frame["val_cost"].notna().all()
+    # the test split at the last point only, by default; at every one with test_curve
+    assert frame["test_accuracy"].notna().tolist() == [False] * 4 + [True]
+    curve = run(
+        synthetic, Spy(), budget=Budget(max_iter=35), every=10, test=synthetic.test, test_curve=True
+    ).frame()
+    assert curve["test_accuracy"].notna().all()
+    assert curve["test_accuracy"].iloc[-1] == frame["test_accuracy"].iloc[-1]
     assert np.all(np.diff(frame["train_seconds"]) >= 0)
 
 

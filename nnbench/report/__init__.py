@@ -44,6 +44,17 @@ __all__ = [
 ]
 
 
+def tuning_choices(results_dir: Path) -> list[dict[str, Any]] | None:
+    """What a tuned study chose, from its ``tune.json`` (None before the choice)."""
+    from nnbench.tune import TUNE_FILE
+
+    try:
+        raw = json.loads((results_dir / TUNE_FILE).read_text())
+        return list(raw["chosen"])
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
 def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The tuned experiment's search spaces, from its ``experiment.json``."""
     try:
@@ -134,7 +145,7 @@ def build_report(
             "the seeds' range). 'ok' counts runs that completed, converged or were stopped."
             + (" Times to target are interpolated between evaluations." if target else ""),
         )
-    chosen = tables.chosen_settings(frame, spaces)
+    chosen = tables.chosen_settings(frame, tuning_choices(results_dir))
     if not chosen.empty:
         _tuning_section(page, chosen)
     elif several:
@@ -230,9 +241,10 @@ def _profile_section(page: render.Page, frame: pd.DataFrame, target: float | Non
     page.add(
         "",
         "Seconds to target per cell, by the rule of MLCommons AlgoPerf's "
-        "scoring/performance_profile.py: per seed, the setting that reaches the target at "
-        "the earliest evaluation; the median over seeds, a seed where none reaches it "
-        "counting as never (inf); a time beyond 4x the cell's fastest counts as never. The "
-        "score is the profile's area over tau from 1 to the largest finite ratio, divided "
-        "by that range.",
+        "scoring/performance_profile.py: per seed (a study), the setting that reaches the "
+        "target at the earliest evaluation; the median over seeds, a seed where none "
+        "reaches it counting as never (inf); a time beyond 4x the cell's fastest counts as "
+        "never. The score is the profile's area over tau from 1 to the largest finite "
+        "ratio, divided by that range. In a tuned study, the final runs: each optimizer "
+        "with its chosen setting, on seeds the choice never saw.",
     )

@@ -14,8 +14,7 @@ import math
 import pandas as pd
 
 from nnbench import stats
-from nnbench.results import final_rows
-from nnbench.space import is_edge
+from nnbench.results import batch_number, final_rows
 from nnbench.status import Status
 
 CELL = ["hidden", "batch_size"]
@@ -205,10 +204,10 @@ def same_method_note(frame: pd.DataFrame) -> str:
 
 
 def profiled(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs a performance profile is computed on: a tuned study's trials (its
-    studies and trials, in AlgoPerf's terms), else every run but finals."""
-    tuned = frame["phase"] == "trial"
-    return frame[tuned] if tuned.any() else frame[frame["phase"] != "final"]
+    """The runs a performance profile is computed on: a tuned study's final runs
+    (the tuned optimizers, on seeds the choice never saw), else every run."""
+    finals = frame["phase"] == "final"
+    return frame[finals] if finals.any() else frame[frame["phase"] != "trial"]
 
 
 def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
@@ -226,16 +225,13 @@ def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
 
 def profile_trials(frame: pd.DataFrame) -> pd.DataFrame:
     """The evaluations in the shape AlgoPerf's scoring reads: submission (an
-    optimizer), workload (a cell), study (a seed), trial (a setting: a tuning
-    trial by its index, or a point of an option grid by its label), eval_index,
-    score, times."""
+    optimizer), workload (a cell), study (a seed), trial (a setting: a point of
+    an option grid, or a tuned optimizer's chosen one), eval_index, score, times."""
     data = profiled(frame.dropna(subset=["iteration"]))
-    tuned = (data["phase"] == "trial").any()
     data = data.sort_values(["run_id", "iteration"]).copy()
     data["eval_index"] = data.groupby("run_id").cumcount()
     data["workload"] = list(zip(data["hidden"], data["batch_size"]))
-    if not tuned:
-        data["trial"] = data["label"]
+    data["trial"] = data["label"]
     data = data.rename(
         columns={"optimizer": "submission", "seed": "study", "val_accuracy": "score"}
     )
@@ -305,42 +301,39 @@ def tuning_curve(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def chosen_settings(frame: pd.DataFrame, spaces: dict | None) -> pd.DataFrame:
-    """The trial chosen per optimizer and cell (best mean validation accuracy),
-    its final runs' accuracies, and an edge flag per searched option."""
-    trials = trial_table(frame)
-    if trials.empty:
+def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFrame:
+    """The setting the protocol chose per optimizer and cell (``tune.json``), with
+    its edge flags and its final runs' accuracies."""
+    if not chosen:
         return pd.DataFrame()
     last = final_rows(frame)
     finals = last[last["phase"] == "final"]
     rows = []
-    for (opt, hidden, batch), group in trials.groupby(["optimizer", *CELL], sort=True):
-        best = group.sort_values(["val_mean", "trial"], ascending=[False, True]).iloc[0]
-        options = json.loads(best["options"])
-        edges = []
-        for key, space in ((spaces or {}).get(opt) or {}).items():
-            value = options.get(key, _default(opt, key))
-            if value is not None and is_edge(space, value, EDGE):
-                edges.append(key)
+    for c in chosen:
+        hidden = "-".join(map(str, c["hidden"])) or "none"
+        batch = batch_number(c["batch_size"])
         final = finals[
-            (finals["optimizer"] == opt)
+            (finals["optimizer"] == c["optimizer"])
             & (finals["hidden"] == hidden)
             & (finals["batch_size"] == batch)
         ]
         low, high = stats.bootstrap_interval(final["test_accuracy"])
+        searched = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
+        )
         rows.append(
             {
-                "optimizer": opt,
+                "optimizer": c["optimizer"],
                 "hidden": hidden,
                 "batch_size": batch,
-                "chosen": best["label"],
-                "trial val acc": best["val_mean"],
+                "chosen": searched or "(nothing searched)",
+                "trial val acc": c["val_accuracy"] if c["val_accuracy"] is not None else math.nan,
                 "final seeds": len(final),
                 "final val acc": final["val_accuracy"].mean(),
                 "final test acc": final["test_accuracy"].mean(),
                 "test low": low,
                 "test high": high,
-                "edge": ", ".join(f"edge: {k}" for k in edges),
+                "edge": ", ".join(f"edge: {k}" for k in c["edge"]),
             }
         )
     return pd.DataFrame(rows)

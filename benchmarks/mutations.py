@@ -1,0 +1,338 @@
+"""The mutation study: the regression gate against planted bugs and harmless changes.
+
+Usage: python benchmarks/mutations.py [--out results/mutations.md] [--only NAME,...]
+       [--skip-power] [--skip-harmless]
+
+Each planted bug is a patch of one line of nnbench's source, applied to a copy
+of the package; ``.ci/gate`` then runs the CI grid with that copy first on
+``PYTHONPATH`` and checks it strictly against the committed baseline. A bug
+is *caught* when the gate fails. Each harmless variant (another way to run
+the same code, or a change that only moves rounding) must pass: a failure is
+a false alarm. The step-size study plants errors of 1%, 2%, 5% and 10% in
+each first-order optimizer's step and reports the smallest the gate
+catches. The table goes to ``--out``; the summary is in the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+# ruff: noqa: E501 - a patch is a line of source as it stands, whatever its length
+
+ROOT = Path(__file__).resolve().parent.parent
+GATE = ROOT / ".ci" / "gate"
+
+
+@dataclass(frozen=True)
+class Patch:
+    name: str
+    where: str  # what it breaks, for the table
+    file: str  # relative to nnbench/
+    old: str
+    new: str
+
+
+BUGS = [
+    Patch(
+        "gd step 0.9x",
+        "gd",
+        "optimizers/first_order.py",
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+        'grad *= state["lr"] * 0.9\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+    ),
+    Patch(
+        "gd decay ignored",
+        "gd, schedules",
+        "optimizers/base.py",
+        "state[key] *= self.config[factor]",
+        "state[key] *= 1.0",
+    ),
+    Patch(
+        "momentum: look-ahead dropped",
+        "momentum",
+        "optimizers/first_order.py",
+        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= grad\n            step += grad',
+        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= grad\n            theta -= step\n            step += grad',
+    ),
+    Patch(
+        "nesterov turned heavy ball",
+        "nesterov",
+        "optimizers/first_order.py",
+        "theta += mu * v\n        theta -= grad",
+        "theta += v",
+    ),
+    Patch(
+        "adam without bias correction",
+        "adam",
+        "optimizers/first_order.py",
+        'lr_t = c["learning_rate"] * np.sqrt(1 - b2**t) / (1 - b1**t)',
+        'lr_t = c["learning_rate"]',
+    ),
+    Patch(
+        "rmsprop decay hard-wired to 0.9",
+        "rmsprop",
+        "optimizers/first_order.py",
+        'ms *= c["decay"]\n        ms += (1 - c["decay"]) * grad * grad',
+        "ms *= 0.9\n        ms += (1 - 0.9) * grad * grad",
+    ),
+    Patch(
+        "adagrad accumulator not summed",
+        "adagrad",
+        "optimizers/first_order.py",
+        "G += grad * grad",
+        "G[...] = grad * grad",
+    ),
+    Patch(
+        "cg mb_maxiter off by one",
+        "cg, scipy wrapper",
+        "optimizers/scipy_based.py",
+        'options={"maxiter": self.config["mb_maxiter"]}',
+        'options={"maxiter": self.config["mb_maxiter"] + (self.method == "CG")}',
+    ),
+    Patch(
+        "lbfgsb mb_maxiter off by one",
+        "lbfgsb, scipy wrapper",
+        "optimizers/scipy_based.py",
+        'options={"maxiter": self.config["mb_maxiter"]}',
+        'options={"maxiter": self.config["mb_maxiter"] - (self.method == "L-BFGS-B")}',
+    ),
+    Patch(
+        "scipy wrapper keeps no copy of the gradient",
+        "cg, lbfgsb",
+        "optimizers/scipy_based.py",
+        "return loss, grad.astype(np.float64, copy=True)",
+        "return loss, grad.astype(np.float64, copy=False)",
+    ),
+    Patch(
+        "minibatch order: one permutation for every pass",
+        "training loop",
+        "train.py",
+        "            order = rng.permutation(n_samples)\n            n_batches",
+        "            order = order if n_pass else rng.permutation(n_samples)\n            n_batches",
+    ),
+    Patch(
+        "budget: epochs counted one batch early",
+        "training loop",
+        "train.py",
+        'progress["epoch"] = n_pass + (i + 1) / n_batches',
+        'progress["epoch"] = n_pass + (i + 2) / n_batches',
+    ),
+    Patch(
+        "gradient: output bias gradient halved",
+        "MLP gradient",
+        "mlp.py",
+        "np.matmul(z, ones, out=g[0])",
+        "np.matmul(z, ones, out=g[0]); g[0] *= 0.5",
+    ),
+    Patch(
+        "activation: sigmoid derivative s instead of s(1 - s)",
+        "MLP activation",
+        "functions.py",
+        "        delta *= a\n        delta -= delta * a",
+        "        delta *= a",
+    ),
+    Patch(
+        "evaluation: accuracy from the runner-up class",
+        "evaluation",
+        "mlp.py",
+        "n_correct += int(np.count_nonzero(z.argmax(axis=0) == yc))",
+        "n_correct += int(np.count_nonzero(np.argsort(z, axis=0)[-2] == yc))",
+    ),
+]
+
+# Changes that only move rounding, or run the same code another way: the gate must pass.
+HARMLESS_PATCHES = [
+    Patch(
+        "sigmoid through scipy.special.expit",
+        "rounding",
+        "functions.py",
+        "    z *= 0.5\n    np.tanh(z, out=z)\n    z *= 0.5\n    z += 0.5\n    return z",
+        "    from scipy.special import expit\n\n    return expit(z, out=z)",
+    ),
+    Patch(
+        "cost summed in another order",
+        "rounding",
+        "functions.py",
+        "cost -= float(work.sum(dtype=np.float64))",
+        "cost -= float(np.sort(work, axis=None).sum(dtype=np.float64))",
+    ),
+    Patch(
+        "gd update written another way",
+        "refactor",
+        "optimizers/first_order.py",
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+        'np.subtract(theta, state["lr"] * grad, out=theta)\n        return loss\n\n\nclass Momentum',
+    ),
+]
+HARMLESS_FLAGS = [
+    ("-j 1", ["-j", "1"]),
+    ("--threads 2", ["-j", "1", "--threads", "2"]),
+    ("--backend loky", ["--backend", "loky"]),
+    ("--backend dask (a local cluster)", ["--backend", "dask"]),
+]
+
+# How each first-order optimizer's step is scaled to plant a step-size error.
+STEP_SITES = {
+    "gd": (
+        "optimizers/first_order.py",
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+        'grad *= state["lr"] * {f}\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+    ),
+    "momentum": (
+        "optimizers/first_order.py",
+        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"]',
+        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"] * {f}',
+    ),
+    "nesterov": (
+        "optimizers/first_order.py",
+        'lr, mu = self.config["learning_rate"], self.config["momentum"]',
+        'lr, mu = self.config["learning_rate"] * {f}, self.config["momentum"]',
+    ),
+    "rmsprop": (
+        "optimizers/first_order.py",
+        '        grad /= denom\n        grad *= c["learning_rate"]',
+        '        grad /= denom\n        grad *= c["learning_rate"] * {f}',
+    ),
+    "adagrad": (
+        "optimizers/first_order.py",
+        'grad *= self.config["learning_rate"]\n        theta -= grad\n        return loss\n\n\nclass Adam',
+        'grad *= self.config["learning_rate"] * {f}\n        theta -= grad\n        return loss\n\n\nclass Adam',
+    ),
+    "adam": (
+        "optimizers/first_order.py",
+        'lr_t = c["learning_rate"] * np.sqrt',
+        'lr_t = c["learning_rate"] * {f} * np.sqrt',
+    ),
+}
+STEP_ERRORS = (0.01, 0.02, 0.05, 0.10)
+
+
+def patched_copy(tmp: Path, patch: Patch | None) -> Path:
+    """A copy of the package, with ``patch`` applied; the folder to put on PYTHONPATH."""
+    site = tmp / "site"
+    if site.exists():
+        shutil.rmtree(site)
+    shutil.copytree(ROOT / "nnbench", site / "nnbench")
+    if patch is not None:
+        path = site / "nnbench" / patch.file
+        text = path.read_text()
+        if text.count(patch.old) != 1:
+            raise SystemExit(f"{patch.name}: the line to patch is not found once in {patch.file}")
+        path.write_text(text.replace(patch.old, patch.new))
+    return site
+
+
+def gate(site: Path | None, flags: list[str]) -> tuple[bool, str, float]:
+    """Run .ci/gate (with ``site`` first on PYTHONPATH); (passed, its verdict line, seconds)."""
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
+    t0 = time.perf_counter()
+    done = subprocess.run([str(GATE), *flags], env=env, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    problems = [line.strip() for line in lines if line.startswith("  ")]
+    last = problems[0] if problems else (lines[-1] if lines else done.stderr.strip()[-160:])
+    return done.returncode == 0, last, time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="results/mutations.md")
+    parser.add_argument("--only", help="run only these planted bugs (names, comma-separated)")
+    parser.add_argument("--skip-power", action="store_true", help="no step-size study")
+    parser.add_argument("--skip-harmless", action="store_true", help="no harmless variants")
+    args = parser.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    lines = [
+        "## Planted bugs",
+        "",
+        "| bug | where | caught | what the gate said |",
+        "|---|---|---|---|",
+    ]
+    n_caught = n_bugs = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for bug in BUGS:
+            if only and bug.name not in only:
+                continue
+            passed, said, secs = gate(patched_copy(tmp, bug), [])
+            n_bugs += 1
+            n_caught += not passed
+            lines.append(
+                f"| {bug.name} | {bug.where} | {'no' if passed else 'yes'} | "
+                f"{said[:160].replace('|', '/')} |"
+            )
+            print(lines[-1], f"({secs:.0f} s)", flush=True)
+        harmless = [
+            "",
+            "## Harmless variants",
+            "",
+            "| variant | kind | passed | what the gate said |",
+            "|---|---|---|---|",
+        ]
+        n_alarms = n_harmless = 0
+        if not args.skip_harmless:
+            variants = [(p.name, p.where, p, []) for p in HARMLESS_PATCHES]
+            variants += [(n, "another way to run", None, f) for n, f in HARMLESS_FLAGS]
+            for name, where, patch, flags in variants:
+                site = patched_copy(tmp, patch) if patch is not None else None
+                passed, said, secs = gate(site, flags)
+                n_harmless += 1
+                n_alarms += not passed
+                harmless.append(
+                    f"| {name} | {where} | {'yes' if passed else 'NO'} | "
+                    f"{said[:160].replace('|', '/')} |"
+                )
+                print(harmless[-1], f"({secs:.0f} s)", flush=True)
+        power = [
+            "",
+            "## Smallest step-size error caught",
+            "",
+            "| optimizer | " + " | ".join(f"{e:.0%}" for e in STEP_ERRORS) + " | smallest |",
+            "|---|" + "---|" * (len(STEP_ERRORS) + 1),
+        ]
+        if not args.skip_power:
+            for opt, (file, old, new) in STEP_SITES.items():
+                cells, smallest = [], None
+                for error in STEP_ERRORS:
+                    patch = Patch(
+                        f"{opt} step {1 + error:g}x", opt, file, old, new.format(f=1 + error)
+                    )
+                    passed, _, _ = gate(patched_copy(tmp, patch), [])
+                    cells.append("missed" if passed else "caught")
+                    if not passed and smallest is None:
+                        smallest = f"{error:.0%}"
+                power.append(f"| {opt} | " + " | ".join(cells) + f" | {smallest or 'none'} |")
+                print(power[-1], flush=True)
+    summary = (
+        f"\n{n_caught} of {n_bugs} planted bugs caught; {n_alarms} false alarm(s) in "
+        f"{n_harmless} harmless variants.\n"
+    )
+    print(summary)
+    note = (
+        "\nEach row: the patch applied to a copy of the package, then `.ci/gate` (the CI grid, "
+        "`experiments/ci.toml`, checked with `nnbench check --strict` against "
+        "`results/ci/baseline.json`). Made by `python benchmarks/mutations.py` "
+        f"(Python {sys.version.split()[0]}, {os.cpu_count()} cores).\n"
+    )
+    if args.out:
+        Path(args.out).write_text(
+            "# The regression gate against planted bugs\n"
+            + summary
+            + "\n"
+            + "\n".join(lines + harmless + power)
+            + "\n"
+            + note
+        )
+
+
+if __name__ == "__main__":
+    main()
