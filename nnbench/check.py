@@ -261,8 +261,9 @@ def _configuration(
                 a, b = _array(base[m]), _array(other[m])
                 if len(a) and len(b) and np.isfinite(a[-1]) and np.isfinite(b[-1]):
                     final_shifts[m].append(float(b[-1] - a[-1]))
+    # the largest value over seeds at each point (fmax: NaN only where all are NaN)
     scale = {
-        m: np.nanmax(
+        m: np.fmax.reduce(
             np.abs(np.vstack([_array(t[m])[:n_rows] for t in trajectories.values()])), axis=0
         )
         for m in TRACKED
