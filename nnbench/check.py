@@ -240,27 +240,12 @@ def _configuration(
     rows: Mapping[str, pd.DataFrame],
     variants: Mapping[str, Mapping[str, Mapping[str, list]]],
 ) -> dict[str, Any]:
+    """A configuration's entry: its seeds' trajectories and what rounding does to them."""
     spec = next(iter(seeds.values())).spec
     eps = float(np.finfo(spec.dtype).eps)
     trajectories = {s: _rows_of(rows, run) for s, run in sorted(seeds.items())}
     n_rows = min(len(t["iteration"]) for t in trajectories.values())
-    shifts: dict[str, np.ndarray] = {m: np.zeros(n_rows) for m in TRACKED}
-    final_shifts: dict[str, list[float]] = {m: [] for m in ACCURACIES}
-    for seed, run in sorted(seeds.items()):
-        base = trajectories[seed]
-        for variant in variants.values():
-            other = variant[run.spec.run_id]
-            for m in TRACKED:
-                a, b = _array(base[m])[:n_rows], _array(other[m])
-                b = np.pad(b, (0, max(0, n_rows - len(b))), constant_values=np.nan)[:n_rows]
-                d = np.abs(b - a)
-                d[np.isnan(a) & np.isnan(b)] = 0.0
-                d[np.isnan(d)] = np.inf
-                shifts[m] = np.maximum(shifts[m], d)
-            for m in ACCURACIES:
-                a, b = _array(base[m]), _array(other[m])
-                if len(a) and len(b) and np.isfinite(a[-1]) and np.isfinite(b[-1]):
-                    final_shifts[m].append(float(b[-1] - a[-1]))
+    shifts, final_shifts = _shifts(seeds, trajectories, variants, n_rows)
     # the largest value over seeds at each point (fmax: NaN only where all are NaN)
     scale = {
         m: np.fmax.reduce(
@@ -282,8 +267,6 @@ def _configuration(
         ]
         for m in TRACKED
     }
-    kind = "stable" if horizon == n_rows - 1 else "chaotic"
-    noise = {m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in final_shifts.items()}
     return {
         "config_id": config_id,
         "label": spec.label,
@@ -294,9 +277,11 @@ def _configuration(
         "batch_size": spec.batch_size,
         "dtype": spec.dtype,
         "spec": spec.to_dict(),
-        "kind": kind,
+        "kind": "stable" if horizon == n_rows - 1 else "chaotic",
         "horizon": horizon,
-        "noise": noise,
+        "noise": {
+            m: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0 for m, v in final_shifts.items()
+        },
         "min_seeds": None,
         "seeds": {
             str(seed): {"status": str(run.status), "rows": trajectories[seed]}
@@ -304,6 +289,34 @@ def _configuration(
         },
         "floors": floors,
     }
+
+
+def _shifts(
+    seeds: Mapping[int, results.StoredRun],
+    trajectories: Mapping[int, Mapping[str, list]],
+    variants: Mapping[str, Mapping[str, Mapping[str, list]]],
+    n_rows: int,
+) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """How far rounding moved each metric: the largest difference at each point,
+    over seeds and variants; and every (signed) difference of the final accuracies."""
+    shifts = {m: np.zeros(n_rows) for m in TRACKED}
+    final_shifts: dict[str, list[float]] = {m: [] for m in ACCURACIES}
+    for seed, run in sorted(seeds.items()):
+        base = trajectories[seed]
+        for variant in variants.values():
+            other = variant[run.spec.run_id]
+            for m in TRACKED:
+                a, b = _array(base[m])[:n_rows], _array(other[m])
+                b = np.pad(b, (0, max(0, n_rows - len(b))), constant_values=np.nan)[:n_rows]
+                d = np.abs(b - a)
+                d[np.isnan(a) & np.isnan(b)] = 0.0  # both unevaluated: no difference
+                d[np.isnan(d)] = np.inf  # one evaluated, the other not: no bound
+                shifts[m] = np.maximum(shifts[m], d)
+            for m in ACCURACIES:
+                a, b = _array(base[m]), _array(other[m])
+                if len(a) and len(b) and np.isfinite(a[-1]) and np.isfinite(b[-1]):
+                    final_shifts[m].append(float(b[-1] - a[-1]))
+    return shifts, final_shifts
 
 
 def min_seeds(noise: float, effect: float, alpha: float, power: float = POWER) -> int:
@@ -472,6 +485,7 @@ def _check_config(
     alpha: float,
     metric: str,
 ) -> tuple[dict[str, Any], list[str]]:
+    """One configuration's row of the table, and its problems (one line each)."""
     name = _name(c["label"], c.get("hidden", "?"), c.get("batch_size", "?"))
     row: dict[str, Any] = {
         "configuration": name,
@@ -484,10 +498,32 @@ def _check_config(
         "allowed": np.nan,
         "verdict": "ok",
     }
-    base_seeds = {int(s) for s in c["seeds"]}
     if not now:
         row["verdict"] = "missing"
         return row, [f"{name}: missing from the results (the baseline has it)"]
+    base_seeds = {int(s) for s in c["seeds"]}
+    common = sorted(base_seeds & set(now))
+    row["seeds"] = f"{len(common)}/{len(base_seeds)}"
+    problems = _seed_problems(c, now, name)
+    if problems:
+        row["verdict"] = "failed"
+        return row, problems
+    trajectories = {s: _rows_of(rows, now[s]) for s in common}
+    if strict:
+        problems += _strict_rows(c, trajectories, name)
+    base_final = np.array([_last(c["seeds"][str(s)]["rows"][metric]) for s in common])
+    now_final = np.array([_last(trajectories[s][metric]) for s in common])
+    row["diff"] = float(np.mean(now_final - base_final)) if common else np.nan  # > 0: better
+    judge = _judge_stable if c["kind"] == "stable" else _judge_chaotic
+    problems += judge(c, common, base_final, now_final, strict, alpha, metric, name, row)
+    if problems and row["verdict"] == "ok":
+        row["verdict"] = "changed"
+    return row, problems
+
+
+def _seed_problems(c: Mapping[str, Any], now: Mapping[int, results.StoredRun], name: str) -> list:
+    """The baseline's seeds and only them, each ending as it did."""
+    base_seeds = {int(s) for s in c["seeds"]}
     extra, missing = sorted(set(now) - base_seeds), sorted(base_seeds - set(now))
     problems = []
     if extra:
@@ -497,9 +533,7 @@ def _check_config(
         )
     if missing:
         problems.append(f"{name}: seeds {','.join(map(str, missing))} are missing from the results")
-    common = sorted(base_seeds & set(now))
-    row["seeds"] = f"{len(common)}/{len(base_seeds)}"
-    for seed in common:
+    for seed in sorted(base_seeds & set(now)):
         run = now[seed]
         was = c["seeds"][str(seed)]["status"]
         if str(run.status) != was:
@@ -508,56 +542,72 @@ def _check_config(
                 f"{name}: seed {seed} {run.status} (was {was})"
                 + (f": {message}" if message else "")
             )
-    if problems:
-        row["verdict"] = "failed"
-        return row, problems
-    trajectories = {s: _rows_of(rows, now[s]) for s in common}
-    if strict:
-        problems += _strict_rows(c, trajectories, name)
-    base_final = np.array([_last(c["seeds"][str(s)]["rows"][metric]) for s in common])
-    now_final = np.array([_last(trajectories[s][metric]) for s in common])
-    d = now_final - base_final  # > 0: better
-    row["diff"] = float(np.mean(d)) if len(d) else np.nan
-    if c["kind"] == "stable":
-        floor = max((f for f in c["floors"][metric][-1:] if f is not None), default=0.0)
-        row["allowed"] = floor
-        if strict and np.any(np.abs(d) > floor):
-            problems.append(
-                f"{name}: final {metric} changed by {_fmt_diffs(common, d)} (allowed "
-                f"{floor:.3g}); changed: re-baseline if intended"
-            )
-            row["verdict"] = "changed"
-        elif not strict and row["diff"] < -floor:
-            problems.append(
-                f"{name}: final {metric} dropped by {-row['diff']:.4g} on average over "
-                f"{len(d)} seeds (allowed {floor:.3g})"
-            )
-            row["verdict"] = "dropped"
-    else:
-        need = int(c["min_seeds"][metric])
-        if len(common) < need:
-            problems.append(
-                f"{name}: chaotic under rounding (its final {metric} moves by "
-                f"{c['noise'][metric]:.3g} when rounding does): a paired test needs {need} "
-                f"seeds, the results have {len(common)}; run more seeds and re-baseline"
-            )
-            row["verdict"] = "too few seeds"
-        else:
-            test = stats.paired_test(base_final, now_final)
-            row.update(low=test.low, high=test.high)
-            p_two = test.p_t if np.isfinite(test.p_t) else 1.0
-            p = p_two if strict else (p_two / 2 if test.mean < 0 else 1 - p_two / 2)
-            row["p"] = p
-            if p < alpha:
-                verdict = "changed" if strict else "dropped"
-                problems.append(
-                    f"{name}: final {metric} {verdict} (mean paired difference "
-                    f"{test.mean:+.4g}, p = {p:.2g} < {alpha:.2g})"
-                )
-                row["verdict"] = verdict
-    if problems and row["verdict"] == "ok":
+    return problems
+
+
+def _judge_stable(
+    c: Mapping[str, Any],
+    common: list[int],
+    base: np.ndarray,
+    now: np.ndarray,
+    strict: bool,
+    alpha: float,
+    metric: str,
+    name: str,
+    row: dict[str, Any],
+) -> list[str]:
+    """A rounding-stable configuration: its final metric within the floor."""
+    floor = max((f for f in c["floors"][metric][-1:] if f is not None), default=0.0)
+    row["allowed"] = floor
+    d = now - base
+    if strict and np.any(np.abs(d) > floor):
         row["verdict"] = "changed"
-    return row, problems
+        return [
+            f"{name}: final {metric} changed by {_fmt_diffs(common, d)} (allowed "
+            f"{floor:.3g}); changed: re-baseline if intended"
+        ]
+    if not strict and row["diff"] < -floor:
+        row["verdict"] = "dropped"
+        return [
+            f"{name}: final {metric} dropped by {-row['diff']:.4g} on average over "
+            f"{len(d)} seeds (allowed {floor:.3g})"
+        ]
+    return []
+
+
+def _judge_chaotic(
+    c: Mapping[str, Any],
+    common: list[int],
+    base: np.ndarray,
+    now: np.ndarray,
+    strict: bool,
+    alpha: float,
+    metric: str,
+    name: str,
+    row: dict[str, Any],
+) -> list[str]:
+    """A chaotic configuration: a paired t-test, with the seeds it needs."""
+    need = int(c["min_seeds"][metric])
+    if len(common) < need:
+        row["verdict"] = "too few seeds"
+        return [
+            f"{name}: chaotic under rounding (its final {metric} moves by "
+            f"{c['noise'][metric]:.3g} when rounding does): a paired test needs {need} "
+            f"seeds, the results have {len(common)}; run more seeds and re-baseline"
+        ]
+    test = stats.paired_test(base, now)
+    row.update(low=test.low, high=test.high)
+    p_two = test.p_t if np.isfinite(test.p_t) else 1.0
+    # one-sided for a drop; two-sided in strict mode, where a rise fails too
+    p = p_two if strict else (p_two / 2 if test.mean < 0 else 1 - p_two / 2)
+    row["p"] = p
+    if p >= alpha:
+        return []
+    row["verdict"] = "changed" if strict else "dropped"
+    return [
+        f"{name}: final {metric} {row['verdict']} (mean paired difference "
+        f"{test.mean:+.4g}, p = {p:.2g} < {alpha:.2g})"
+    ]
 
 
 def _strict_rows(c: Mapping[str, Any], now: Mapping[int, dict], name: str) -> list[str]:

@@ -429,66 +429,11 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: int) -> None:
         group.add_argument(flag, **kwargs)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from nnbench import __version__, backends
+def add_execution_flags(p: argparse.ArgumentParser) -> None:
+    """How runs are executed: ``nnbench run``'s, and ``nnbench baseline``'s reruns."""
+    from nnbench import backends
 
-    parser = _Parser(
-        prog="nnbench", description="Compare neural-network optimizers on small models."
-    )
-    parser.add_argument("--version", action="version", version=f"nnbench {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(
-        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
-    )
-
-    p = sub.add_parser("list", help="the optimizers with their options; datasets, backends")
-    p.set_defaults(func=cmd_list)
-
-    p = sub.add_parser("config", help="every run setting: default, reason, flag")
-    p.add_argument("--markdown", action="store_true", help="as a Markdown table")
-    p.set_defaults(func=cmd_config)
-
-    p = sub.add_parser("data", help="fetch MNIST into the cache, show what is cached")
-    data_sub = p.add_subparsers(
-        dest="data_command", metavar="ACTION", required=True, parser_class=_Parser
-    )
-    f = data_sub.add_parser("fetch", help="download and verify MNIST into the cache")
-    f.add_argument("dataset", choices=["mnist"])
-    f.add_argument("--force", action="store_true", help="fetch again even if cached")
-    f.set_defaults(func=cmd_data_fetch)
-    i = data_sub.add_parser("info", help="what is cached, where, with checksums")
-    i.set_defaults(func=cmd_data_info)
-    ls = data_sub.add_parser("list", help="the datasets")
-    ls.set_defaults(func=cmd_data_list)
-    for q in (f, i):
-        q.add_argument(
-            "--data-dir",
-            type=nonempty,
-            help="cache folder (default: $NNBENCH_DATA_DIR, else the user's cache folder)",
-        )
-
-    p = sub.add_parser("train", help="train one network and print its evaluations")
-    p.add_argument("-o", "--optimizer", default="gd", help="optimizer name (`nnbench list`)")
-    p.add_argument(
-        "--option",
-        type=parse_option,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="optimizer option, repeatable",
-    )
-    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
-    add_setting_flags(p, 1)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("run", help="run an experiment grid (file and/or flags)")
-    p.add_argument("file", nargs="?", help="experiment file (TOML), e.g. experiments/blog.toml")
     p.add_argument("-j", "--jobs", type=int, default=1, help="runs at once (default 1)")
-    p.add_argument("--out", type=nonempty, help="results folder (default results/NAME)")
-    p.add_argument("--force", action="store_true", help="rerun runs that are already done")
-    p.add_argument(
-        "--merge", action="store_true", help="add the runs to a folder of another experiment"
-    )
     p.add_argument(
         "--backend",
         default=backends.DEFAULT,
@@ -507,6 +452,53 @@ def build_parser() -> argparse.ArgumentParser:
         help="BLAS threads per run (default 1; results depend on it bitwise)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def _parser_data(sub: Any) -> None:
+    p = sub.add_parser("data", help="fetch MNIST into the cache, show what is cached")
+    data_sub = p.add_subparsers(
+        dest="data_command", metavar="ACTION", required=True, parser_class=_Parser
+    )
+    f = data_sub.add_parser("fetch", help="download and verify MNIST into the cache")
+    f.add_argument("dataset", choices=["mnist"])
+    f.add_argument("--force", action="store_true", help="fetch again even if cached")
+    f.set_defaults(func=cmd_data_fetch)
+    i = data_sub.add_parser("info", help="what is cached, where, with checksums")
+    i.set_defaults(func=cmd_data_info)
+    data_sub.add_parser("list", help="the datasets").set_defaults(func=cmd_data_list)
+    for q in (f, i):
+        q.add_argument(
+            "--data-dir",
+            type=nonempty,
+            help="cache folder (default: $NNBENCH_DATA_DIR, else the user's cache folder)",
+        )
+
+
+def _parser_train(sub: Any) -> None:
+    p = sub.add_parser("train", help="train one network and print its evaluations")
+    p.add_argument("-o", "--optimizer", default="gd", help="optimizer name (`nnbench list`)")
+    p.add_argument(
+        "--option",
+        type=parse_option,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="optimizer option, repeatable",
+    )
+    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
+    add_setting_flags(p, 1)
+    p.set_defaults(func=cmd_train)
+
+
+def _parser_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="run an experiment grid (file and/or flags)")
+    p.add_argument("file", nargs="?", help="experiment file (TOML), e.g. experiments/blog.toml")
+    p.add_argument("--out", type=nonempty, help="results folder (default results/NAME)")
+    p.add_argument("--force", action="store_true", help="rerun runs that are already done")
+    p.add_argument(
+        "--merge", action="store_true", help="add the runs to a folder of another experiment"
+    )
+    add_execution_flags(p)
     p.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg (replaces the file's)")
     p.add_argument(
         "--option",
@@ -519,6 +511,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(p, 0)
     p.set_defaults(func=cmd_run)
 
+
+def _parser_report(sub: Any) -> None:
     p = sub.add_parser("report", help="tables and figures from a results folder")
     p.add_argument("results", help="results folder, e.g. results/blog")
     p.add_argument("-o", "--out", type=nonempty, help="where to write (default: the folder)")
@@ -531,23 +525,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=name_list, help="which figures (`nnbench list` names them)")
     p.set_defaults(func=cmd_report)
 
+
+def _parser_gate(sub: Any) -> None:
+    """baseline, check and compare: the verdicts."""
     p = sub.add_parser(
         "baseline", help="a baseline of a results folder, its rounding measured by rerunning"
     )
     p.add_argument("results", help="results folder")
     p.add_argument("-o", "--output", required=True, type=nonempty, help="baseline file to write")
-    p.add_argument("-j", "--jobs", type=int, default=1, help="runs at once (the calibration)")
-    p.add_argument("--backend", default=backends.DEFAULT, help="what dispatches the runs")
-    p.add_argument("--scheduler", help="Dask scheduler address, with --backend dask")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads per run, as the grid's")
-    p.add_argument("--data-dir", type=nonempty, help="data cache folder")
+    add_execution_flags(p)
     p.add_argument(
         "--effect",
         type=probability,
         default=0.02,
         help="the accuracy drop a chaotic configuration's seeds must be able to show (0.02)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("check", help="exit 1 when the results regressed from a baseline")
@@ -588,6 +580,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 1 when a metric got worse (default), differs at all, or never",
     )
     p.set_defaults(func=cmd_compare)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nnbench import __version__
+
+    parser = _Parser(
+        prog="nnbench", description="Compare neural-network optimizers on small models."
+    )
+    parser.add_argument("--version", action="version", version=f"nnbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
+    sub.add_parser(
+        "list", help="the optimizers with their options; datasets, backends, figures"
+    ).set_defaults(func=cmd_list)
+    p = sub.add_parser("config", help="every run setting: default, reason, flag")
+    p.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    p.set_defaults(func=cmd_config)
+    for add in (_parser_data, _parser_train, _parser_run, _parser_report, _parser_gate):
+        add(sub)
     return parser
 
 

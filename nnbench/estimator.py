@@ -197,7 +197,37 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             )
         return hidden
 
-    def _start_weights(self, model: MLP, values: dict[str, Any]) -> np.ndarray | None:
+    def _values(self, seed: int) -> dict[str, Any]:
+        """The run settings of a fit, checked by the schema, named as parameters here."""
+        budget = {
+            k: v
+            for k, v in (
+                ("max_iter", self.max_iter),
+                ("max_epochs", self.max_epochs),
+                ("max_seconds", self.max_seconds),
+            )
+            if v is not None
+        }
+        try:
+            return run_values(
+                hidden=self._hidden(),
+                activation=self.activation,
+                output=self.output,
+                l2=self.alpha,
+                init=self.init,
+                dtype=self.dtype,
+                batch_size=self.batch_size,
+                batch_growth=self.batch_growth,
+                seed=seed,
+                tol=self.tol,
+                every=self.eval_every,
+                train_rows="all",  # a fit's full evaluation is on all its rows
+                **budget,
+            )
+        except ConfigError as exc:  # name the estimator's parameter, not the file's key
+            raise ValueError(_parameter_message(str(exc))) from None
+
+    def _start_weights(self, model: MLP) -> np.ndarray | None:
         """The previous fit's weights (warm start), ``coef0``, or None: drawn from the seed."""
         previous = getattr(self, "coef_", None) if self.warm_start else None
         if previous is not None and previous.shape == (model.n_params,):
@@ -231,46 +261,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         optimizer = optimizers.make(self.optimizer, self.optimizer_options)
         if self.evaluation not in ("running", "full"):
             raise ValueError(f"evaluation must be 'running' or 'full'; got {self.evaluation!r}")
-        seed = _seed_from(self.random_state)
-        budget = {
-            k: v
-            for k, v in (
-                ("max_iter", self.max_iter),
-                ("max_epochs", self.max_epochs),
-                ("max_seconds", self.max_seconds),
-            )
-            if v is not None
-        }
-        try:
-            values = run_values(
-                hidden=self._hidden(),
-                activation=self.activation,
-                output=self.output,
-                l2=self.alpha,
-                init=self.init,
-                dtype=self.dtype,
-                batch_size=self.batch_size,
-                batch_growth=self.batch_growth,
-                seed=seed,
-                tol=self.tol,
-                every=self.eval_every,
-                train_rows="all",  # a fit's full evaluation is on all its rows
-                **budget,
-            )
-        except ConfigError as exc:  # name the estimator's parameter, not the file's key
-            raise ValueError(_parameter_message(str(exc))) from None
-        splits = {"train": (X, y_idx)}
-        model = MLP(
-            (X.shape[1], *values["hidden"], len(self.classes_)),
-            activation=values["activation"],
-            output=values["output"],
-            l2=values["l2"],
-            dtype=values["dtype"],
-        )
-        theta = self._start_weights(model, values)
+        values = self._values(_seed_from(self.random_state))
         run = build_run(
-            values, optimizer, splits, len(self.classes_), theta=theta, evaluate=self.evaluation
+            values, optimizer, {"train": (X, y_idx)}, len(self.classes_), evaluate=self.evaluation
         )
+        start = self._start_weights(run.model)
+        if start is not None:
+            run.theta[...] = start  # in place: theta is what the loop trains
 
         def on_eval(info: dict[str, Any]) -> bool:
             if self.verbose:

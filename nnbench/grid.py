@@ -364,20 +364,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
     values.update(settings.resolve_budget(budget))
     values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
 
-    data = {k: values[k] for k in ("train", "validation", "test")}
-    used = [s for s in data.values() if s]
-    if len(set(used)) != len(used):
-        raise c.fail("[data]", f"train, validation and test must be different splits; got {used}")
-    if values["path"] == "":
-        raise c.fail("[data] path", "must be a path to mnist.pkl.gz or a folder of IDX files")
-    from nnbench import data as data_mod
-
-    info = data_mod.get(values["dataset"])
-    if values["path"] is not None and not info.takes_path:
-        raise c.fail("[data] path", f"is not taken by dataset {values['dataset']!r}")
-    if info.shape is not None:
-        for arch in axes["hidden"]:
-            settings.check_size((info.shape[0], *arch, info.shape[1]), f"{source}: [model] hidden")
+    _check_data(c, values, axes, source)
 
     tune_cfg = None
     if "tune" in top:
@@ -401,6 +388,26 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
 
         tune.check(exp, c.fail)
     return exp
+
+
+def _check_data(
+    c: _Checker, values: Mapping[str, Any], axes: Mapping[str, list], source: str
+) -> None:
+    """What the settings of [data] and [model] must agree on."""
+    data = {k: values[k] for k in ("train", "validation", "test")}
+    used = [s for s in data.values() if s]
+    if len(set(used)) != len(used):
+        raise c.fail("[data]", f"train, validation and test must be different splits; got {used}")
+    if values["path"] == "":
+        raise c.fail("[data] path", "must be a path to mnist.pkl.gz or a folder of IDX files")
+    from nnbench import data as data_mod
+
+    info = data_mod.get(values["dataset"])
+    if values["path"] is not None and not info.takes_path:
+        raise c.fail("[data] path", f"is not taken by dataset {values['dataset']!r}")
+    if info.shape is not None:
+        for arch in axes["hidden"]:
+            settings.check_size((info.shape[0], *arch, info.shape[1]), f"{source}: [model] hidden")
 
 
 def _optimizers(c: _Checker, top: Mapping[str, Any], tuning: bool) -> list[OptimizerGrid]:

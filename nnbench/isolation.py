@@ -208,22 +208,9 @@ def _failed(task: RunTask, message: str, retry: bool = False) -> dict[str, Any]:
 
 
 def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
+    """One process for the run: its result, or a failed or stopped one."""
     ctx = _mp_context()
-    if multiprocessing.get_start_method(allow_none=True) not in (
-        None,
-        "fork",
-        "spawn",
-        "forkserver",
-    ):
-        # Inside joblib's loky workers the default method is "loky", which a
-        # forkserver child cannot set up (it re-applies its parent's default).
-        multiprocessing.set_start_method("forkserver", force=True)
-    me = multiprocessing.current_process()
-    if me.daemon:
-        # Dask's workers are daemonic processes, which multiprocessing forbids
-        # to have children lest they outlive them. Ours cannot: the run's
-        # process exits when its lifeline from this process closes.
-        me.daemon = False
+    _allow_children()
     result_r, result_w = ctx.Pipe(duplex=False)
     lifeline_r, lifeline_w = ctx.Pipe(duplex=False)
     beat = ctx.RawValue("q", 0)
@@ -241,35 +228,10 @@ def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
         _starting.run = False
     result_w.close()
     lifeline_r.close()
-    out = None
-    seen, seen_at = -1, time.monotonic()
     try:
-        while out is None:
-            if result_r.poll(POLL_SECONDS):
-                try:
-                    out = result_r.recv()
-                except (EOFError, OSError):
-                    break  # it exited without a result: see its exit code below
-                continue
-            if not proc.is_alive():
-                if result_r.poll(0):
-                    continue  # its result arrived as it exited
-                break
-            if stop is not None and stop():
-                _kill(proc)
-                return {"run_id": task.run_id, "status": None, "message": "stopped"}
-            now = time.monotonic()
-            if beat.value != seen:
-                seen, seen_at = beat.value, now
-            elif now - seen_at > task.hang_seconds:
-                _kill(proc)
-                return _failed(
-                    task,
-                    f"hung: no step for {task.hang_seconds:g} s (after iteration {seen}); "
-                    "the process was killed",
-                )
+        out = _watch(task, proc, result_r, beat, stop)
     finally:
-        if out is None and proc.is_alive():
+        if proc.is_alive():
             _kill(proc)
         proc.join()
         result_r.close()
@@ -286,6 +248,57 @@ def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
             retry=True,
         )
     return _failed(task, f"the process running it exited with status {code} before finishing")
+
+
+def _allow_children() -> None:
+    """Let this process start the run's process, whatever started this one."""
+    if multiprocessing.get_start_method(allow_none=True) not in (
+        None,
+        "fork",
+        "spawn",
+        "forkserver",
+    ):
+        # Inside joblib's loky workers the default method is "loky", which a
+        # forkserver child cannot set up (it re-applies its parent's default).
+        multiprocessing.set_start_method("forkserver", force=True)
+    me = multiprocessing.current_process()
+    if me.daemon:
+        # Dask's workers are daemonic processes, which multiprocessing forbids
+        # to have children lest they outlive them. Ours cannot: the run's
+        # process exits when its lifeline from this process closes.
+        me.daemon = False
+
+
+def _watch(
+    task: RunTask, proc: Any, result_r: Any, beat: Any, stop: Callable[[], bool] | None
+) -> dict[str, Any] | None:
+    """Wait for the run's result; None when its process ended without one. Stop
+    (killing it) when ``stop()`` says so, or when it makes no step for
+    ``hang_seconds``."""
+    seen, seen_at = -1, time.monotonic()
+    while True:
+        if result_r.poll(POLL_SECONDS):
+            try:
+                return result_r.recv()
+            except (EOFError, OSError):
+                return None  # it exited without a result: its exit code says why
+        if not proc.is_alive():
+            if result_r.poll(0):
+                continue  # its result arrived as it exited
+            return None
+        if stop is not None and stop():
+            _kill(proc)
+            return {"run_id": task.run_id, "status": None, "message": "stopped"}
+        now = time.monotonic()
+        if beat.value != seen:
+            seen, seen_at = beat.value, now
+        elif now - seen_at > task.hang_seconds:
+            _kill(proc)
+            return _failed(
+                task,
+                f"hung: no step for {task.hang_seconds:g} s (after iteration {seen}); "
+                "the process was killed",
+            )
 
 
 def _kill(proc: Any) -> None:

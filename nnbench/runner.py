@@ -150,33 +150,20 @@ def run_experiment(
         with it fixed, ``-j 1`` and ``-j 2`` give bitwise-identical metrics.
     merge : bool
         Let this experiment's runs join a folder another experiment owns.
-
-    The order of the work is the order of what can go wrong: the settings,
-    the data, the backend (a cluster that cannot be reached), the results
-    folder (a lock, an owner); nothing is written before the last of these.
     """
-    backends.check_jobs(n_jobs, threads)
-    backend_obj = backends.make(backend, n_jobs, scheduler)
     out = _out_dir(experiment, out_dir)
-    say = log or (lambda _msg: None)
     specs = experiment.runs()  # under [tune], the trials: the finals use the same data
-    summary = GridSummary(out, experiment.n_runs)
-    shared = share_data(specs, data_dir, say)
-    work = Work(out, backend_obj, summary, force, shared, say, progress_bar, threads)
-    try:
-        with sigterm_stops(), backend_obj, results_lock(out):
-            prepare_folder(out, experiment.to_dict(), merge)
-            if experiment.tune is not None:
-                from nnbench import tune
 
-                tune.run(experiment, work)
-            else:
-                run_specs(specs, work)
-    except Terminated:
-        summary.interrupted = summary.terminated = True
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    return summary
+    def body(work: Work) -> None:
+        if experiment.tune is None:
+            run_specs(specs, work)
+        else:
+            from nnbench import tune
+
+            tune.run(experiment, work)
+
+    execution = Execution(n_jobs, backend, scheduler, threads, data_dir, log, progress_bar)
+    return execution.run(specs, out, experiment.to_dict(), merge, force, experiment.n_runs, body)
 
 
 def run_spec_list(
@@ -192,25 +179,58 @@ def run_spec_list(
     threads: int = 1,
 ) -> GridSummary:
     """Run a list of specs into ``out_dir`` (claimed for ``owner``, an experiment
-    as a dict), as
-    :func:`run_experiment` runs a grid: how ``nnbench baseline`` runs the
-    variants it measures rounding with."""
-    backends.check_jobs(n_jobs, threads)
-    backend_obj = backends.make(backend, n_jobs, scheduler)
-    out = Path(out_dir)
-    say = log or (lambda _msg: None)
-    summary = GridSummary(out, len(specs))
-    shared = share_data(specs, data_dir, say)
-    work = Work(out, backend_obj, summary, force, shared, say, False, threads)
-    try:
-        with sigterm_stops(), backend_obj, results_lock(out):
-            prepare_folder(out, owner, merge=False)
-            run_specs(specs, work)
-    except Terminated:
-        summary.interrupted = summary.terminated = True
-    except KeyboardInterrupt:
-        summary.interrupted = True
-    return summary
+    as a dict), as :func:`run_experiment` runs a grid: how ``nnbench
+    baseline`` runs the variants it measures rounding with."""
+    execution = Execution(n_jobs, backend, scheduler, threads, data_dir, log, False)
+    return execution.run(
+        specs, Path(out_dir), owner, False, force, len(specs), lambda work: run_specs(specs, work)
+    )
+
+
+@dataclass
+class Execution:
+    """How runs are executed: jobs, backend, threads, data, output."""
+
+    n_jobs: int
+    backend: str
+    scheduler: str | None
+    threads: int
+    data_dir: str | Path | None
+    log: Callable[[str], None] | None
+    progress_bar: bool
+
+    def run(
+        self,
+        specs: Sequence[RunSpec],
+        out: Path,
+        owner: Mapping[str, Any],
+        merge: bool,
+        force: bool,
+        n_runs: int,
+        body: Callable[[Work], None],
+    ) -> GridSummary:
+        """Check, share the data, enter the backend, lock and claim the folder, then
+        ``body(work)``; a stop by Ctrl-C or SIGTERM is recorded in the summary.
+
+        The order of the work is the order of what can go wrong: the settings,
+        the data, the backend (a cluster that cannot be reached), the results
+        folder (a lock, an owner); nothing is written before the last of these.
+        """
+        backends.check_jobs(self.n_jobs, self.threads)
+        backend_obj = backends.make(self.backend, self.n_jobs, self.scheduler)
+        say = self.log or (lambda _msg: None)
+        summary = GridSummary(out, n_runs)
+        shared = share_data(specs, self.data_dir, say)
+        work = Work(out, backend_obj, summary, force, shared, say, self.progress_bar, self.threads)
+        try:
+            with sigterm_stops(), backend_obj, results_lock(out):
+                prepare_folder(out, owner, merge)
+                body(work)
+        except Terminated:
+            summary.interrupted = summary.terminated = True
+        except KeyboardInterrupt:
+            summary.interrupted = True
+        return summary
 
 
 def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:

@@ -259,3 +259,13 @@ def test_a_missing_file_and_a_binary_file(tmp_path):
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match=r"cannot be read|not valid TOML"):
         grid.load_experiment(tmp_path / "bin.toml")
+
+
+def test_overrides_that_cannot_apply_are_clear_errors():
+    with pytest.raises(ConfigError, match=r"cannot override data\.dataset: data is not a table"):
+        grid.apply_overrides({"name": "x", "data": 3}, {"data.dataset": "digits"})
+    # a budget flag replaces the whole budget, and keeps the hang limit
+    raw = grid.apply_overrides(
+        {"budget": {"max_iter": 5, "hang_seconds": 9}}, {"budget.max_epochs": 2}
+    )
+    assert raw["budget"] == {"hang_seconds": 9, "max_epochs": 2}

@@ -289,3 +289,20 @@ def test_runs_import_the_nnbench_the_runner_imports(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert results.load_runs(tmp_path / "out")["status"].tolist() == ["completed"]
+
+
+def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
+    exp = grid.validate(
+        {
+            "name": "f32",
+            "data": {"dataset": "digits", "dtype": "float32"},
+            "grid": {"seeds": [1, 2]},
+            "budget": {"max_iter": 20},
+            "optimizer": [{"name": "cg", "mb_maxiter": 3}, {"name": "lbfgsb", "mb_maxiter": 3}],
+        }
+    )
+    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    assert summary.statuses == {"completed": 4}
+    last = results.final_rows(results.load(tmp_path))
+    assert (last["dtype"] == "float32").all() and (last["val_accuracy"] > 0.3).all()
+    assert last["train_cost"].map(np.isfinite).all()

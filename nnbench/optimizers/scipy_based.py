@@ -95,7 +95,11 @@ class LBFGSB(_ScipyMinimizer):
     summary = "scipy's L-BFGS-B on each minibatch; full-batch L-BFGS with batch_size = 'full'"
     options = {
         "mb_maxiter": Option(
-            10, "L-BFGS-B iterations per minibatch (the post's 10)", low=1, kind=int
+            10,
+            "L-BFGS-B iterations per minibatch (the post's 10)",
+            low=1,
+            kind=int,
+            search=IntUniform(2, 20),
         ),
     }
 

@@ -114,9 +114,24 @@ def build_report(
         figdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NnbenchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
-    spaces = search_spaces(results_dir)
     page = render.Page(title or f"{frame['experiment'].iloc[0]}: optimizer comparison")
+    labels = _sections(page, frame, results_dir, target)
+    spaces = search_spaces(results_dir)
+    ctx = Context(frame, target, labels, spaces)
+    for name in names:
+        fig = _figures.make(name, ctx)
+        if fig is None:
+            continue
+        png = render.save_figure(fig, figdir, name)
+        page.figures.append((name, _figures.caption(name), png))
+    return render.write(page, out, figdir)
 
+
+def _sections(
+    page: render.Page, frame: pd.DataFrame, results_dir: Path, target: float | None
+) -> list[str] | None:
+    """The report's tables and notes; returns the settings the figures draw
+    (the best per optimizer, when an optimizer has several; None: all)."""
     statuses = results.final_rows(frame)["status"].value_counts()
     page.add(
         "Runs",
@@ -126,14 +141,11 @@ def build_report(
     note = tables.same_method_note(frame)
     if note:
         page.add("", f"Note: {note}.")
-    ok_frame = frame[frame["status"].isin(tables.OK) | frame["iteration"].notna()]
     tuned = bool((frame["phase"] == "trial").any())
     # a tuned study is summarised by its finals; its trials feed the tuning figures
     summary = summary_table(frame[frame["phase"] != "trial"] if tuned else frame, target)
     best = best_settings(summary) if not summary.empty else summary
     several = not summary.empty and summary["label"].nunique() > best["label"].nunique()
-    labels = best["label"].tolist() if several else None
-
     if is_blog_setting(frame):
         _blog_section(page, frame)
     if not summary.empty:
@@ -149,31 +161,19 @@ def build_report(
     if not chosen.empty:
         _tuning_section(page, chosen)
     elif several:
-        view = best[["optimizer", "hidden", "batch_size", "label", "val_mean", "test_mean"]].copy()
+        view = best[["optimizer", "hidden", "batch_size", "label", "val_mean"]].copy()
         view["batch_size"] = view["batch_size"].map(tables.batch_text)
         view["test acc [95% CI]"] = [
             render.interval(m, lo, hi)
             for m, lo, hi in zip(best["test_mean"], best["test_low"], best["test_high"])
         ]
-        page.add(
-            "Best setting per optimizer, chosen on validation",
-            "",
-            view.drop(columns=["test_mean"]).rename(
-                columns={"label": "best setting", "val_mean": "val acc"}
-            ),
-        )
+        view = view.rename(columns={"label": "best setting", "val_mean": "val acc"})
+        page.add("Best setting per optimizer, chosen on validation", "", view)
+    ok_frame = frame[frame["status"].isin(tables.OK) | frame["iteration"].notna()]
     _profile_section(page, ok_frame, target)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
-
-    ctx = Context(frame, target, labels, spaces)
-    for name in names:
-        fig = _figures.make(name, ctx)
-        if fig is None:
-            continue
-        png = render.save_figure(fig, figdir, name)
-        page.figures.append((name, _figures.caption(name), png))
-    return render.write(page, out, figdir)
+    return best["label"].tolist() if several else None
 
 
 def _figure_names() -> list[str]:

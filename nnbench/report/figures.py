@@ -200,8 +200,8 @@ def convergence(ctx: Context, x: str, y: str) -> Figure:
     return fig
 
 
-for _x in ("train_seconds", "epoch", "grad_evals"):
-    for _y, _name in (("val_accuracy", "accuracy"), ("train_cost", "cost")):
+for _y, _name in (("val_accuracy", "accuracy"), ("train_cost", "cost")):
+    for _x in ("train_seconds", "epoch", "grad_evals"):
         figure(f"{_name}-vs-{_x}", f"{Y_LABELS[_y]} against {X_LABELS[_x]}")(
             lambda ctx, x=_x, y=_y: convergence(ctx, x, y)
         )
