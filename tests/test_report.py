@@ -240,6 +240,20 @@ def test_the_profile_follows_algoperfs_rule_on_hand_made_runs(hand_made):
     assert score["gd"] == 1.0 and score["adam"] == 0.0
 
 
+def test_the_report_names_the_target_it_profiled(hand_made, tmp_path):
+    """Without --target each cell's target is 99% of the best median final accuracy:
+    gd's seeds end at 0.8, 0.9, 0.7 (median 0.8), adam's at 0.95 and, diverged, 0.2
+    (median 0.575; the failed seed has no evaluations), so 0.99 * 0.8 = 0.792."""
+    report.build_report(hand_made, tmp_path / "derived")
+    derived = (tmp_path / "derived" / "report.md").read_text()
+    assert "Target per cell: 99% of the best median" in derived and "batch 50: 0.7920" in derived
+    report.build_report(hand_made, tmp_path / "given", target=0.75)
+    assert (
+        "Target: validation accuracy 0.75 in every cell."
+        in (tmp_path / "given" / "report.md").read_text()
+    )
+
+
 # -- the report in a browser ------------------------------------------------------------
 
 

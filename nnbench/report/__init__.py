@@ -240,11 +240,26 @@ def _profile_section(page: render.Page, frame: pd.DataFrame, target: float | Non
     page.add("Performance profile (AlgoPerf's rule)", "", view)
     page.add(
         "",
-        "Seconds to target per cell, by the rule of MLCommons AlgoPerf's "
+        _target_text(frame, target)
+        + " Seconds to target per cell, by the rule of MLCommons AlgoPerf's "
         "scoring/performance_profile.py: per seed (a study), the setting that reaches the "
         "target at the earliest evaluation; the median over seeds, a seed where none "
         "reaches it counting as never (inf); a time beyond 4x the cell's fastest counts as "
         "never. The score is the profile's area over tau from 1 to the largest finite "
         "ratio, divided by that range. In a tuned study, the final runs: each optimizer "
         "with its chosen setting, on seeds the choice never saw.",
+    )
+
+
+def _target_text(frame: pd.DataFrame, target: float | None) -> str:
+    """The sentence that says which validation accuracy counts as reached."""
+    if target is not None:
+        return f"Target: validation accuracy {target:g} in every cell."
+    targets = tables.cell_targets(frame, None)
+    cells = ", ".join(
+        f"{h}, batch {tables.batch_text(b)}: {value:.4f}" for (h, b), value in targets.items()
+    )
+    return (
+        "Target per cell: 99% of the best median final validation accuracy of a setting "
+        f"in the cell ({cells}); give one with --target."
     )
