@@ -274,8 +274,8 @@ SCHEMA: tuple[Setting, ...] = (
        flags=("--eval-every", "--eval-every")),
     _s("eval", "train_rows", 5_000,
        "training-set metrics on a fixed subset of this many rows (all when larger)",
-       "as AlgoPerf does; 5,000 rows keep 20 evaluations under a quarter of a run "
-       "(benchmarks/eval_share.py)", kind=TRAIN_ROWS,
+       "as AlgoPerf does: half the validation set's cost, where all 50,000 MNIST rows "
+       "would cost five times it (benchmarks/eval_share.py measures the share)", kind=TRAIN_ROWS,
        flags=("--train-eval-rows", "--train-eval-rows")),
     _s("eval", "test_curve", False, "the test split at every evaluation point, not only the last",
        "test accuracy is reported at the end; a curve of it would cost a third of evaluation",
