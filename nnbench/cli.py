@@ -400,7 +400,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line naming the problem and where help is."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"nnbench: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(EXIT_USAGE, f"nnbench: error: {_printable(message)} (see `{self.prog} --help`)\n")
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: control characters (a stray ``\\r`` in an argument, say)
+    written as their escapes, so an error stays one readable line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 # -- the parser --------------------------------------------------------------------------
@@ -630,7 +636,7 @@ def _call(args: argparse.Namespace) -> int:
         message = str(exc) or type(exc).__name__
         if isinstance(exc, MemoryError):
             message = f"out of memory ({message}): the run asks for more than this machine has"
-        print(f"nnbench: error: {' '.join(message.split())}", file=sys.stderr)
+        print(f"nnbench: error: {_printable(' '.join(message.split()))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("nnbench: interrupted", file=sys.stderr)

@@ -174,9 +174,11 @@ def n_files(out):
 
 
 def processes() -> list[tuple[int, int, int, str]]:
-    """(pid, parent, session, command) of every process."""
+    """(pid, parent, session, command) of every process. ``-ww``: whole command
+    lines; without it ``ps`` cuts them to 80 columns when its output is a pipe,
+    and a long interpreter path hides what the command runs."""
     out = subprocess.run(
-        ["ps", "-eo", "pid=,ppid=,sid=,args="], capture_output=True, text=True
+        ["ps", "-ww", "-eo", "pid=,ppid=,sid=,args="], capture_output=True, text=True
     ).stdout
     rows = []
     for line in out.splitlines():

@@ -67,7 +67,9 @@ def mutated_experiments(draw):
             raw["optimizer"][0][draw(st.sampled_from(["name", "learning_rate", "x"]))] = value
         else:
             key = draw(st.sampled_from([*schema.section_keys(section), "unknown"]))
-            raw.setdefault(section, {})[key] = value
+            if not isinstance(raw.get(section), dict):  # a scalar drawn for it before
+                raw[section] = {}
+            raw[section][key] = value
     return raw
 
 
