@@ -15,8 +15,9 @@ cores. From the differences:
 - the **horizon**: the evaluation points where rounding moved the training
   cost by less than 1e-6 of it and no accuracy at all. A *rounding-stable*
   configuration (first-order methods, here) keeps its whole trajectory within
-  it; a *chaotic* one (CG and L-BFGS-B, whose line searches branch on cost
-  comparisons) only its first points, after which its runs decorrelate;
+  it; a *chaotic* one (CG on the CI grid: scipy's line searches branch on
+  cost comparisons, and there rounding tips them) only its first points, after
+  which its runs decorrelate;
 - for a chaotic configuration, the spread of its final metric under rounding,
   and from it the **number of seeds** a paired test needs to see a given drop
   (``--effect``, 0.02 of accuracy by default) with power 0.8.

@@ -429,9 +429,11 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: int) -> None:
             "help": s.option.doc + (" (comma list)" if many and s.key != "hidden" else ""),
             "type": setting_type(s, many=many and s.key != "hidden"),
         }
-        if many and s.key == "hidden":
-            kwargs["action"] = "append"
-            kwargs["help"] = "an architecture, e.g. 500,300 (or none); repeat for several"
+        if s.key == "hidden":  # written as on the command line, not as in a file
+            kwargs["help"] = "hidden layer sizes, e.g. 500,300 (or none)"
+            if many:
+                kwargs["action"] = "append"
+                kwargs["help"] = "an architecture, e.g. 500,300 (or none); repeat for several"
         group.add_argument(flag, **kwargs)
 
 

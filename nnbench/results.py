@@ -286,7 +286,7 @@ def load(path: str | Path) -> pd.DataFrame:
     for file in _run_files(path):
         try:
             meta = read_meta(file)
-            frames.append(_upgrade(pq.read_table(file).to_pandas(), meta))
+            frames.append(_complete(_upgrade(pq.read_table(file).to_pandas(), meta)))
         except Exception as exc:
             warnings.warn(
                 f"{file}: left out, not a readable nnbench run ({exc})",
@@ -311,6 +311,18 @@ def _upgrade(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
     config = config_row(spec, meta["status"], meta.get("message", ""))
     for key, value in config.items():
         frame[key] = value
+    return frame
+
+
+def _complete(frame: pd.DataFrame) -> pd.DataFrame:
+    """A run's rows with every column a table has: a metric it did not record is
+    empty; a missing configuration column or ``iteration`` makes it unreadable."""
+    missing = [c for c in (*CONFIG_COLUMNS, "iteration") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"no column {', '.join(missing)}")
+    for metric in METRICS:
+        if metric not in frame.columns:
+            frame[metric] = np.nan
     return frame
 
 

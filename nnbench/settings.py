@@ -263,7 +263,8 @@ SCHEMA: tuple[Setting, ...] = (
        "far beyond any single step on these models", kind=float, scope="control",
        flags=("--hang-seconds", None), **_POS),
     # -- evaluation ---------------------------------------------------------------------
-    _s("eval", "points", 20, "evaluations spread over the budget, besides the first and last",
+    _s("eval", "points", 20,
+       "evaluations over the budget, the last at its end (and one at the start)",
        "enough to place a time to target within 5% of the budget", kind=int, low=1,
        flags=("--eval-points", "--eval-points")),
     _s("eval", "spacing", "linear", "how the points are spread: linear, or log for early detail",

@@ -395,3 +395,20 @@ def test_results_are_never_unpickled(tmp_path, monkeypatch):
         frame = results.load(tmp_path / "r")
     assert frame["run_id"].nunique() == N_SLOW
     assert len(results.load_runs(tmp_path / "r")) == N_SLOW
+
+
+def test_the_dask_backend_leaves_logging_as_it_found_it():
+    """Dask's loggers are quietened while a grid runs and silent while its
+    cluster shuts down (which logs closed comms as CRITICAL), then restored."""
+    import logging
+
+    from nnbench.backends.dask import DaskBackend
+
+    pytest.importorskip("distributed")  # whose import sets its own levels
+    loggers = [logging.getLogger(name) for name in ("distributed", "tornado")]
+    for logger in loggers:
+        logger.setLevel(logging.INFO)
+    with pytest.raises(KeyboardInterrupt), DaskBackend(1):
+        assert [logger.level for logger in loggers] == [logging.ERROR] * 2
+        raise KeyboardInterrupt
+    assert [logger.level for logger in loggers] == [logging.INFO] * 2

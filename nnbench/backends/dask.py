@@ -143,6 +143,23 @@ def _sigint_ignored() -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
+_LOGGERS = ("distributed", "tornado")
+
+
+@contextlib.contextmanager
+def _log_level(level: int) -> Any:
+    """Dask's and tornado's loggers at ``level`` inside the block, as they were after."""
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    previous = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for logger, old in zip(loggers, previous, strict=True):
+            logger.setLevel(old)
+
+
 class DaskBackend(Backend):
     name = "dask"
     summary = "Dask workers supervise the run processes: a local cluster, or --scheduler"
@@ -157,8 +174,7 @@ class DaskBackend(Backend):
             ) from None
         self._stack = contextlib.ExitStack()
         # Dask's own logging would print connection chatter through every grid
-        for name in ("distributed", "tornado"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+        self._stack.enter_context(_log_level(logging.ERROR))
         try:
             if self.scheduler:
                 self.client = self._stack.enter_context(_connect(self.scheduler, SCHEDULER_TIMEOUT))
@@ -189,6 +205,11 @@ class DaskBackend(Backend):
     def __exit__(self, *exc: object) -> None:
         if exc[0] is not None:
             self.stop()
+        # and its shutdown, after a cancel, logs the comms it finds closed as
+        # CRITICAL with a traceback: nothing the user can act on. (The stack
+        # puts the levels back as they were before the backend, last.)
+        for name in _LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
         self._stack.close()
 
     def describe(self) -> str:
