@@ -187,6 +187,9 @@ class DaskBackend(Backend):
                             threads_per_worker=1,
                             processes=True,
                             dashboard_address=None,
+                            # its scheduler serves HTTP even so, on port 8787
+                            # unless told: a free loopback port, no clash warning
+                            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                             silence_logs=logging.ERROR,
                         )
                     )
