@@ -10,6 +10,7 @@ out of the training time. How a run is built from its settings is
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -157,16 +158,7 @@ class LoopSettings:
         budget = Budget(
             *(values.get(k) for k in ("max_iter", "max_epochs", "max_grad_evals", "max_seconds"))
         )
-        keys = (
-            "batch_size",
-            "batch_growth",
-            "points",
-            "spacing",
-            "every",
-            "train_rows",
-            "test_curve",
-            "tol",
-        )
+        keys = [f.name for f in dataclasses.fields(cls) if f.name != "budget"]
         return cls(budget, **{k: values[k] for k in keys if k in values}, **extra)
 
 

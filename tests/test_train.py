@@ -1,6 +1,7 @@
 """The training loop: fairness, determinism, budgets, schedules and stops."""
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -20,18 +21,7 @@ from nnbench.train import (
     train,
 )
 
-LOOP_KEYS = {
-    "budget",
-    "batch_size",
-    "batch_growth",
-    "points",
-    "spacing",
-    "every",
-    "train_rows",
-    "test_curve",
-    "tol",
-    "evaluate",
-}
+LOOP_KEYS = {f.name for f in dataclasses.fields(LoopSettings)}
 
 
 class Spy(Optimizer):
