@@ -1,5 +1,7 @@
 """Reports on small hand-made results: every statistic recomputed by hand."""
 
+import base64
+import io
 import math
 import shutil
 import subprocess
@@ -9,6 +11,7 @@ import matplotlib
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from PIL import Image
 
 from nnbench import grid, report, results
 from nnbench.errors import NnbenchError
@@ -165,10 +168,28 @@ def test_report_builds_with_failed_and_diverged_runs(hand_made, tmp_path):
     assert "The post's table" in md  # gd on [25], batch 50, 100 iterations: the post's setting
     drawn = [n for n in figures.available() if (out / "figures" / f"{n}.png").exists()]
     assert drawn == [n for n in figures.available() if n not in ("tuning-curve", "sensitivity")]
+    html_page = page.read_text()
     for name in drawn:
-        assert (out / "figures" / f"{name}.png").stat().st_size > 1000
-        assert (out / "figures" / f"{name}.svg").exists()
-    assert page.read_text().count("data:image/png;base64,") == len(drawn)
+        png = (out / "figures" / f"{name}.png").read_bytes()
+        assert len(png) > 1000 and (out / "figures" / f"{name}.svg").exists()
+        with Image.open(io.BytesIO(png)) as image:
+            assert image.mode == "P"  # a palette: a third of the bytes of RGBA
+        assert base64.b64encode(png).decode() in html_page  # the very bytes written
+    assert html_page.count("data:image/png;base64,") == len(drawn)
+
+
+def test_a_report_is_the_same_bytes_when_rebuilt(hand_made, tmp_path):
+    """No date or random id in any file: a committed report shows no change
+    when rebuilt from the same runs."""
+    out = tmp_path / "rep"
+
+    def files() -> dict[str, bytes]:
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.*"))}
+
+    report.build_report(hand_made, out, target=0.75)
+    first = files()
+    report.build_report(hand_made, out, target=0.75)
+    assert any(name.endswith(".svg") for name in first) and files() == first
 
 
 def test_a_report_of_failures_only_lists_them(tmp_path):

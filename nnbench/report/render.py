@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -87,9 +88,11 @@ def save_figure(fig: Figure, folder: Path, name: str) -> bytes:
     # "tight" grows the canvas to hold legends placed outside the axes
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    png = buf.getvalue()
+    png = _palette_png(buf.getvalue())
     svg = io.BytesIO()
-    fig.savefig(svg, format="svg", bbox_inches="tight")
+    # no date, and ids salted by the name: the same figure gives the same bytes
+    with matplotlib.rc_context({"svg.hashsalt": name}):
+        fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})
     atomic_write(folder / f"{name}.png", png)
     atomic_write(folder / f"{name}.svg", svg.getvalue())
     return png
@@ -154,3 +157,20 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
+
+
+def _palette_png(png: bytes) -> bytes:
+    """The PNG with at most 256 colours: a third of the bytes for these line
+    plots, with no visible change (the SVG beside it keeps every colour)."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        white = Image.new("RGBA", image.size, "white")
+        flat = Image.alpha_composite(white, image.convert("RGBA")).convert("RGB")
+        out = io.BytesIO()
+        flat.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+            out, format="PNG", optimize=True
+        )
+    return out.getvalue()
