@@ -55,7 +55,7 @@ from scipy import stats as scipy_stats
 
 from nnbench import results, stats
 from nnbench.errors import NnbenchError
-from nnbench.fileio import atomic_write
+from nnbench.fileio import atomic_write, is_regular_file
 from nnbench.grid import RunSpec
 
 FORMAT = "nnbench-baseline"
@@ -348,6 +348,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     """A baseline file, checked; anything else is a clear error."""
     path = Path(path)
     remake = "make one with `nnbench baseline RESULTS_DIR -o FILE`"
+    if path.exists() and not is_regular_file(path):
+        raise NnbenchError(f"{path}: not a baseline file (not a regular file); {remake}")
     try:
         raw = json.loads(path.read_text())
     except FileNotFoundError:

@@ -11,6 +11,7 @@ temporary file is removed on every failure path, Ctrl-C included.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import BinaryIO
 from nnbench.errors import NnbenchError
 
 TEMP_SUFFIX = ".tmp"
+# what temp_path makes: ".NAME.PID.8HEX.tmp"; nothing else is ever removed
+_TEMP_NAME = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$", re.DOTALL)
 
 
 def check_writable_target(path: str | os.PathLike) -> Path:
@@ -83,17 +86,57 @@ def atomic_write(
 def remove_temporaries(folder: str | os.PathLike) -> int:
     """Delete the temporary files a killed writer left in ``folder``; return how many.
 
-    Only names :func:`temp_path` makes (hidden, ``.tmp``) that are regular files.
+    Only names :func:`temp_path` makes (``.NAME.PID.HEX.tmp``) that are regular
+    files: a hidden ``.notes.tmp`` of the user's is not nnbench's to delete.
     """
     removed = 0
     folder = Path(folder)
     if not folder.is_dir():
         return 0
     for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
-        if tmp.is_file() and not tmp.is_symlink():
+        if _TEMP_NAME.match(tmp.name) and tmp.is_file() and not tmp.is_symlink():
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a regular file (links followed): never a FIFO, whose
+    reader would wait forever for a writer, a device or a folder."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_readable_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` if it is a regular file; a clear error naming ``what`` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise NnbenchError(f"{what} {path} does not exist")
+    if not is_regular_file(path):
+        raise NnbenchError(f"{what} {path} is not a regular file; give a file")
+    return path
+
+
+def open_lock_file(path: Path) -> BinaryIO:
+    """``path`` opened for a lock: created when absent, never through a link,
+    and only when it is a regular file."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError:
+        if os.path.islink(path):
+            raise NnbenchError(
+                f"{path} is a link; nnbench only writes regular files: remove it"
+            ) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NnbenchError(
+            f"{path} is not a regular file; nnbench only writes regular files: remove it"
+        )
+    return os.fdopen(fd, "r+b")
 
 
 def read_limited(fh: BinaryIO, limit: int, what: str) -> bytes:

@@ -23,6 +23,7 @@ from typing import Any
 
 from nnbench import optimizers, settings
 from nnbench.errors import ConfigError
+from nnbench.fileio import is_regular_file
 from nnbench.optimizers.base import make_label
 from nnbench.settings import BY_KEY, SECTIONS
 
@@ -473,6 +474,8 @@ def _optimizers(c: _Checker, top: Mapping[str, Any], tuning: bool) -> list[Optim
 def read_toml(path: str | Path) -> dict[str, Any]:
     """The raw mapping of an experiment file; syntax errors name the line."""
     path = Path(path)
+    if path.exists() and not path.is_dir() and not is_regular_file(path):
+        raise ConfigError(f"{path}: not a regular file; give an experiment file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

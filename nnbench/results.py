@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nnbench.errors import NnbenchError
-from nnbench.fileio import atomic_write, remove_temporaries
+from nnbench.fileio import atomic_write, is_regular_file, remove_temporaries
 from nnbench.grid import RunSpec
 from nnbench.settings import FULL_BATCH
 from nnbench.status import Status
@@ -238,6 +238,8 @@ def stored_runs(out_dir: str | Path) -> dict[str, StoredRun]:
     if not folder.is_dir():
         return found
     for path in sorted(folder.glob("*.parquet")):
+        if not is_regular_file(path):  # a FIFO would block its reader forever
+            continue
         try:
             meta = read_meta(path)
             spec = RunSpec.from_dict(meta["spec"])
@@ -269,7 +271,7 @@ def _run_files(path: Path) -> Iterable[Path]:
     if path.is_file():
         return [path]
     folder = path / RUNS if (path / RUNS).is_dir() else path
-    return sorted(folder.glob("*.parquet"))
+    return sorted(p for p in folder.glob("*.parquet") if is_regular_file(p))
 
 
 def load(path: str | Path) -> pd.DataFrame:

@@ -32,6 +32,7 @@ from typing import Any
 from nnbench import backends, results
 from nnbench import data as data_mod
 from nnbench.errors import ConfigError, NnbenchError
+from nnbench.fileio import open_lock_file
 from nnbench.grid import Experiment, RunSpec
 from nnbench.isolation import RunTask, supervise
 from nnbench.status import Status
@@ -67,7 +68,7 @@ def results_lock(out_dir: Path) -> Iterator[None]:
     path = out_dir / ".lock"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
+        fh = open_lock_file(path)  # held open for the lock's lifetime
     except OSError as exc:
         raise NnbenchError(
             f"cannot write to the results folder {out_dir}: {exc.strerror or exc}; "
@@ -78,14 +79,14 @@ def results_lock(out_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             fh.seek(0)
-            holder = fh.read().strip() or "unknown"
+            holder = fh.read(64).decode("ascii", "replace").strip() or "unknown"
             raise NnbenchError(
                 f"another nnbench run (pid {holder}) is writing to {out_dir}; wait for it "
                 "to finish, or give this one another --out"
             ) from None
         fh.seek(0)
         fh.truncate()
-        fh.write(str(os.getpid()))
+        fh.write(str(os.getpid()).encode())
         fh.flush()
         yield
     finally:

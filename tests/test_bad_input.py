@@ -365,3 +365,42 @@ def _rows():
         dict.fromkeys(METRICS, 0.5) | {"iteration": 0},
         dict.fromkeys(METRICS, 0.6) | {"iteration": 100},
     ]
+
+
+# -- special files ---------------------------------------------------------------------
+
+
+def _cli_in_a_process(*args, timeout=120):
+    """The command in a process of its own: a read that blocks fails the test
+    (by its timeout) instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "nnbench.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_a_fifo_is_never_opened_for_reading(tmp_path):
+    """A FIFO blocks its reader until a writer comes: as an experiment file, a
+    baseline, a data file or a run file, it is refused or skipped at once."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code, err = _cli_in_a_process("run", fifo, "--out", tmp_path / "out")
+    assert code == 2 and "not a regular file" in err and err.count("\n") == 1, err
+    code, err = _cli_in_a_process("check", tmp_path, "--baseline", fifo)
+    assert code == 2 and "not a regular file" in err, err
+    with pytest.raises(DataError, match="not a regular file"):
+        data.load_mnist(fifo)
+    # a FIFO among the run files of a results folder: skipped, the rest read
+    folder = tmp_path / "res"
+    (folder / "runs").mkdir(parents=True)
+    os.mkfifo(folder / "runs" / "0123456789abcdef.parquet")
+    assert results.stored_runs(folder) == {}
+    assert results.load(folder).empty
+    code, err = _cli_in_a_process("report", folder)
+    assert code in (0, 2) and "Traceback" not in err, err

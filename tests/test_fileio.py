@@ -6,7 +6,13 @@ import stat
 import pytest
 
 from nnbench.errors import NnbenchError
-from nnbench.fileio import atomic_write, read_limited, remove_temporaries
+from nnbench.fileio import (
+    atomic_write,
+    open_lock_file,
+    read_limited,
+    remove_temporaries,
+    temp_path,
+)
 
 
 def leftovers(folder):
@@ -62,11 +68,31 @@ def test_a_failure_midway_leaves_the_old_file_and_no_temporary(tmp_path, fault):
 
 
 def test_temporaries_of_a_killed_writer_are_cleared(tmp_path):
-    (tmp_path / ".a.txt.123.abcd.tmp").write_text("half")
+    temp_path(tmp_path / "a.txt").write_text("half")  # a name the writer makes
     (tmp_path / "notes.tmp").write_text("a user's file, not hidden")
-    (tmp_path / ".dir.tmp").mkdir()  # not a file: left alone
+    (tmp_path / ".notes.tmp").write_text("a user's hidden file: not a writer's name")
+    (tmp_path / ".a.txt.123.abcdef12.tmp").mkdir()  # not a file: left alone
     assert remove_temporaries(tmp_path) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".dir.tmp", "notes.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".a.txt.123.abcdef12.tmp",
+        ".notes.tmp",
+        "notes.tmp",
+    ]
+
+
+def test_a_lock_file_is_never_a_link_or_a_special_file(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("the user's")
+    (tmp_path / "link").symlink_to(precious)
+    with pytest.raises(NnbenchError, match="is a link"):
+        open_lock_file(tmp_path / "link")
+    assert precious.read_text() == "the user's"
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(NnbenchError, match="not a regular file"):
+        open_lock_file(tmp_path / "fifo")  # opened without blocking, then refused
+    with open_lock_file(tmp_path / "new") as fh:
+        fh.write(b"123")
+    assert (tmp_path / "new").read_bytes() == b"123"
 
 
 def test_bounded_reads_refuse_a_bomb(tmp_path):

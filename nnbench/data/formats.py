@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from nnbench.errors import DataError, NnbenchError
-from nnbench.fileio import read_limited
+from nnbench.fileio import is_regular_file, read_limited
 
 Split = tuple[np.ndarray, np.ndarray]
 SPLITS = ("train", "valid", "test")
@@ -34,8 +34,15 @@ MAX_DECOMPRESSED = 1 << 30
 _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
+def _check_regular(path: Path) -> None:
+    """A data file must be a regular file: a FIFO would block its reader forever."""
+    if path.exists() and not path.is_dir() and not is_regular_file(path):
+        raise DataError(f"{path}: not a regular file; give the data file itself")
+
+
 def read_gzip(path: Path, what: str) -> bytes:
     """The decompressed bytes of a gzip file, within :data:`MAX_DECOMPRESSED`."""
+    _check_regular(path)
     try:
         with gzip.open(path, "rb") as fh:
             return read_limited(fh, MAX_DECOMPRESSED, str(path))
@@ -158,6 +165,7 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """One IDX file (gzipped or not) as an array."""
     path = Path(path)
+    _check_regular(path)
     if path.suffix == ".gz":
         raw = read_gzip(path, "IDX file")
     else:

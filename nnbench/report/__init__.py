@@ -18,6 +18,7 @@ import pandas as pd
 
 from nnbench import results
 from nnbench.errors import NnbenchError
+from nnbench.fileio import is_regular_file
 from nnbench.report import figures as _figures
 from nnbench.report import render, tables
 from nnbench.report.figures import Context, colours
@@ -48,6 +49,8 @@ def tuning_choices(results_dir: Path) -> list[dict[str, Any]] | None:
     """What a tuned study chose, from its ``tune.json`` (None before the choice)."""
     from nnbench.tune import TUNE_FILE
 
+    if not is_regular_file(results_dir / TUNE_FILE):
+        return None
     try:
         raw = json.loads((results_dir / TUNE_FILE).read_text())
         return list(raw["chosen"])
@@ -57,6 +60,8 @@ def tuning_choices(results_dir: Path) -> list[dict[str, Any]] | None:
 
 def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The tuned experiment's search spaces, from its ``experiment.json``."""
+    if not is_regular_file(results_dir / results.EXPERIMENT_FILE):
+        return None
     try:
         experiment = json.loads((results_dir / results.EXPERIMENT_FILE).read_text())
     except (OSError, ValueError, RecursionError):
