@@ -516,12 +516,36 @@ def _check_config(
         problems += _strict_rows(c, trajectories, name)
     base_final = np.array([_last(c["seeds"][str(s)]["rows"][metric]) for s in common])
     now_final = np.array([_last(trajectories[s][metric]) for s in common])
+    unmeasured = _unmeasured(common, base_final, now_final, metric, name)
+    if unmeasured:  # a NaN would compare as no drop at all
+        row["verdict"] = "failed"
+        return row, problems + unmeasured
     row["diff"] = float(np.mean(now_final - base_final)) if common else np.nan  # > 0: better
     judge = _judge_stable if c["kind"] == "stable" else _judge_chaotic
     problems += judge(c, common, base_final, now_final, strict, alpha, metric, name, row)
     if problems and row["verdict"] == "ok":
         row["verdict"] = "changed"
     return row, problems
+
+
+def _unmeasured(
+    seeds: list[int], base: np.ndarray, now: np.ndarray, metric: str, name: str
+) -> list[str]:
+    """Seeds whose final ``metric`` is missing, in the baseline or in the results."""
+    problems = []
+    gone = [s for s, v in zip(seeds, base, strict=True) if not np.isfinite(v)]
+    if gone:
+        problems.append(
+            f"{name}: the baseline has no final {metric} for seeds {','.join(map(str, gone))}; "
+            "check another --metric, or re-baseline"
+        )
+    lost = [s for s, b, v in zip(seeds, base, now, strict=True) if np.isfinite(b) and np.isnan(v)]
+    if lost:
+        problems.append(
+            f"{name}: seeds {','.join(map(str, lost))} have no final {metric} in the results "
+            "(the baseline has one): their runs recorded no evaluation of it"
+        )
+    return problems
 
 
 def _seed_problems(c: Mapping[str, Any], now: Mapping[int, results.StoredRun], name: str) -> list:

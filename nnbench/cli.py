@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from nnbench import settings
 from nnbench.errors import ConfigError, NnbenchError
 
+EXIT_RERUN_FAILED = 1  # a --force rerun failed; the earlier result was kept
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
@@ -342,6 +343,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_TERMINATED if summary.terminated else EXIT_INTERRUPTED
     if not args.quiet:
         print_grid_table(summary.out_dir)
+    if summary.n_kept:
+        print(
+            f"nnbench: error: {summary.n_kept} forced rerun(s) failed, and their earlier "
+            "results were kept: the folder does not show what this code does; see the "
+            "failures above, or rerun into a fresh --out to record them",
+            file=sys.stderr,
+        )
+        return EXIT_RERUN_FAILED
     return 0
 
 

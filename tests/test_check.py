@@ -141,6 +141,23 @@ def test_a_crashed_seed_fails_the_check(made, results_dir):
     ]
 
 
+def test_a_missing_final_metric_is_never_read_as_no_drop(made, results_dir, tmp_path):
+    spoil(results_dir, "gd", 2, by=math.nan)  # the run recorded no final evaluation of it
+    result = check.check(results_dir, made / "baseline.json")
+    assert not result.ok and "seeds 2 have no final val_accuracy in the results" in str(
+        result.problems
+    )
+    raw = baseline(made)
+    gd = next(c for c in raw["configurations"] if c["label"].startswith("gd"))
+    gd["seeds"]["3"]["rows"]["val_accuracy"] = [None] * len(gd["seeds"]["3"]["rows"]["iteration"])
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(raw))
+    result = check.check(made / "results", edited)
+    assert not result.ok and "the baseline has no final val_accuracy for seeds 3" in str(
+        result.problems
+    )
+
+
 def test_other_seeds_or_configurations_are_clear_errors(made, tmp_path):
     runner.run_experiment(experiment(seeds=(3, 4, 5, 6)), tmp_path / "r", n_jobs=2, log=None)
     result = check.check(tmp_path / "r", made / "baseline.json")

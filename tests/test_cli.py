@@ -141,3 +141,26 @@ def test_a_damaged_data_file_is_one_line(cli, tmp_path):
     done = cli("train", "--data-dir", str(tmp_path / "cache"))
     assert done.returncode == 2 and "damaged" in done.stderr and "--force" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_a_failed_forced_rerun_is_an_error_exit(cli, tmp_path, monkeypatch):
+    """The earlier result is kept (never replaced by a failure), but the folder
+    no longer shows what the code does: a CI that reruns with --force then
+    checks must not pass on the old results."""
+    from collections import Counter
+
+    from nnbench import runner
+
+    def fake(experiment, **kw):
+        return runner.GridSummary(tmp_path, 2, statuses=Counter(completed=1), n_kept=1)
+
+    monkeypatch.setattr(runner, "run_experiment", fake)
+    done = cli("run", "--optimizers", "gd", "--dataset", "digits", "--force", "--quiet")
+    assert done.returncode == 1
+    assert "1 forced rerun(s) failed, and their earlier results were kept" in done.stderr
+    monkeypatch.setattr(
+        runner,
+        "run_experiment",
+        lambda e, **kw: runner.GridSummary(tmp_path, 1, statuses=Counter(completed=1)),
+    )
+    assert cli("run", "--optimizers", "gd", "--dataset", "digits", "--quiet").returncode == 0
