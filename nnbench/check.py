@@ -41,6 +41,7 @@ cores. From the differences:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -138,9 +139,10 @@ def make_baseline(
                     f"{run.path}: {run.spec.label} seed {run.spec.seed} {run.status}; a baseline "
                     "needs every run finished: run the experiment again to retry it"
                 )
-    specs = [run.spec for seeds in by_config.values() for run in seeds.values()]
+    runs = [run for seeds in by_config.values() for run in seeds.values()]
+    folder = results_dir / "calibration" / _calibrated(runs, rows, threads)
     variants = _calibration_runs(
-        specs, results_dir, n_jobs, backend, scheduler, data_dir, threads, log
+        [run.spec for run in runs], folder, n_jobs, backend, scheduler, data_dir, threads, log
     )
     configurations = []
     for config_id, seeds in sorted(by_config.items(), key=lambda kv: _sort_key(kv[1])):
@@ -178,9 +180,22 @@ def _sort_key(seeds: Mapping[int, results.StoredRun]) -> tuple:
     return (spec.label, spec.arch, str(spec.batch_size), spec.dtype)
 
 
+def _calibrated(
+    runs: list[results.StoredRun], rows: Mapping[str, pd.DataFrame], threads: int
+) -> str:
+    """A digest of what the calibration measures: every run's trajectory (and the
+    threads). Calibration runs are reused only for the very results they were
+    made for; after the code changed them, they are made again, by that code."""
+    digest = hashlib.sha256(f"threads={threads}".encode())
+    for run in sorted(runs, key=lambda r: r.spec.run_id):
+        digest.update(run.spec.run_id.encode())
+        digest.update(json.dumps(_rows_of(rows, run), sort_keys=True, default=float).encode())
+    return digest.hexdigest()[:16]
+
+
 def _calibration_runs(
     specs: list[RunSpec],
-    results_dir: Path,
+    folder: Path,
     n_jobs: int,
     backend: str,
     scheduler: str | None,
@@ -189,8 +204,8 @@ def _calibration_runs(
     log: Callable[[str], None] | None,
 ) -> dict[str, dict[str, dict[str, list]]]:
     """Every run again, perturbed and (with 2 cores) with 2 BLAS threads: the
-    variants' trajectories, ``{variant: {base run_id: rows}}``, from
-    ``results_dir/calibration/``, where they stay (a second baseline reuses them)."""
+    variants' trajectories, ``{variant: {base run_id: rows}}``, from ``folder``,
+    where they stay (a baseline of the same results, after Ctrl-C say, reuses them)."""
     from nnbench import runner
 
     perturbed = [
@@ -205,11 +220,10 @@ def _calibration_runs(
         plans["threads"] = (specs, 2)
     out: dict[str, dict[str, dict[str, list]]] = {}
     for name, (variant_specs, n_threads) in plans.items():
-        folder = results_dir / "calibration" / name
         jobs = max(1, min(n_jobs, cores // n_threads))
         summary = runner.run_spec_list(
             variant_specs,
-            folder,
+            folder / name,
             {"name": f"calibration-{name}"},
             n_jobs=jobs,
             backend=backend,
@@ -220,8 +234,8 @@ def _calibration_runs(
         )
         if summary.interrupted:
             raise KeyboardInterrupt
-        stored = results.stored_runs(folder)
-        frame = results.load(folder)
+        stored = results.stored_runs(folder / name)
+        frame = results.load(folder / name)
         rows = {rid: g for rid, g in frame.groupby("run_id")}
         out[name] = {}
         for base, variant in zip(specs, variant_specs):

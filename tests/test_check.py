@@ -67,7 +67,25 @@ def test_the_baseline_measures_rounding_per_configuration(made):
     assert cg["noise"]["val_accuracy"] > 0 and cg["min_seeds"]["val_accuracy"] >= 2
     assert sorted(gd["seeds"]) == ["1", "2", "3", "4"]
     assert len(gd["seeds"]["1"]["rows"]["iteration"]) == len(gd["floors"]["train_cost"])
-    assert (made / "results" / "calibration" / "perturbed" / "runs").is_dir()
+    (made_for,) = (made / "results" / "calibration").iterdir()  # one set of results
+    assert (made_for / "perturbed" / "runs").is_dir()
+
+
+def test_calibration_is_reused_only_for_the_results_it_was_made_for(made, tmp_path):
+    """A baseline after Ctrl-C reuses the calibration runs; a baseline of results
+    the code has changed makes them again (stale ones would measure old against
+    new code as 'rounding')."""
+    folder = tmp_path / "results"
+    shutil.copytree(made / "results", folder)
+    log: list[str] = []
+    check.make_baseline(folder, n_jobs=2, log=log.append)
+    assert len(list((folder / "calibration").iterdir())) == 1
+    assert not any("completed" in line for line in log)  # nothing ran again
+    spoil(folder, "gd", 2, column="train_cost", by=1e-6)  # as a code change would
+    log.clear()
+    check.make_baseline(folder, n_jobs=2, log=log.append)
+    assert len(list((folder / "calibration").iterdir())) == 2
+    assert any("completed" in line for line in log)
 
 
 def test_min_seeds_by_hand():
