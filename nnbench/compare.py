@@ -88,6 +88,10 @@ def compare(
         )
     metrics = dict(METRICS, **(TARGET_METRICS if target is not None else {}))
     out = []
+    for side, frame, other in (("A", fa, fb), ("B", fb, fa)):
+        for key in sorted(set(frame["key"]) - set(other["key"])):
+            name = frame.loc[frame["key"] == key, "name"].iloc[0]
+            out.append({"configuration": name, "metric": "", "n": 0, "verdict": f"only in {side}"})
     for key in common:
         ga = fa[fa["key"] == key].set_index("seed")
         gb = fb[fb["key"] == key].set_index("seed")
@@ -95,6 +99,9 @@ def compare(
         name = gb["name"].iloc[0] if len(ga["name"].unique()) == 1 else ga["name"].iloc[0]
         if ignore_options and ga["name"].iloc[0] != gb["name"].iloc[0]:
             name = f"{ga['name'].iloc[0]} -> {gb['name'].iloc[0].split(' | ')[0]}"
+        ended = _ended_normally(ga, gb, seeds, name)
+        if ended is not None:
+            out.append(ended)
         for metric, higher_better in metrics.items():
             pairs = [
                 (ga.at[s, metric], gb.at[s, metric])
@@ -128,6 +135,30 @@ def compare(
     return pd.DataFrame(out)
 
 
+def _ended_normally(ga: pd.DataFrame, gb: pd.DataFrame, seeds: list, name: str) -> dict | None:
+    """A row when the paired seeds did not all end normally on both sides: a seed
+    that failed in B where it ended normally in A makes B worse (and the reverse
+    better), whatever the metrics of the other seeds say."""
+    lost = [s for s in seeds if ga.at[s, "ok"] and not gb.at[s, "ok"]]
+    gained = [s for s in seeds if gb.at[s, "ok"] and not ga.at[s, "ok"]]
+    if not lost and not gained and all(ga.at[s, "ok"] for s in seeds):
+        return None
+    verdict = "worse" if lost else "better" if gained else "identical"
+    return {
+        "configuration": name,
+        "metric": "ended normally",
+        "n": len(seeds),
+        "a": float(sum(bool(ga.at[s, "ok"]) for s in seeds)),
+        "b": float(sum(bool(gb.at[s, "ok"]) for s in seeds)),
+        "verdict": verdict,
+        "seeds": f"failed only in B: {_seeds(lost)}; only in A: {_seeds(gained)}",
+    }
+
+
+def _seeds(seeds: list) -> str:
+    return ",".join(map(str, seeds)) or "none"
+
+
 def format_table(table: pd.DataFrame) -> str:
     lines = [
         f"{'configuration':<50}{'metric':>24} {'n':>3} {'A':>10} {'B':>10} {'B - A':>10} "
@@ -138,6 +169,15 @@ def format_table(table: pd.DataFrame) -> str:
             lines.append(
                 f"{r['configuration'][:49]:<50}{r['metric']:>24} {0:>3}  no seed of both "
                 "ended normally"
+            )
+            continue
+        if r["verdict"].startswith("only in"):
+            lines.append(f"{r['configuration'][:49]:<50}{'':>24} {0:>3}  {r['verdict']}")
+            continue
+        if r["metric"] == "ended normally":
+            lines.append(
+                f"{r['configuration'][:49]:<50}{r['metric']:>24} {r['n']:>3} {r['a']:>10.0f} "
+                f"{r['b']:>10.0f}  {r['seeds']}  {r['verdict']}"
             )
             continue
         ci = f"[{r['low']:+.4g}, {r['high']:+.4g}]" if np.isfinite(r["low"]) else ""
@@ -152,8 +192,11 @@ def format_table(table: pd.DataFrame) -> str:
 
 
 def exit_code(table: pd.DataFrame, fail_on: str) -> int:
-    """1 when a metric got worse (``worse``), differs at all (``different``); else 0."""
+    """1 when a metric got worse or a seed failed only in B (``worse``), or when
+    anything differs, a configuration of one side only included (``different``)."""
     if fail_on == "never":
         return 0
-    bad = {"worse"} if fail_on == "worse" else {"worse", "better", "indistinguishable"}
+    bad = {"worse"}
+    if fail_on != "worse":
+        bad |= {"better", "indistinguishable", "no pairs", "only in A", "only in B"}
     return 1 if table["verdict"].isin(bad).any() else 0

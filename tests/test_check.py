@@ -311,3 +311,33 @@ def test_compare_by_hand_and_its_exit_codes(tmp_path, capsys):
     assert main(["compare", str(a), str(b)]) == 0
     assert main(["compare", str(b), str(a)]) == 1  # from B to A, accuracy got worse
     assert "worse" in capsys.readouterr().out
+
+
+def test_compare_fails_on_a_seed_that_failed_and_names_unpaired_configurations(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    exp = experiment(optimizers=[{"name": "gd"}, {"name": "adam"}])
+    row = dict.fromkeys(results.METRICS, 1.0) | {"iteration": 10, "val_accuracy": 0.8}
+    for seed in (1, 2, 3):
+        spec = exp.spec("gd", {}, hidden=(16,), batch_size=32, seed=seed)
+        results.write_run(a, spec, [row], "completed", "", {})
+        crashed = seed == 2
+        results.write_run(
+            b, spec, [] if crashed else [row], "failed" if crashed else "completed", "boom", {}
+        )
+        results.write_run(
+            a,
+            exp.spec("adam", {}, hidden=(16,), batch_size=32, seed=seed),
+            [row],
+            "completed",
+            "",
+            {},
+        )
+    table = compare.compare(a, b)
+    ended = table[table["metric"] == "ended normally"].iloc[0]
+    assert ended["verdict"] == "worse" and "failed only in B: 2" in ended["seeds"]
+    assert (table["verdict"] == "only in A").sum() == 1  # adam: not run in B
+    assert compare.exit_code(table, "worse") == 1
+    assert main(["compare", str(a), str(a)]) == 0
+    assert main(["compare", str(a), str(b)]) == 1
+    out = capsys.readouterr().out
+    assert "only in A" in out and "failed only in B: 2" in out
