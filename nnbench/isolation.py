@@ -93,7 +93,7 @@ def _mp_context() -> Any:
     with _server_lock:
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["nnbench.worker"])
+            ctx.set_forkserver_preload(["nnbench.forkserver_init"])
             _start_server()
             _context = ctx
     return _context
@@ -109,16 +109,23 @@ def _start_server() -> None:
     ``PYTHONSAFEPATH`` (nothing put first); a run's process restores the
     variables (see :func:`_restore_environment`).
     """
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver, resource_tracker
 
     saved = {k: os.environ.get(k) for k in _ENV_KEYS}
     path = [os.getcwd() if p == "" else p for p in sys.path]
+    # The server inherits this thread's signal mask: with SIGINT blocked, a
+    # Ctrl-C while it starts cannot interrupt it (this process gets the signal
+    # once it is unblocked; other threads get it meanwhile). The resource
+    # tracker is started first: starting it unblocks SIGINT on its way out.
+    resource_tracker.ensure_running()
+    masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         os.environ["PYTHONPATH"] = os.pathsep.join(path)
         os.environ["PYTHONSAFEPATH"] = "1"
         os.environ[_SAVED_ENV] = json.dumps(saved)
         forkserver.ensure_running()
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, masked)
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -412,3 +412,24 @@ def test_the_dask_backend_leaves_logging_as_it_found_it():
         assert [logger.level for logger in loggers] == [logging.ERROR] * 2
         raise KeyboardInterrupt
     assert [logger.level for logger in loggers] == [logging.INFO] * 2
+
+
+def test_ctrl_c_while_the_run_processes_start_prints_no_traceback(tmp_path):
+    """Ctrl-C reaches the whole process group: the fork server, while it still
+    imports what runs need, and each run's process from its first instruction
+    ignore it (the runner stops them), so no traceback of theirs is printed."""
+    exp_file = write(tmp_path, SLOW)
+    proc = start(exp_file, tmp_path / "out", "-j", "2")
+
+    def server_started() -> bool:
+        return any(
+            "multiprocessing.forkserver" in args
+            for _, _, sid, args in processes()
+            if sid == proc.pid
+        )
+
+    wait_for(server_started, proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err, err.decode()[-3000:]
+    assert_nothing_left(proc.pid)
