@@ -45,6 +45,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -388,7 +389,20 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an integer too large for a float is not one)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _number_or_null(value: Any) -> bool:
+    return value is None or _number(value)
+
+
+_SEED = re.compile(r"-?(0|[1-9][0-9]*)")  # as str(int) writes it: no "01", no other digits
 
 
 def _malformed(c: Any) -> str | None:
@@ -415,8 +429,13 @@ def _malformed(c: Any) -> str | None:
             isinstance(need, dict) and isinstance(need.get(m), int) and need[m] >= 2
         ):
             return "has no min_seeds"
+    spec = c.get("spec", {})
+    if not (isinstance(spec, dict) and isinstance(spec.get("values", {}), dict)):
+        return "has a malformed spec"
+    if not c["seeds"]:
+        return "has no seeds"
     for seed, entry in c["seeds"].items():
-        if not (seed.lstrip("-").isdigit() and isinstance(entry, dict)):
+        if not (_SEED.fullmatch(seed) and isinstance(entry, dict)):
             return f"has a malformed seed {seed!r}"
         rows = entry.get("rows")
         if entry.get("status") not in ("completed", "converged", "stopped", "diverged") or not (
@@ -424,19 +443,19 @@ def _malformed(c: Any) -> str | None:
             and all(isinstance(rows.get(k), list) for k in (*SCHEDULE, "grad_evals", *TRACKED))
         ):
             return f"has a malformed seed {seed}"
-        if not all(
-            v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-            for k in rows
-            for v in rows[k]
-        ):
+        if not all(_number_or_null(v) for k in rows for v in rows[k]):
             return f"has a non-number in seed {seed}"
+    n_rows = max(len(e["rows"]["iteration"]) for e in c["seeds"].values())
     for m in TRACKED:
         floor = c["floors"].get(m)
-        if not isinstance(floor, list) or not all(
-            v is None or (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0)
-            for v in floor
+        if not (
+            isinstance(floor, list)
+            and len(floor) == n_rows
+            and all(v is None or (_number(v) and v >= 0) for v in floor)
         ):
-            return f"has no floors for {m}"
+            return f"has no floors for {m}, one per evaluation"
+    if not -1 <= c["horizon"] < n_rows:
+        return f"has a horizon {c['horizon']} beyond its {n_rows} evaluations"
     return None
 
 

@@ -284,47 +284,57 @@ def load(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise NnbenchError(f"{path}: no such results folder; run an experiment first")
-    frames = []
+    found: dict[str, tuple[Status, dict[str, Any], pd.DataFrame]] = {}
     for file in _run_files(path):
         try:
             meta = read_meta(file)
-            frames.append(_complete(_upgrade(pq.read_table(file).to_pandas(), meta)))
+            spec = RunSpec.from_dict(meta["spec"])
+            names = [n for n in pq.read_schema(file).names if n not in CONFIG_COLUMNS]
+            metrics = _metrics(pq.read_table(file, columns=names).to_pandas())
         except Exception as exc:
             warnings.warn(
                 f"{file}: left out, not a readable nnbench run ({exc})",
                 ResultsWarning,
                 stacklevel=2,
             )
+            continue
+        status = Status(meta["status"])
+        previous = found.get(spec.run_id)
+        # two files of one run (a copy, an old name and a new): one is kept, as in
+        # stored_runs, so no run counts twice
+        if previous is None or (status.is_final and not previous[0].is_final):
+            config = config_row(spec, meta["status"], meta.get("message", ""))
+            found[spec.run_id] = (status, config, metrics)
     columns = [*CONFIG_COLUMNS, *METRICS]
-    if not frames:
+    if not found:
         return pd.DataFrame(columns=columns)
-    frame = pd.concat(frames, ignore_index=True)
+    # The configuration columns come from each run's spec, whatever the file holds
+    # under those names (a file of an older format lacks some), one table for all.
+    configs = pd.DataFrame([config for _, config, _ in found.values()])
+    lengths = [len(metrics) for _, _, metrics in found.values()]
+    configs = configs.iloc[np.repeat(np.arange(len(configs)), lengths)].reset_index(drop=True)
+    metrics = pd.concat([m for _, _, m in found.values()], ignore_index=True)
+    frame = pd.concat([configs, metrics], axis=1)
     return frame.sort_values(
         ["label", "hidden", "batch_size", "seed", "iteration"], kind="stable", ignore_index=True
     )
 
 
-def _upgrade(frame: pd.DataFrame, meta: Mapping[str, Any]) -> pd.DataFrame:
-    """A run's rows with this version's columns: a file of an older format gets
-    the ones it lacks from its spec, and its id recomputed."""
-    if meta.get("format") == RUN_FORMAT:
-        return frame
-    spec = RunSpec.from_dict(meta["spec"])
-    config = config_row(spec, meta["status"], meta.get("message", ""))
-    for key, value in config.items():
-        frame[key] = value
-    return frame
-
-
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
-    """A run's rows with every column a table has: a metric it did not record is
-    empty; a missing configuration column or ``iteration`` makes it unreadable."""
-    missing = [c for c in (*CONFIG_COLUMNS, "iteration") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"no column {', '.join(missing)}")
+def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """A run file's metric columns, as numbers: one not recorded is empty, text
+    is refused, and ``iteration`` must be there."""
+    if "iteration" not in frame.columns:
+        raise ValueError("no column iteration")
     for metric in METRICS:
         if metric not in frame.columns:
             frame[metric] = np.nan
+        elif frame[metric].dtype == bool or not pd.api.types.is_numeric_dtype(frame[metric]):
+            try:  # an all-null column reads as objects: NaN; text is refused
+                frame[metric] = pd.to_numeric(frame[metric], errors="raise").astype(float)
+            except (ValueError, TypeError):
+                raise ValueError(
+                    f"column {metric} holds {frame[metric].dtype}, not numbers"
+                ) from None
     return frame
 
 
@@ -342,12 +352,17 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
 
 def load_runs(path: str | Path) -> pd.DataFrame:
     """One row per run: configuration, status, message, diagnostics and provenance."""
-    rows = []
+    rows: dict[str, dict[str, Any]] = {}
     for file in _run_files(Path(path)):
         try:
             meta = read_meta(file)
             spec = RunSpec.from_dict(meta["spec"])
         except Exception:
+            continue
+        previous = rows.get(spec.run_id)  # two files of one run: one kept, as in load
+        if previous is not None and not (
+            Status(meta["status"]).is_final and not Status(previous["status"]).is_final
+        ):
             continue
         row = {
             **config_row(spec, meta["status"], meta.get("message", "")),
@@ -359,8 +374,8 @@ def load_runs(path: str | Path) -> pd.DataFrame:
             row[f"diag.{key}"] = value
         for key, value in meta.get("provenance", {}).items():
             row[f"prov.{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        rows.append(row)
-    return pd.DataFrame(rows)
+        rows[spec.run_id] = row
+    return pd.DataFrame(list(rows.values()))
 
 
 # -- the folder's owner -----------------------------------------------------------------

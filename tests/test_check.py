@@ -229,7 +229,34 @@ def test_an_old_or_malformed_baseline_is_one_clear_line(made, tmp_path, capsys):
             ],
         },
     }
+    first = raw["configurations"][0]
+    seeds = first["seeds"]
+
+    def spoiled(**changes):
+        return {**raw, "configurations": [{**first, **changes}]}
+
+    one = next(iter(seeds))
+    huge_row = {
+        **seeds[one]["rows"],
+        "val_accuracy": [10**400] * len(seeds[one]["rows"]["iteration"]),
+    }
+    cases |= {
+        "seed-01": spoiled(seeds={"01": seeds[one]}),
+        "seed-arabic": spoiled(seeds={"\u0661": seeds[one]}),
+        "huge-int": spoiled(seeds={**seeds, one: {**seeds[one], "rows": huge_row}}),
+        "spec-list": spoiled(spec=[1]),
+        "values-list": spoiled(spec={"values": [1]}),
+        "empty-floors": spoiled(floors={m: [] for m in first["floors"]}),
+        "horizon-beyond": spoiled(horizon=10**6),
+    }
     expected = {
+        "seed-01": "has a malformed seed '01'",
+        "seed-arabic": "has a malformed seed",
+        "huge-int": "has a non-number in seed",
+        "spec-list": "has a malformed spec",
+        "values-list": "has a malformed spec",
+        "empty-floors": "one per evaluation",
+        "horizon-beyond": "has a horizon 1000000 beyond",
         "v1": "a baseline of version 1, and this nnbench reads version 2",
         "empty": "no configurations",
         "list-label": "configuration 1 has no label of the right kind",
@@ -239,9 +266,9 @@ def test_an_old_or_malformed_baseline_is_one_clear_line(made, tmp_path, capsys):
     for name, content in cases.items():
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps(content))
-        code = main(["check", str(made / "results"), "--baseline", str(path)])
+        code = main(["check", str(made / "results"), "--baseline", str(path), "--strict"])
         err = capsys.readouterr().err
-        assert code == 2 and err.count("\n") == 1 and expected[name] in err, err
+        assert code == 2 and err.count("\n") == 1 and expected[name] in err, (name, err)
         if name == "v1":
             assert "make one with `nnbench baseline RESULTS_DIR -o FILE`" in err
 

@@ -317,3 +317,33 @@ def test_report_renders_in_headless_chromium(hand_made, tmp_path):
     n_rows = int(dom.split('data-table-rows="')[1].split('"')[0])
     expected = page.read_text().count("</td></tr>")  # body rows written
     assert n_rows == expected > 0  # every table row rendered
+
+
+def _rewrite(path, change):
+    """A run file with its table changed by ``change`` and its metadata kept."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    frame = change(table.to_pandas())
+    new = pa.Table.from_pandas(frame, preserve_index=False)
+    pq.write_table(new.replace_schema_metadata(table.schema.metadata), path)
+
+
+def test_loading_trusts_the_spec_and_numbers_only(tmp_path):
+    """Configuration columns come from the run's spec whatever the file holds;
+    a metric column of text leaves the file out with a warning; a copy of a run
+    file counts once."""
+    for seed in (1, 2, 3):
+        results.write_run(tmp_path, spec(seed=seed), rows([0.5, 0.6], [0, 1]), "completed", "", {})
+    paths = [results.run_path(tmp_path, spec(seed=seed).run_id) for seed in (1, 2, 3)]
+    _rewrite(paths[0], lambda f: f.assign(batch_size="fifty", label=7))
+    _rewrite(paths[1], lambda f: f.assign(val_accuracy="high"))
+    shutil.copy(paths[2], paths[2].with_name("copy-" + paths[2].name))
+    with pytest.warns(results.ResultsWarning, match="column val_accuracy holds"):
+        frame = results.load(tmp_path)
+    assert sorted(frame["seed"].unique()) == [1, 3]  # seed 2 left out; seed 3 once
+    assert len(frame) == 4 and set(frame["batch_size"]) == {50} and set(frame["label"]) == {"gd"}
+    assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 2, 3]
+    with pytest.warns(results.ResultsWarning):
+        report.build_report(tmp_path, tmp_path / "rep")  # no traceback either
