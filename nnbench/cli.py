@@ -283,9 +283,9 @@ def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_grid_table(out_dir: Any) -> None:
     """Final validation accuracy and time per configuration, over seeds."""
-    from nnbench import results
+    from nnbench import results, tune
 
-    frame = results.load(out_dir)
+    frame = tune.current_finals(results.load(out_dir), tune.read_choices(out_dir))
     if frame.empty:
         return
     last = results.final_rows(frame)

@@ -375,6 +375,13 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         }
         if tune_cfg["final_seeds"] is None:
             raise c.fail("[tune] final_seeds", "must be set: the seeds that rerun the best trial")
+        seen = sorted(set(tune_cfg["final_seeds"]) & set(axes["seed"]))
+        if seen:
+            raise c.fail(
+                "[tune] final_seeds",
+                f"shares seeds {', '.join(map(str, seen))} with [grid] seeds, the trials' seeds: "
+                "the finals must run on seeds the choice never saw",
+            )
     opts = _optimizers(c, top, tuning=tune_cfg is not None)
 
     exp = Experiment(experiment["name"], experiment["description"], values, axes, opts, tune_cfg)

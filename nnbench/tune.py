@@ -252,6 +252,42 @@ def describe_choice(c: Mapping[str, Any]) -> str:
     return text + (f"; edge: {', '.join(c['edge'])}" if c["edge"] else "")
 
 
+def read_choices(results_dir: Any) -> list[dict[str, Any]] | None:
+    """What a tuned study chose, from its ``tune.json`` (None before the choice)."""
+    from pathlib import Path
+
+    from nnbench.fileio import is_regular_file
+
+    path = Path(results_dir) / TUNE_FILE
+    if not is_regular_file(path):
+        return None
+    try:
+        chosen = json.loads(path.read_text())["chosen"]
+        return [c for c in chosen if isinstance(c, dict)]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return None
+
+
+def current_finals(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
+    """``frame`` without the final runs of an earlier choice. A rerun can choose
+    again (a trial that failed, retried, may win): the finals of the setting no
+    longer chosen stay on disk, but are not the optimizer's numbers any more."""
+    if not chosen or "phase" not in frame or frame.empty:
+        return frame
+    from nnbench.results import batch_number
+
+    keep = set()
+    for c in chosen:
+        try:
+            hidden = "-".join(map(str, c["hidden"])) or "none"
+            keep.add((c["optimizer"], hidden, batch_number(c["batch_size"]), int(c["trial"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    keys = zip(frame["optimizer"], frame["hidden"], frame["batch_size"], frame["trial"])
+    current = np.array([(o, h, float(b), int(t)) in keep for o, h, b, t in keys], dtype=bool)
+    return frame[(frame["phase"] != "final").to_numpy() | current]
+
+
 def run(experiment: Any, work: Any) -> None:
     """Trials, the choice, then finals, into ``work.out`` (see :func:`nnbench.runner.run_specs`)."""
     from nnbench import results, runner

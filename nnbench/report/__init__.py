@@ -30,6 +30,7 @@ from nnbench.report.tables import (
     status_table,
     summary_table,
 )
+from nnbench.tune import current_finals
 
 __all__ = [
     "Context",
@@ -47,15 +48,9 @@ __all__ = [
 
 def tuning_choices(results_dir: Path) -> list[dict[str, Any]] | None:
     """What a tuned study chose, from its ``tune.json`` (None before the choice)."""
-    from nnbench.tune import TUNE_FILE
+    from nnbench.tune import read_choices
 
-    if not is_regular_file(results_dir / TUNE_FILE):
-        return None
-    try:
-        raw = json.loads((results_dir / TUNE_FILE).read_text())
-        return list(raw["chosen"])
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        return None
+    return read_choices(results_dir)
 
 
 def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
@@ -106,7 +101,7 @@ def build_report(
 ) -> Path:
     """Write the report of ``results_dir``; return the HTML page's path."""
     results_dir = Path(results_dir)
-    frame = results.load(results_dir)
+    frame = current_finals(results.load(results_dir), tuning_choices(results_dir))
     if frame.empty:
         raise NnbenchError(f"{results_dir}: no runs to report on; run an experiment first")
     names = list(figures) if figures else _figure_names()

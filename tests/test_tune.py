@@ -1,0 +1,108 @@
+"""The tuning protocol: trials, a choice on validation only, finals on unseen
+seeds, edge flags, resuming, and a second choice that retires the first's finals."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nnbench import grid, report, results, runner, tune
+from nnbench.errors import ConfigError
+from nnbench.train import METRICS
+
+
+def tuned(final_seeds=(11, 12), trials=3, space=None, name="tuned"):
+    return grid.validate(
+        {
+            "name": name,
+            "data": {"dataset": "digits"},
+            "model": {"hidden": [[8]]},
+            "grid": {"batch_size": [32], "seeds": [1, 2]},
+            "budget": {"max_iter": 20},
+            "eval": {"every": 10},
+            "tune": {"trials": trials, "seed": 0, "final_seeds": list(final_seeds)},
+            "optimizer": [
+                {"name": "gd", "learning_rate": space or {"log_uniform": [0.01, 3.0]}},
+                {"name": "cg", "mb_maxiter": 3},  # nothing searched: straight to finals
+            ],
+        }
+    )
+
+
+def test_a_tuned_study_runs_chooses_on_validation_and_resumes(tmp_path):
+    exp = tuned()
+    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    # gd: 3 trials x 2 seeds + 2 finals; cg: 2 finals
+    assert summary.n_done == 10 and summary.statuses == {"completed": 10}
+    runs = results.load_runs(tmp_path)
+    assert sorted(runs.query("phase == 'trial'")["seed"].unique()) == [1, 2]
+    assert sorted(runs.query("phase == 'final'")["seed"].unique()) == [11, 12]
+    chosen = json.loads((tmp_path / tune.TUNE_FILE).read_text())["chosen"]
+    gd = next(c for c in chosen if c["optimizer"] == "gd")
+    last = results.final_rows(results.load(tmp_path))
+    trials = last.query("optimizer == 'gd' and phase == 'trial'")
+    by_trial = trials.groupby("trial")["val_accuracy"].mean()
+    assert gd["trial"] == int(by_trial.idxmax())  # the best mean validation accuracy
+    assert gd["val_accuracy"] == pytest.approx(by_trial.max())
+    finals = last.query("optimizer == 'gd' and phase == 'final'")
+    assert set(finals["trial"]) == {gd["trial"]}
+    assert runner.run_experiment(exp, tmp_path, log=None).n_done == 0  # resumed: nothing new
+
+
+def test_the_choice_never_looks_at_test_accuracy(tmp_path):
+    """Trial 0 has the best test accuracy, trial 1 the best validation accuracy:
+    trial 1 is chosen."""
+    exp = tuned(trials=2)
+    for spec in tune.trial_runs(exp):
+        val, test = (0.9, 0.5) if spec.trial == 1 else (0.5, 0.99)
+        row = dict.fromkeys(METRICS, 1.0) | {"iteration": 20, "val_accuracy": val}
+        results.write_run(tmp_path, spec, [row | {"test_accuracy": test}], "completed", "", {})
+    chosen, missing = tune.choose(exp, results.stored_runs(tmp_path))
+    assert missing == 0
+    assert next(c for c in chosen if c["optimizer"] == "gd")["trial"] == 1
+
+
+def test_a_choice_in_the_outer_tenth_of_its_space_is_an_edge():
+    exp = tuned(trials=4, space={"log_uniform": [0.01, 3.0]})
+    points = tune.trial_points(exp.optimizers[0], 4, 0)
+    space = tune.spaces_of(exp.optimizers[0])["learning_rate"]
+    for p in points:  # drawn inside the space, and the same draw every time
+        assert 0.01 <= p["learning_rate"] <= 3.0
+    assert points == tune.trial_points(exp.optimizers[0], 4, 0)
+    low, high = np.log(0.01), np.log(3.0)
+    for value, edge in ((0.0105, True), (2.9, True), (0.2, False)):
+        fraction = (np.log(value) - low) / (high - low)
+        assert tune.is_edge(space, value, tune.EDGE_FRACTION) == edge, fraction
+
+
+def test_final_seeds_must_be_unseen_by_the_choice():
+    with pytest.raises(ConfigError, match="shares seeds 2 with \\[grid\\] seeds"):
+        tuned(final_seeds=(2, 12))
+
+
+def test_a_second_choice_retires_the_finals_of_the_first(tmp_path):
+    """A rerun can choose again (a failed trial retried, say): the earlier
+    finals stay on disk but are no longer the optimizer's numbers."""
+    exp = tuned()
+    runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    chosen = json.loads((tmp_path / tune.TUNE_FILE).read_text())["chosen"]
+    gd = next(c for c in chosen if c["optimizer"] == "gd")
+    other = next(t for t in range(3) if t != gd["trial"])
+    old = [
+        exp.spec("gd", tune.trial_points(exp.optimizers[0], 3, 0)[other], "final", other,
+                 hidden=(8,), batch_size=32, seed=seed)
+        for seed in (11, 12)
+    ]  # fmt: skip
+    for spec in old:  # as if an earlier choice had been `other`
+        row = dict.fromkeys(METRICS, 0.0) | {"iteration": 20, "val_accuracy": 0.01}
+        results.write_run(tmp_path, spec, [row], "completed", "", {})
+    frame = results.load(tmp_path)
+    current = tune.current_finals(frame, chosen)
+    assert set(frame.query("phase == 'final' and optimizer == 'gd'")["trial"]) == {
+        gd["trial"],
+        other,
+    }
+    assert set(current.query("phase == 'final' and optimizer == 'gd'")["trial"]) == {gd["trial"]}
+    report.build_report(tmp_path, tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "0.0100" not in md  # the retired finals' accuracy appears nowhere
