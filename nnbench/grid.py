@@ -395,7 +395,35 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         from nnbench import tune
 
         tune.check(exp, c.fail)
+    _check_repeats(c, exp)
     return exp
+
+
+def _check_repeats(c: _Checker, exp: Experiment) -> None:
+    """No run twice: two ``[[optimizer]]`` tables (or a default spelled out beside
+    it left unset) that name one setting would count its seeds twice; under
+    ``[tune]``, where choices are per optimizer, a name may appear once."""
+    first: dict[str, int] = {}
+    hidden, batch, seed = exp.axes["hidden"][0], exp.axes["batch_size"][0], exp.axes["seed"][0]
+    for i, opt in enumerate(exp.optimizers, 1):
+        if exp.tune is not None:
+            if opt.name in first:
+                raise c.fail(
+                    f"[[optimizer]] #{i}",
+                    f"tunes {opt.name} again (as #{first[opt.name]} does); under [tune] each "
+                    "optimizer is tuned once: give one table per name",
+                )
+            first[opt.name] = i
+            continue
+        for options in opt.expand():
+            spec = exp.spec(opt.name, options, hidden=hidden, batch_size=batch, seed=seed)
+            if spec.config_id in first:
+                raise c.fail(
+                    f"[[optimizer]] #{i}",
+                    f"repeats the setting {spec.label} (of [[optimizer]] #{first[spec.config_id]}):"
+                    " its runs would count twice; give each setting once",
+                )
+            first[spec.config_id] = i
 
 
 def _check_data(

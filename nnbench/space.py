@@ -142,6 +142,8 @@ def space_from_table(table: Any) -> Space:
     if kind == "choice":
         if not isinstance(args, list) or not args:
             raise ValueError("choice takes a non-empty list of values")
+        if len({repr(a) for a in args}) < len(args):
+            raise ValueError(f"choice names a value twice ({args!r}); give each once")
         return Choice(tuple(args))
     if not (isinstance(args, list) and len(args) == 2):
         raise ValueError(f"{kind} takes [low, high]")

@@ -162,8 +162,29 @@ def test_the_shipped_experiment_files_are_valid():
         assert grid.load_experiment(path).runs()
 
 
+TUNED = GOOD.replace(
+    "learning_rate = [0.1, 0.5]", "learning_rate = { log_uniform = [0.01, 1.0] }"
+) + ("[tune]\ntrials = 2\nfinal_seeds = [11]\n")
+
 BAD = [
     ("syntax", 'name = "x"\n[data\n', "not valid TOML"),
+    (
+        "repeated-setting",
+        GOOD + '[[optimizer]]\nname = "gd"\nlearning_rate = 0.5\n',
+        r"#3: repeats the setting gd\[learning_rate=0.5\] \(of \[\[optimizer\]\] #1\)",
+    ),
+    (
+        "default-spelled-out",
+        GOOD + '[[optimizer]]\nname = "adam"\nlearning_rate = 0.001\n',
+        r"#3: repeats the setting adam",
+    ),
+    ("tuned-twice", TUNED + '[[optimizer]]\nname = "adam"\n', "tunes adam again"),
+    (
+        "choice-twice",
+        TUNED.replace("{ log_uniform = [0.01, 1.0] }", "{ choice = [0.1, 0.1] }"),
+        "choice names a value twice",
+    ),
+    ("finals-seen", TUNED.replace("final_seeds = [11]", "final_seeds = [2, 11]"), "shares seeds 2"),
     ("unknown-top-key", "colour = 1\n" + GOOD, "top level: unknown key colour"),
     (
         "unknown-section-key",
