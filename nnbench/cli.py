@@ -291,7 +291,8 @@ def print_grid_table(out_dir: Any) -> None:
     last = results.final_rows(frame)
     if (last["phase"] == "final").any():  # a tuned study: the chosen settings' reruns
         last = last[last["phase"] == "final"]
-    table = last.groupby(["label", "hidden", "batch_size"], sort=True).agg(
+    # by configuration: two with one label (another budget, say) stay two rows
+    table = last.groupby(["label", "hidden", "batch_size", "config_id"], sort=True).agg(
         runs=("run_id", "size"),
         ok=("status", lambda s: int(s.isin(["completed", "converged", "stopped"]).sum())),
         val_acc=("val_accuracy", "mean"),
@@ -299,6 +300,7 @@ def print_grid_table(out_dir: Any) -> None:
         test_acc=("test_accuracy", "mean"),
         seconds=("train_seconds", "mean"),
     )
+    table.index = table.index.droplevel("config_id")
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 

@@ -23,6 +23,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -157,6 +158,8 @@ def run_experiment(
 
     def body(work: Work) -> None:
         if experiment.tune is None:
+            if not merge:
+                _warn_of_other_configurations(work.out, specs)
             run_specs(specs, work)
         else:
             from nnbench import tune
@@ -165,6 +168,27 @@ def run_experiment(
 
     execution = Execution(n_jobs, backend, scheduler, threads, data_dir, log, progress_bar)
     return execution.run(specs, out, experiment.to_dict(), merge, force, experiment.n_runs, body)
+
+
+class OtherRunsWarning(UserWarning):
+    """The results folder holds runs this experiment does not have."""
+
+
+def _warn_of_other_configurations(out: Path, specs: Sequence[RunSpec]) -> None:
+    """Say when the folder holds runs of configurations the experiment does not
+    have (an earlier version of the file, with another budget say): tables and
+    reports of the folder show them beside this experiment's."""
+    mine = {s.config_id for s in specs}
+    other = [r for r in results.stored_runs(out).values() if r.spec.config_id not in mine]
+    if other:
+        n_configs = len({r.spec.config_id for r in other})
+        warnings.warn(
+            f"{out} holds {len(other)} runs of {n_configs} configuration(s) this experiment "
+            "does not have (from an earlier version of it?); its tables and report show "
+            "them too: give a fresh --out to keep them apart",
+            OtherRunsWarning,
+            stacklevel=2,
+        )
 
 
 def run_spec_list(

@@ -5,6 +5,7 @@ tests/test_faults.py."""
 
 import json
 import os
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -306,3 +307,20 @@ def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
     last = results.final_rows(results.load(tmp_path))
     assert (last["dtype"] == "float32").all() and (last["val_accuracy"] > 0.3).all()
     assert last["train_cost"].map(np.isfinite).all()
+
+
+def test_runs_of_an_earlier_version_of_the_experiment_are_pointed_out(tmp_path):
+    runner.run_experiment(experiment(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
+    longer = experiment(seeds=(1,), optimizers=[{"name": "gd"}], max_iter=40)
+    with pytest.warns(runner.OtherRunsWarning, match="holds 1 runs of 1 configuration"):
+        runner.run_experiment(longer, tmp_path, log=None)
+    more_seeds = experiment(seeds=(1, 2), optimizers=[{"name": "gd"}], max_iter=40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", runner.OtherRunsWarning)
+        with pytest.raises(runner.OtherRunsWarning):  # the 30-iteration runs are still there
+            runner.run_experiment(more_seeds, tmp_path, log=None)
+    fresh = tmp_path / "fresh"
+    runner.run_experiment(longer, fresh, log=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", runner.OtherRunsWarning)
+        runner.run_experiment(more_seeds, fresh, log=None)  # more seeds: nothing foreign
