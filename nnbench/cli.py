@@ -274,6 +274,10 @@ def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
                     f"--option {key}: {opt_name!r} is not among --optimizers "
                     f"{','.join(args.optimizers)}"
                 )
+            if opt_key == "name":
+                raise NnbenchError(
+                    f"--option {key}: name is not an option; give the optimizer in --optimizers"
+                )
             by_name[opt_name][opt_key] = value
         over["optimizer"] = tables
     elif args.option:

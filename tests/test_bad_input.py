@@ -211,6 +211,11 @@ FLAG_CASES = [
     (["run", "--optimizers", "gd", "--seeds", "-1"], "expected an integer >= 0"),
     (["run", "--optimizers", "gd", "--max-iter", "many"], "expected an integer > 0"),
     (["run", "--optimizers", "gd", "--option", "gdd.learning_rate=5"], "'gdd' is not among"),
+    (["run", "--optimizers", "gd", "--option", "gd.name=adam"], "name is not an option"),
+    (
+        ["run", "--optimizers", "gd", "--backend", "dask", "--scheduler", "garbage"],
+        "--scheduler must be a Dask scheduler's address, such as tcp://HOST:8786",
+    ),
     (["run", "--optimizers", "gd", "--out", ""], "expected a path, got an empty one"),
     (["run", "--optimizers", "gd", "--name", "a\nb"], "name"),
     (["run", "--optimizers", "nope"], "unknown optimizer 'nope'"),

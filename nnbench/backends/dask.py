@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import signal
 import socket
 import threading
@@ -96,6 +97,25 @@ def _probe(address: str, timeout: float) -> None:
         )
 
 
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[a-z]+)://)?(?P<host>\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):(?P<port>[0-9]{1,5})"
+)
+
+
+def _address(address: str) -> str:
+    """``address`` as Dask's client takes it, ``tcp://`` by default; anything
+    that is not ``[SCHEME://]HOST:PORT`` is a clear error before any connection
+    (a half-made client would stall the exit for 20 s, closing itself)."""
+    match = _ADDRESS.fullmatch(address.strip())
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise NnbenchError(
+            f"--scheduler must be a Dask scheduler's address, such as tcp://HOST:8786; "
+            f"got {address!r}"
+        )
+    scheme = match["scheme"] or "tcp"
+    return f"{scheme}://{match['host']}:{match['port']}"
+
+
 def _connect(address: str, timeout: float) -> Any:
     """A Client of the scheduler at ``address``, or one clear error within ``timeout``.
 
@@ -164,6 +184,10 @@ class DaskBackend(Backend):
     name = "dask"
     summary = "Dask workers supervise the run processes: a local cluster, or --scheduler"
     takes_scheduler = True
+
+    def __init__(self, n_jobs: int, scheduler: str | None = None) -> None:
+        # checked here, before any data is prepared or anything started
+        super().__init__(n_jobs, _address(scheduler) if scheduler else None)
 
     def __enter__(self) -> DaskBackend:
         try:
