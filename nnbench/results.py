@@ -392,11 +392,20 @@ def claim_folder(out_dir: str | Path, experiment: Mapping[str, Any], merge: bool
     owner_file = out / EXPERIMENT_FILE
     name = experiment["name"]
     owner = None
-    if owner_file.is_file():
+    if owner_file.exists() or owner_file.is_symlink():
         try:
-            owner = json.loads(owner_file.read_text()).get("name")
+            owner = (
+                json.loads(owner_file.read_text()).get("name")
+                if is_regular_file(owner_file)
+                else None
+            )
         except (OSError, ValueError, AttributeError, RecursionError):
-            owner = None  # unreadable: rewritten below
+            owner = None
+        if not isinstance(owner, str):  # nnbench always writes one: the file is not its
+            raise NnbenchError(
+                f"{owner_file} is not a description nnbench wrote, and nnbench would replace "
+                "it: give another --out, or move the file"
+            )
     if owner not in (None, name):
         if not merge:
             raise NnbenchError(

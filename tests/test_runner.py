@@ -169,6 +169,14 @@ def test_a_results_folder_belongs_to_one_experiment(tmp_path):
     assert (tmp_path / "experiment.second.json").exists()
 
 
+@pytest.mark.parametrize("content", ["my notes", '{"title": "mine"}', "[1, 2]"])
+def test_an_experiment_json_nnbench_did_not_write_is_never_replaced(tmp_path, content):
+    (tmp_path / "experiment.json").write_text(content)
+    with pytest.raises(NnbenchError, match="is not a description nnbench wrote"):
+        runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None)
+    assert (tmp_path / "experiment.json").read_text() == content
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
