@@ -66,7 +66,9 @@ CONFIG_COLUMNS = (
 )
 
 
-REQUIRED_COLUMNS = frozenset(("run_id", "label", "optimizer", "hidden", "batch_size", "seed"))
+REQUIRED_COLUMNS = frozenset(
+    ("run_id", "label", "optimizer", "hidden", "batch_size", "seed", "iteration")
+)
 
 
 class ResultsWarning(UserWarning):
@@ -205,7 +207,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     A file is a run only with nnbench's metadata, a known status, a spec
     naming its optimizer, and the columns every run has.
     """
-    schema = pq.read_schema(path)
+    footer = pq.read_metadata(path)
+    schema = footer.schema.to_arrow_schema()
     meta = schema.metadata or {}
     if META_KEY not in meta:
         raise ValueError("no nnbench metadata")
@@ -214,10 +217,12 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError("malformed nnbench metadata")
     if not isinstance(raw["spec"].get("optimizer"), str) or not raw["spec"]["optimizer"]:
         raise ValueError("its spec names no optimizer")
-    Status(raw.get("status"))  # an unknown status is not a readable run
+    status = Status(raw.get("status"))  # an unknown status is not a readable run
     missing = REQUIRED_COLUMNS - set(schema.names)
     if missing:
         raise ValueError(f"no column {', '.join(sorted(missing))}")
+    if status.is_ok and footer.num_rows == 0:  # a finished run has its start evaluation
+        raise ValueError(f"{status} with no evaluation rows")
     return raw
 
 

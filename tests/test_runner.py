@@ -332,3 +332,23 @@ def test_runs_of_an_earlier_version_of_the_experiment_are_pointed_out(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", runner.OtherRunsWarning)
         runner.run_experiment(more_seeds, fresh, log=None)  # more seeds: nothing foreign
+
+
+def test_a_finished_run_without_rows_is_run_again(tmp_path):
+    """A file that says completed but holds no evaluation (emptied, or its
+    iteration column gone) is not a finished run: resuming runs it again."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exp = experiment(seeds=(1, 2), optimizers=[{"name": "gd"}])
+    runner.run_experiment(exp, tmp_path, log=None)
+    for spec, change in zip(
+        exp.runs(), (lambda f: f.iloc[:0], lambda f: f.drop(columns="iteration")), strict=True
+    ):
+        path = results.run_path(tmp_path, spec.run_id)
+        table = pq.read_table(path)
+        new = pa.Table.from_pandas(change(table.to_pandas()), preserve_index=False)
+        pq.write_table(new.replace_schema_metadata(table.schema.metadata), path)
+    assert results.stored_runs(tmp_path) == {}
+    assert runner.run_experiment(exp, tmp_path, log=None).n_done == 2
+    assert len(results.stored_runs(tmp_path)) == 2
