@@ -348,14 +348,14 @@ def test_a_read_only_results_folder(tmp_path, monkeypatch):
     out.mkdir()
     out.chmod(0o555)
     if os.access(out, os.W_OK):  # root writes anyway: make the folder refuse, as it would
-        real_open = open
+        real_open = runner.open_lock_file
 
-        def refuse(path, *args, **kwargs):
+        def refuse(path):
             if str(path).startswith(str(out)):
                 raise PermissionError(errno.EACCES, "Permission denied", str(path))
-            return real_open(path, *args, **kwargs)
+            return real_open(path)
 
-        monkeypatch.setattr(runner, "open", refuse, raising=False)
+        monkeypatch.setattr(runner, "open_lock_file", refuse)
     try:
         with pytest.raises(NnbenchError, match=r"Permission denied; give a writable folder"):
             runner.run_experiment(grid.load_experiment(exp_file), out, log=None)
