@@ -445,7 +445,9 @@ def _malformed(c: Any) -> str | None:
             return f"has a malformed seed {seed}"
         if not all(_number_or_null(v) for k in rows for v in rows[k]):
             return f"has a non-number in seed {seed}"
-    n_rows = max(len(e["rows"]["iteration"]) for e in c["seeds"].values())
+    # floors cover the evaluations every seed has (seeds stopped by tol or a
+    # divergence end at different points): as many as the shortest seed's
+    n_rows = min(len(e["rows"]["iteration"]) for e in c["seeds"].values())
     for m in TRACKED:
         floor = c["floors"].get(m)
         if not (

@@ -409,3 +409,15 @@ def test_a_fifo_is_never_opened_for_reading(tmp_path):
     assert results.load(folder).empty
     code, err = _cli_in_a_process("report", folder)
     assert code in (0, 2) and "Traceback" not in err, err
+
+
+def test_scheduler_addresses_are_normalised_or_refused():
+    from nnbench.backends.dask import DaskBackend
+    from nnbench.errors import NnbenchError
+
+    assert DaskBackend(1, "127.0.0.1:8786").scheduler == "tcp://127.0.0.1:8786"
+    assert DaskBackend(1, "tls://[::1]:8786").scheduler == "tls://[::1]:8786"
+    assert DaskBackend(1, "inproc://10.0.0.1/123/1").scheduler == "inproc://10.0.0.1/123/1"
+    for bad in ("garbage", "tcp://host", "host:99999", "foo://host:1"):
+        with pytest.raises(NnbenchError, match="must be a Dask scheduler's address"):
+            DaskBackend(1, bad)

@@ -368,3 +368,26 @@ def test_compare_fails_on_a_seed_that_failed_and_names_unpaired_configurations(t
     assert main(["compare", str(a), str(b)]) == 1
     out = capsys.readouterr().out
     assert "only in A" in out and "failed only in B: 2" in out
+
+
+def test_seeds_that_stop_at_different_points_make_a_valid_baseline(made, tmp_path):
+    """Seeds stopped by tol or a divergence end at different evaluations: the
+    floors cover those all seeds have, and the baseline reads back."""
+    raw = baseline(made)
+    c = raw["configurations"][0]
+    seed = next(iter(c["seeds"]))
+    c["seeds"][seed]["rows"] = {k: [*v, v[-1]] for k, v in c["seeds"][seed]["rows"].items()}
+    path = tmp_path / "longer.json"
+    path.write_text(json.dumps(raw))
+    assert check.read_baseline(path)["configurations"][0]["seeds"][seed]
+
+
+def test_compare_of_a_folder_with_itself_is_no_difference_even_without_pairs(tmp_path):
+    exp = experiment(optimizers=[{"name": "gd"}])
+    for seed in (1, 2, 3):
+        spec = exp.spec("gd", {}, hidden=(16,), batch_size=32, seed=seed)
+        row = dict.fromkeys(results.METRICS, 1.0) | {"iteration": 10, "val_accuracy": 0.8}
+        results.write_run(tmp_path, spec, [row], "completed", "", {})
+    table = compare.compare(tmp_path, tmp_path, target=0.99)  # no seed reaches it
+    assert "no pairs" in set(table["verdict"])
+    assert compare.exit_code(table, "different") == 0

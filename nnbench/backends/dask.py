@@ -102,12 +102,22 @@ _ADDRESS = re.compile(
 )
 
 
+_NETWORK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+
+
 def _address(address: str) -> str:
     """``address`` as Dask's client takes it, ``tcp://`` by default; anything
-    that is not ``[SCHEME://]HOST:PORT`` is a clear error before any connection
-    (a half-made client would stall the exit for 20 s, closing itself)."""
+    that is not ``[SCHEME://]HOST:PORT`` (or an ``inproc://`` address) is a
+    clear error before any connection (a half-made client would stall the
+    exit for 20 s, closing itself)."""
+    if address.startswith("inproc://"):  # a cluster in this process (from Python)
+        return address
     match = _ADDRESS.fullmatch(address.strip())
-    if not match or not 0 < int(match["port"]) < 65536:
+    if (
+        not match
+        or (match["scheme"] or "tcp") not in _NETWORK_SCHEMES
+        or not 0 < int(match["port"]) < 65536
+    ):
         raise NnbenchError(
             f"--scheduler must be a Dask scheduler's address, such as tcp://HOST:8786; "
             f"got {address!r}"
