@@ -26,9 +26,9 @@ from hypothesis import strategies as st
 
 from nnbench import data, grid, results, runner
 from nnbench import settings as schema
-from nnbench.cli import main
 from nnbench.errors import ConfigError, DataError
 
+from .test_bad_input import run_cli
 from .test_grid import GOOD
 
 pytestmark = pytest.mark.slow
@@ -71,15 +71,6 @@ def mutated_experiments(draw):
                 raw[section] = {}
             raw[section][key] = value
     return raw
-
-
-def run_cli(capsys, *args):
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_clean(code, err, allowed=(0, 2)):
