@@ -327,9 +327,7 @@ def load(path: str | Path) -> pd.DataFrame:
 
 def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
     """A run file's metric columns, as numbers: one not recorded is empty, text
-    is refused, and ``iteration`` must be there."""
-    if "iteration" not in frame.columns:
-        raise ValueError("no column iteration")
+    is refused (``iteration`` is there: :func:`read_meta` checked)."""
     for metric in METRICS:
         if metric not in frame.columns:
             frame[metric] = np.nan
