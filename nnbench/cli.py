@@ -324,15 +324,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary = runner.run_experiment(
         experiment,
         out_dir=args.out,
-        n_jobs=args.jobs,
         force=args.force,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        data_dir=args.data_dir,
-        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
         progress_bar=sys.stderr.isatty() and not args.quiet,
-        threads=args.threads,
         merge=args.merge,
+        **execution(args),
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"
     kept = f"; {summary.n_kept} failed rerun(s) kept the earlier result" if summary.n_kept else ""
@@ -371,17 +366,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from nnbench import check
 
-    path = check.write_baseline(
-        args.results,
-        args.output,
-        n_jobs=args.jobs,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        data_dir=args.data_dir,
-        threads=args.threads,
-        log=None if args.quiet else lambda m: print(m, file=sys.stderr),
-        effect=args.effect,
-    )
+    path = check.write_baseline(args.results, args.output, effect=args.effect, **execution(args))
     baseline = json.loads(path.read_text())
     kinds = [c["kind"] for c in baseline["configurations"]]
     print(
@@ -450,6 +435,18 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: int) -> None:
                 kwargs["action"] = "append"
                 kwargs["help"] = "an architecture, e.g. 500,300 (or none); repeat for several"
         group.add_argument(flag, **kwargs)
+
+
+def execution(args: argparse.Namespace) -> dict[str, Any]:
+    """What the execution flags (:func:`add_execution_flags`) ask of the runner."""
+    return {
+        "n_jobs": args.jobs,
+        "backend": args.backend,
+        "scheduler": args.scheduler,
+        "data_dir": args.data_dir,
+        "threads": args.threads,
+        "log": None if args.quiet else lambda m: print(m, file=sys.stderr),
+    }
 
 
 def add_execution_flags(p: argparse.ArgumentParser) -> None:
