@@ -269,7 +269,7 @@ def test_ctrl_c_and_sigterm_keep_finished_runs_and_leave_no_process(tmp_path, ba
     _signal_the_runner(proc, sig, backend)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err.decode()[-2000:]
-    assert b"Traceback" not in err
+    assert b"Traceback" not in err, err.decode()
     assert_nothing_left(proc.pid)
     for name, raw in kept.items():  # finished runs kept as they were
         assert (out / "runs" / name).read_bytes() == raw
