@@ -433,3 +433,31 @@ def test_ctrl_c_while_the_run_processes_start_prints_no_traceback(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and b"Traceback" not in err, err.decode()[-3000:]
     assert_nothing_left(proc.pid)
+
+
+# A supervisor that asks the fork server for a run's process, then dies before
+# handing it the run: nothing, or half of it.
+ABANDON = """
+import os, sys
+from multiprocessing import forkserver
+from nnbench import isolation
+
+isolation._mp_context()
+status_r, data_w = forkserver.connect_to_new_process([])
+os.write(data_w, bytes.fromhex(sys.argv[1]))
+os.close(data_w)
+forkserver.read_signed(status_r)  # the new process's pid
+print(forkserver.read_signed(status_r))  # its exit status
+"""
+
+
+@pytest.mark.parametrize(
+    "sent", [b"", pickle.dumps({"preparation": "data" * 100})[:50]], ids=["nothing", "half"]
+)
+def test_a_run_process_abandoned_while_starting_exits_quietly(sent):
+    proc = subprocess.run(
+        [sys.executable, "-c", ABANDON, sent.hex()], capture_output=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.strip() == b"1"  # it ended, as a process with nothing to do
+    assert b"Traceback" not in proc.stderr, proc.stderr.decode()
