@@ -414,6 +414,25 @@ def test_the_dask_backend_leaves_logging_as_it_found_it():
     assert [logger.level for logger in loggers] == [logging.INFO] * 2
 
 
+def _interrupt_myself() -> str:
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # a handler would have raised by now
+    except KeyboardInterrupt:
+        return "interrupted"
+    return "still working"
+
+
+def test_loky_workers_leave_ctrl_c_to_the_runner():
+    """A Ctrl-C reaches loky's workers too (the whole process group gets it);
+    they carry on until the runner stops them, printing nothing."""
+    from nnbench.backends.loky import LokyBackend
+
+    with LokyBackend(2) as backend:
+        futures = [backend.submit(_interrupt_myself) for _ in range(4)]
+        assert [f.result(timeout=60) for f in futures] == ["still working"] * 4
+
+
 def test_ctrl_c_while_the_run_processes_start_prints_no_traceback(tmp_path):
     """Ctrl-C reaches the whole process group: the fork server, while it still
     imports what runs need, and each run's process from its first instruction

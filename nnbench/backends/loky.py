@@ -2,11 +2,17 @@
 
 Each worker watches the runner: if the runner dies (even by SIGKILL), the
 worker stops its run and exits, and loky's pool does not outlive the grid.
+
+Workers ignore Ctrl-C, which a terminal sends to the whole process group:
+stopping them is the runner's job (it kills them), and a worker interrupted
+in loky's own code would print a traceback. They are started with SIGINT
+blocked, so that it cannot reach them before their initializer ignores it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -46,6 +52,12 @@ def _watch_runner(runner_pid: int) -> None:
     threading.Thread(target=watch, daemon=True, name="nnbench-runner-watch").start()
 
 
+def _ignore_ctrl_c() -> None:
+    """A worker's initializer: SIGINT ignored, then unblocked (see the module's doc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 class LokyBackend(Backend):
     name = "loky"
     summary = "joblib's loky worker processes supervise the run processes (one machine)"
@@ -53,7 +65,9 @@ class LokyBackend(Backend):
     def __enter__(self) -> LokyBackend:
         from joblib.externals.loky import get_reusable_executor
 
-        self._executor = get_reusable_executor(max_workers=self.n_jobs, reuse=False)
+        self._executor = get_reusable_executor(
+            max_workers=self.n_jobs, reuse=False, initializer=_ignore_ctrl_c
+        )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -62,7 +76,14 @@ class LokyBackend(Backend):
         self._executor.shutdown(wait=True, kill_workers=exc[0] is not None)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return self.track(self._executor.submit(fn, *args))
+        # Workers, and loky's threads that may start more later, are made here:
+        # they inherit this thread's signal mask. A Ctrl-C meanwhile is not
+        # lost: another thread of this process takes it, or it waits.
+        masked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return self.track(self._executor.submit(fn, *args))
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, masked)
 
     def stop_check(self) -> Callable[[], bool]:
         return _RunnerGone(os.getpid())
