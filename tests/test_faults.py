@@ -433,6 +433,34 @@ def test_loky_workers_leave_ctrl_c_to_the_runner():
         assert [f.result(timeout=60) for f in futures] == ["still working"] * 4
 
 
+# Runs still waiting for a worker when the grid stops.
+STOP_LOKY = """
+import time
+from nnbench.backends.loky import LokyBackend
+
+try:
+    with LokyBackend(2) as backend:
+        for _ in range(8):
+            backend.submit(time.sleep, 30)
+        time.sleep(1.5)
+        raise KeyboardInterrupt
+except KeyboardInterrupt:
+    print("stopped")
+"""
+
+
+def test_a_loky_pool_stopped_with_work_queued_ends_at_once_and_quietly():
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STOP_LOKY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    out, err = proc.communicate(timeout=60)
+    assert out.strip() == b"stopped" and b"Traceback" not in err, err.decode()
+    assert_nothing_left(proc.pid)
+
+
 def test_ctrl_c_while_the_run_processes_start_prints_no_traceback(tmp_path):
     """Ctrl-C reaches the whole process group: the fork server, while it still
     imports what runs need, and each run's process from its first instruction

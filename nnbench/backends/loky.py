@@ -11,6 +11,7 @@ blocked, so that it cannot reach them before their initializer ignores it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -71,9 +72,9 @@ class LokyBackend(Backend):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        # on an error or Ctrl-C, kill the workers: their runs' processes then
-        # see their lifelines close and exit too
-        self._executor.shutdown(wait=True, kill_workers=exc[0] is not None)
+        if exc[0] is not None:
+            self.stop()
+        self._executor.shutdown(wait=True)
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
         # Workers, and loky's threads that may start more later, are made here:
@@ -89,4 +90,19 @@ class LokyBackend(Backend):
         return _RunnerGone(os.getpid())
 
     def stop(self) -> None:
-        self._executor.shutdown(wait=False, kill_workers=True)
+        """Kill the workers and every process they started (runs' processes, the
+        fork server); loky's pool then finds itself broken and winds down.
+
+        Not ``shutdown(kill_workers=True)``: loky's manager thread then drops
+        the queued work before taking its ids off the queue, and dies printing
+        a ``KeyError`` traceback when runs are still waiting for a worker.
+        """
+        from joblib.externals.loky.backend.utils import kill_process_tree
+
+        workers = getattr(self._executor, "_processes", None)
+        if workers is None:  # a loky without that attribute: its own way
+            self._executor.shutdown(wait=False, kill_workers=True)
+            return
+        for worker in list(workers.values()):
+            with contextlib.suppress(ProcessLookupError):
+                kill_process_tree(worker)
