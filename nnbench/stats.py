@@ -1,83 +1,98 @@
 """The statistics behind nnbench's verdicts, each named for what it computes.
 
-- :func:`bootstrap_interval`: a percentile bootstrap interval of a mean over
-  seeds (exact, by enumerating every resample, for up to 10 values). It
-  stays inside the range of the values, so an accuracy's interval never
-  leaves [0, 1].
+- :func:`t_interval`: Student's t interval of a mean over seeds, clipped to
+  the metric's range (and saying so); it covers the mean 95% of the time at
+  3, 5 and 10 normal values (``tests/test_stats.py`` simulates it), where a
+  percentile bootstrap of 3 values is their range and covers 75%.
 - :func:`paired_test`: seed-paired differences between two sets of runs:
   the mean difference, its Student's t interval and two-sided p-value
   (``scipy.stats.ttest_1samp``), and the exact sign-flip permutation p-value.
+- :func:`holm`: Holm's step-down adjustment of p-values, for a command that
+  runs many tests; :func:`seeds_needed` and :func:`resolution`: the power of
+  a paired t-test (how many seeds find a given change, and what change a
+  given number of seeds finds).
+- :func:`decide`: ``nnbench compare``'s verdicts over many configurations:
+  identical within rounding, equivalent within a margin, better, worse or
+  inconclusive, with Holm's correction over the configurations.
 - :func:`expected_max`: the expected best validation score after ``k``
   random trials, and its standard deviation (Dodge et al. 2019, "Show Your
   Work", eq. 1, sampling with replacement from the observed trials).
 - :func:`time_to_target`: when a run first reaches a target, interpolated
   linearly between the two evaluations around the crossing.
-- :func:`algoperf_times` and :func:`algoperf_profile`: MLCommons AlgoPerf's
-  performance profiles, as its ``scoring/performance_profile.py`` computes
-  them (see those functions for the rule, step by step).
+- :func:`algoperf_times`, :func:`algoperf_profile` and
+  :func:`algoperf_score`: MLCommons AlgoPerf's performance profiles and
+  leaderboard score, as its ``scoring/performance_profile.py`` and
+  ``scoring/score_submissions.py`` compute them (tau from 1 to 4 on 100
+  points, the trapezoid over that range, divided by 3);
+  :func:`algoperf_bootstrap`: the score's spread when seeds are resampled
+  within each workload.
+- :func:`iqm` and :func:`probability_of_improvement`: rliable's aggregates
+  over tasks (Agarwal et al. 2021), with :func:`stratified_bootstrap`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
-# Up to this many values, the bootstrap enumerates every resample (there are
-# C(2n - 1, n): 92,378 for n = 10); beyond it, Monte Carlo with a fixed seed.
-EXACT_BOOTSTRAP_MAX_N = 10
-BOOTSTRAP_RESAMPLES = 20_000
+BOOTSTRAP_RESAMPLES = 20_000  # Monte Carlo sign flips beyond 16 pairs
 # AlgoPerf: a submission slower than this many times the fastest on a
-# workload is counted as not reaching the target there.
+# workload is counted as not reaching the target there, and the score
+# integrates the profile over tau in [1, ALGOPERF_MAX_TAU] on this many points.
 ALGOPERF_MAX_RATIO = 4.0
+ALGOPERF_MAX_TAU = 4.0
+ALGOPERF_POINTS = 100
 
 
 # -- intervals ---------------------------------------------------------------------------
 
 
-def _bootstrap_means(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every distinct bootstrap mean of ``values`` with its probability (exact),
-    or Monte Carlo means with equal weights."""
-    n = len(values)
-    if n <= EXACT_BOOTSTRAP_MAX_N:
-        means, weights = [], []
-        log_n_fact = math.lgamma(n + 1)
-        for combo in itertools.combinations_with_replacement(range(n), n):
-            counts = np.bincount(combo, minlength=n)
-            # multinomial probability of this multiset among the n^n resamples
-            log_p = log_n_fact - sum(math.lgamma(c + 1) for c in counts) - n * math.log(n)
-            means.append(float(counts @ values) / n)
-            weights.append(math.exp(log_p))
-        return np.array(means), np.array(weights)
-    rng = np.random.default_rng(0)
-    idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
-    return values[idx].mean(axis=1), np.full(BOOTSTRAP_RESAMPLES, 1.0 / BOOTSTRAP_RESAMPLES)
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds with its interval; ``clipped`` when the interval was cut
+    to the metric's range (an accuracy's to [0, 1])."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    clipped: bool = False
 
 
-def _weighted_quantile(x: np.ndarray, w: np.ndarray, q: float) -> float:
-    """The smallest x whose cumulative weight reaches q (the inverse CDF)."""
-    order = np.argsort(x, kind="stable")
-    cumulative = np.cumsum(w[order])
-    i = int(np.searchsorted(cumulative, q * cumulative[-1] - 1e-12))
-    return float(x[order][min(i, len(x) - 1)])
+def t_interval(
+    values: Sequence[float],
+    level: float = 0.95,
+    bounds: tuple[float | None, float | None] = (None, None),
+) -> Interval:
+    """Student's t interval of the mean of ``values`` (NaN dropped), clipped to
+    ``bounds``: ``mean +- t(1 - (1 - level) / 2, n - 1) * sd / sqrt(n)``.
 
-
-def bootstrap_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (NaN dropped).
-
-    ``(nan, nan)`` for fewer than two values: one seed says nothing about spread.
+    Exact for normal values; NaN bounds for fewer than two values (one seed
+    says nothing about spread).
     """
     x = np.asarray([v for v in values if v == v], dtype=float)
-    if len(x) < 2:
-        return math.nan, math.nan
-    means, weights = _bootstrap_means(x)
-    alpha = (1 - level) / 2
-    return _weighted_quantile(means, weights, alpha), _weighted_quantile(means, weights, 1 - alpha)
+    n = len(x)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    low, high = mean - half, mean + half
+    lo_bound, hi_bound = bounds
+    clipped = False
+    if lo_bound is not None and low < lo_bound:
+        low, clipped = float(lo_bound), True
+    if hi_bound is not None and high > hi_bound:
+        high, clipped = float(hi_bound), True
+    return Interval(mean, low, high, n, clipped)
 
 
 # -- paired comparisons -------------------------------------------------------------------
@@ -135,6 +150,154 @@ def sign_flip_p(d: np.ndarray) -> float:
     return float(np.mean(flipped >= observed - 1e-12))
 
 
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially
+    rejective multiple test procedure").
+
+    Rejecting every test whose adjusted p-value is below ``alpha`` keeps the
+    probability of any false rejection among them at most ``alpha``, whatever
+    the dependence between the tests. NaN p-values (no test) stay NaN and do
+    not count.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = len(tested)
+    running = 0.0
+    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * float(p[i])))
+        adjusted[i] = running
+    return adjusted
+
+
+def _t_power_need(n: int, noise: float, alpha: float, power: float, sides: int) -> float:
+    """The smallest mean difference a paired t-test with ``n`` pairs finds with
+    probability ``power`` (normal approximation to the noncentral t)."""
+    df = n - 1
+    quantile = float(stats.t.ppf(1 - alpha / sides, df)) + float(stats.t.ppf(power, df))
+    return quantile * noise / math.sqrt(n)
+
+
+def seeds_needed(
+    noise: float, effect: float, alpha: float, power: float = 0.8, sides: int = 1
+) -> int:
+    """The fewest seeds with which a paired t-test at ``alpha`` (one- or two-sided)
+    finds a mean change of ``effect`` with probability ``power``, when the paired
+    differences spread by ``noise`` (their standard deviation) without a change."""
+    if noise <= 0:
+        return 2
+    for n in range(2, 10_000):
+        if _t_power_need(n, noise, alpha, power, sides) <= effect:
+            return n
+    return 10_000
+
+
+def resolution(noise: float, n: int, alpha: float, power: float = 0.8, sides: int = 1) -> float:
+    """The smallest mean change ``n`` seeds find with probability ``power`` (see
+    :func:`seeds_needed`); infinite below two seeds."""
+    if n < 2:
+        return math.inf
+    return _t_power_need(n, noise, alpha, power, sides)
+
+
+# -- verdicts over many configurations ---------------------------------------------------
+
+VERDICTS = ("identical", "equivalent", "better", "worse", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict on one configuration's paired differences ``b - a``."""
+
+    verdict: str
+    n: int
+    mean: float  # mean difference
+    low: float  # its 95% Student's t interval
+    high: float
+    p: float  # two-sided paired t-test (NaN when not tested)
+    p_holm: float  # Holm-adjusted over the family (NaN when not tested)
+    margin: float
+
+
+def decide(
+    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    margins: Sequence[float],
+    tolerances: Sequence[float | Sequence[float]],
+    alpha: float = 0.05,
+    higher_better: bool = True,
+) -> list[Decision]:
+    """Verdicts on many configurations' seed-paired values ``(a, b)``, as one family.
+
+    1. *identical*: every ``|b - a|`` within its tolerance (what rounding
+       does): never tested, whatever the number of seeds.
+    2. The others get a two-sided paired t-test each, and Holm's correction
+       over all of them: the probability of any false "better" or "worse" in
+       the family is at most ``alpha``. A rejected test whose mean difference
+       is at least the configuration's ``margin`` is *better* or *worse* by
+       its sign (``higher_better`` says which).
+    3. Otherwise *equivalent* when the ``1 - 2 alpha`` t interval of the mean
+       difference lies within ``+- margin`` (two one-sided tests, Schuirmann
+       1987): a difference, if any, smaller than what matters. Else
+       *inconclusive*: the seeds cannot tell.
+    """
+    decisions: list[Decision] = []
+    tested: list[int] = []
+    for i, (a, b) in enumerate(pairs):
+        d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+        decisions.append(_summary(d, float(margins[i])))
+        tol = np.broadcast_to(np.asarray(tolerances[i], dtype=float), d.shape)
+        if len(d) and np.all(np.abs(d) <= tol):
+            decisions[i] = _replace(decisions[i], verdict="identical", p=math.nan)
+        elif np.isfinite(decisions[i].p):
+            tested.append(i)
+    adjusted = holm([decisions[i].p for i in tested]) if tested else []
+    for i, p_holm in zip(tested, adjusted):
+        d = decisions[i]
+        verdict = "inconclusive"
+        if p_holm < alpha and abs(d.mean) >= d.margin:
+            verdict = "better" if (d.mean > 0) == higher_better else "worse"
+        elif _within_margin(d, alpha):
+            verdict = "equivalent"
+        decisions[i] = _replace(d, verdict=verdict, p_holm=float(p_holm))
+    return decisions
+
+
+def _replace(decision: Decision, **changes: object) -> Decision:
+    return Decision(**{**decision.__dict__, **changes})
+
+
+def _summary(d: np.ndarray, margin: float) -> Decision:
+    """The mean difference, its 95% t interval and two-sided p-value; an
+    ``inconclusive`` placeholder verdict."""
+    n = len(d)
+    nan = math.nan
+    if n == 0:
+        return Decision("inconclusive", 0, nan, nan, nan, nan, nan, margin)
+    mean = float(d.mean())
+    sd = float(d.std(ddof=1)) if n > 1 else nan
+    if n < 2:
+        return Decision("inconclusive", n, mean, nan, nan, nan, nan, margin)
+    if sd == 0.0:  # every seed moved alike: no doubt about the mean
+        return Decision("inconclusive", n, mean, mean, mean, 1.0 if mean == 0 else 0.0, nan, margin)
+    sem = sd / math.sqrt(n)
+    # scipy.special's t distribution: the same numbers as scipy.stats.t, 50x faster
+    half = float(special.stdtrit(n - 1, 0.975)) * sem
+    p = float(2 * special.stdtr(n - 1, -abs(mean) / sem))
+    return Decision("inconclusive", n, mean, mean - half, mean + half, p, nan, margin)
+
+
+def _within_margin(d: Decision, alpha: float) -> bool:
+    """Two one-sided tests at ``alpha``: the ``1 - 2 alpha`` t interval of the mean
+    difference within ``+- margin``."""
+    if not d.margin > 0 or d.n < 2:
+        return False
+    if d.low == d.high:  # no spread: the difference is its mean
+        return abs(d.mean) < d.margin
+    scale = float(special.stdtrit(d.n - 1, 1 - alpha)) / float(special.stdtrit(d.n - 1, 0.975))
+    half = (d.high - d.low) / 2 * scale
+    return -d.margin < d.mean - half and d.mean + half < d.margin
+
+
 # -- tuning curves --------------------------------------------------------------------------
 
 
@@ -186,10 +349,10 @@ def time_to_target(
 # -- AlgoPerf's performance profiles ---------------------------------------------------------
 
 
-def algoperf_times(
+def algoperf_study_times(
     trials: pd.DataFrame, target: pd.Series | float, time_col: str = "train_seconds"
 ) -> pd.DataFrame:
-    """Time to target per (submission, workload), by AlgoPerf's rule.
+    """Time to target per (submission, workload, study), by AlgoPerf's rule.
 
     ``trials`` has one row per evaluation, with columns ``submission``,
     ``workload``, ``study``, ``trial``, ``eval_index``, ``score`` and
@@ -199,27 +362,43 @@ def algoperf_times(
     in each study, among the trials that reach the target, take the one that
     reaches it at the earliest *evaluation index* (the first such trial on a
     tie), and its ``time_col`` at that evaluation; a study where no trial
-    reaches the target counts as infinite. The workload's time is the median
-    over studies, infinities included. Returns a table of submissions (rows)
-    by workloads (columns).
+    reaches the target counts as infinite. Columns ``submission``,
+    ``workload``, ``study``, ``time``.
     """
     records = []
-    for (sub, work), group in trials.groupby(["submission", "workload"], sort=True):
+    for (sub, work, study_id), study in trials.groupby(
+        ["submission", "workload", "study"], sort=True
+    ):
         tgt = target[work] if isinstance(target, pd.Series) else target
-        times = []
-        for _, study in group.groupby("study", sort=True):
-            best = None  # (eval index, trial order, time)
-            for order, (_, trial) in enumerate(study.groupby("trial", sort=True)):
-                trial = trial.sort_values("eval_index")
-                reached = trial[trial["score"] >= tgt]
-                if reached.empty:
-                    continue
-                first = reached.iloc[0]
-                key = (int(first["eval_index"]), order)
-                if best is None or key < best[:2]:
-                    best = (*key, float(first[time_col]))
-            times.append(best[2] if best is not None else math.inf)
-        records.append({"submission": sub, "workload": work, "time": float(np.median(times))})
+        best = None  # (eval index, trial order, time)
+        for order, (_, trial) in enumerate(study.groupby("trial", sort=True)):
+            trial = trial.sort_values("eval_index")
+            reached = trial[trial["score"] >= tgt]
+            if reached.empty:
+                continue
+            first = reached.iloc[0]
+            key = (int(first["eval_index"]), order)
+            if best is None or key < best[:2]:
+                best = (*key, float(first[time_col]))
+        time = best[2] if best is not None else math.inf
+        records.append({"submission": sub, "workload": work, "study": study_id, "time": time})
+    return pd.DataFrame(records, columns=["submission", "workload", "study", "time"])
+
+
+def algoperf_times(
+    trials: pd.DataFrame, target: pd.Series | float, time_col: str = "train_seconds"
+) -> pd.DataFrame:
+    """Time to target per (submission, workload): the median over studies of
+    :func:`algoperf_study_times`, infinities included. A table of submissions
+    (rows) by workloads (columns)."""
+    study = algoperf_study_times(trials, target, time_col)
+    medians: dict[tuple[Any, Any], list[float]] = {}
+    for sub, work, time in zip(study["submission"], study["workload"], study["time"]):
+        medians.setdefault((sub, work), []).append(time)
+    records = [
+        {"submission": sub, "workload": work, "time": float(np.median(times))}
+        for (sub, work), times in medians.items()
+    ]
     frame = pd.DataFrame(records, columns=["submission", "workload", "time"])
     return frame.pivot(index="submission", columns="workload", values="time")
 
@@ -232,12 +411,13 @@ def algoperf_profile(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Performance profiles from a submissions x workloads table of times to target.
 
-    The rule of ``compute_performance_profiles``: a time more than
-    ``max_ratio`` times the workload's fastest becomes infinite; every time
-    is divided by the workload's fastest; ``rho(tau)`` is the fraction of the
-    ``n_workloads`` workloads (all columns by default) whose ratio is at most
-    ``tau``. Returns the ratios and the profile (submissions x taus, tau
-    from 1 to the largest finite ratio by default, 100 points).
+    The rule of ``compute_performance_profiles`` as ``score_submissions.py``
+    calls it: a time more than ``max_ratio`` times the workload's fastest
+    becomes infinite; every time is divided by the workload's fastest;
+    ``rho(tau)`` is the fraction of the ``n_workloads`` workloads (all
+    columns by default) whose ratio is at most ``tau``, on 100 points of tau
+    from 1 to 4 (``min_tau=1.0, max_tau=4.0, num_points=100``), fixed
+    whatever the data. Returns the ratios and the profile (submissions x taus).
     """
     times = times.astype(float)
     best = times.min(axis=0)
@@ -245,19 +425,137 @@ def algoperf_profile(
     with np.errstate(invalid="ignore", divide="ignore"):
         ratios = times.div(times.min(axis=0), axis=1)
     if taus is None:
-        finite = ratios.to_numpy()[np.isfinite(ratios.to_numpy())]
-        top = float(finite.max()) if finite.size else 1.0
-        taus = np.linspace(1.0, max(top, 1.0 + 1e-9), 100)
+        taus = np.linspace(1.0, ALGOPERF_MAX_TAU, ALGOPERF_POINTS)
     n = n_workloads or times.shape[1]
     rho = pd.DataFrame({tau: (ratios <= tau).sum(axis=1) / n for tau in taus}, index=ratios.index)
     return ratios, rho
 
 
 def algoperf_score(rho: pd.DataFrame) -> pd.Series:
-    """AlgoPerf's leaderboard score: the integral of the profile over tau,
-    divided by the range of tau (``compute_leaderboard_score(normalize=True)``)."""
+    """AlgoPerf's leaderboard score: the trapezoid integral of the profile over
+    tau, divided by the range of tau (``compute_leaderboard_score(normalize=True)``):
+    1 for a submission fastest everywhere, 0 for one that reaches no target
+    within 4 times the fastest."""
     taus = np.asarray(rho.columns, dtype=float)
     if len(taus) < 2:
         return pd.Series(rho.iloc[:, 0].to_numpy(), index=rho.index)
     area = np.trapezoid(rho.to_numpy(), x=taus, axis=1)
     return pd.Series(area / (taus.max() - taus.min()), index=rho.index)
+
+
+def _scores_of(times: np.ndarray) -> np.ndarray:
+    """AlgoPerf scores of a stack of times tables, ``(replicates, submissions,
+    workloads)`` -> ``(replicates, submissions)``: :func:`algoperf_profile` and
+    :func:`algoperf_score`, vectorised."""
+    best = np.min(times, axis=1, keepdims=True)
+    times = np.where(times > ALGOPERF_MAX_RATIO * best, np.inf, times)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = times / np.min(times, axis=1, keepdims=True)
+    taus = np.linspace(1.0, ALGOPERF_MAX_TAU, ALGOPERF_POINTS)
+    rho = (ratios[..., None] <= taus).sum(axis=2) / times.shape[2]
+    return np.trapezoid(rho, x=taus, axis=2) / (taus[-1] - taus[0])
+
+
+def algoperf_bootstrap(
+    study_times: pd.DataFrame, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """AlgoPerf scores recomputed with the studies (seeds) resampled with
+    replacement within each submission and workload (rliable's stratified
+    bootstrap): a frame of ``n_boot`` replicates (rows) by submissions."""
+    subs = sorted(study_times["submission"].unique())
+    works = sorted(study_times["workload"].unique(), key=str)
+    rng = np.random.default_rng(seed)
+    times = np.full((n_boot, len(subs), len(works)), np.inf)
+    groups = study_times.groupby(["submission", "workload"])["time"]
+    for (sub, work), t in groups:
+        values = t.to_numpy(dtype=float)
+        draws = values[rng.integers(0, len(values), size=(n_boot, len(values)))]
+        times[:, subs.index(sub), works.index(work)] = np.median(draws, axis=1)
+    return pd.DataFrame(_scores_of(times), columns=subs)
+
+
+def beats(replicates: pd.DataFrame) -> pd.DataFrame:
+    """``P[a, b]``: the share of bootstrap replicates in which ``a``'s score is
+    above ``b``'s (ties count half)."""
+    names = list(replicates.columns)
+    values = replicates.to_numpy()
+    out = np.full((len(names), len(names)), np.nan)
+    for i, j in itertools.permutations(range(len(names)), 2):
+        out[i, j] = np.mean(values[:, i] > values[:, j]) + 0.5 * np.mean(
+            values[:, i] == values[:, j]
+        )
+    return pd.DataFrame(out, index=names, columns=names)
+
+
+# -- aggregates over tasks (rliable) -----------------------------------------------------
+
+
+def _iqm_weights(n: int) -> np.ndarray:
+    """Each sorted value's share of the quantile function over (0.25, 0.75), / 0.5."""
+    edges = np.arange(n + 1) / n
+    return np.clip(np.minimum(edges[1:], 0.75) - np.maximum(edges[:-1], 0.25), 0.0, None) / 0.5
+
+
+def iqm(values: Sequence[float]) -> float:
+    """The interquartile mean: the mean of the middle 50% of the values, a
+    fractional weight for the values on the quartiles (rliable's
+    ``aggregate_iqm``, ``scipy.stats.trim_mean(x, 0.25)`` for whole quarters)."""
+    x = np.sort(np.asarray(values, dtype=float))
+    if len(x) == 0:
+        return math.nan
+    return float(_iqm_weights(len(x)) @ x)
+
+
+def iqm_rows(x: np.ndarray) -> np.ndarray:
+    """:func:`iqm` of each row of ``x``, ``(replicates, n)`` -> ``(replicates,)``."""
+    return np.sort(x, axis=1) @ _iqm_weights(x.shape[1])
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """``P(X > Y)`` of one task: the Mann-Whitney U statistic over all pairs
+    of runs divided by their number, ties counting half."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if not len(x) or not len(y):
+        return math.nan
+    return float(improvement_rows(x[None, :], y[None, :])[0])
+
+
+def improvement_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """:func:`probability_of_improvement` of each row pair, ``(replicates, m)`` and
+    ``(replicates, n)`` -> ``(replicates,)``."""
+    greater = (x[:, :, None] > y[:, None, :]).mean(axis=(1, 2))
+    ties = (x[:, :, None] == y[:, None, :]).mean(axis=(1, 2))
+    return greater + 0.5 * ties
+
+
+def stratified_resamples(
+    tasks: Mapping[object, Mapping[str, Sequence[float]]], n_boot: int = 2000, seed: int = 0
+) -> dict[object, dict[str, np.ndarray]]:
+    """Every algorithm's runs of every task resampled with replacement, ``n_boot``
+    times, within the task (rliable's stratified bootstrap: runs move within a
+    task, never across): ``{task: {algorithm: (n_boot, n_runs) array}}``."""
+    rng = np.random.default_rng(seed)
+    out: dict[object, dict[str, np.ndarray]] = {}
+    for task, runs in tasks.items():
+        out[task] = {}
+        for name, values in runs.items():
+            v = np.asarray(values, dtype=float)
+            out[task][name] = v[rng.integers(0, len(v), size=(n_boot, len(v)))]
+    return out
+
+
+def stratified_bootstrap(
+    tasks: Mapping[object, Mapping[str, Sequence[float]]],
+    statistic: Callable[[Mapping[object, Mapping[str, np.ndarray]]], float],
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> np.ndarray:
+    """``statistic`` of each of ``n_boot`` stratified resamples (see
+    :func:`stratified_resamples`), for a statistic not vectorised."""
+    resampled = stratified_resamples(tasks, n_boot, seed)
+    return np.array(
+        [
+            statistic({t: {a: v[k] for a, v in runs.items()} for t, runs in resampled.items()})
+            for k in range(n_boot)
+        ]
+    )

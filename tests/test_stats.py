@@ -10,21 +10,31 @@ from scipy import stats as scipy_stats
 from nnbench import stats
 
 
-def test_bootstrap_interval_exact_for_small_samples():
-    # two values: resample means 0 (prob 1/4), 0.5 (1/2), 1 (1/4)
-    assert stats.bootstrap_interval([0.0, 1.0]) == (0.0, 1.0)
-    assert stats.bootstrap_interval([0.0, 1.0], level=0.5) == (0.0, 0.5)
-    # three values: 0.7 and 0.9 each have probability 1/27 > 2.5%
-    assert stats.bootstrap_interval([0.8, 0.9, 0.7]) == pytest.approx((0.7, 0.9))
-    assert all(math.isnan(v) for v in stats.bootstrap_interval([0.5]))
-    assert stats.bootstrap_interval([0.5, float("nan"), 0.5]) == (0.5, 0.5)
+def test_t_interval_by_hand_and_clipped_to_the_metric_range():
+    # values 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.303
+    half = scipy_stats.t.ppf(0.975, 2) / math.sqrt(3)
+    r = stats.t_interval([1.0, 2.0, 3.0])
+    assert (r.mean, r.low, r.high, r.n, r.clipped) == pytest.approx((2, 2 - half, 2 + half, 3, 0))
+    acc = stats.t_interval([0.97, 0.99, 1.0], bounds=(0.0, 1.0))
+    assert acc.high == 1.0 and acc.clipped and acc.low < 0.97
+    assert not stats.t_interval([0.5, 0.6, 0.7], bounds=(0.0, 1.0)).clipped
+    one = stats.t_interval([0.5, float("nan")])
+    assert one.mean == 0.5 and math.isnan(one.low) and one.n == 1
 
 
-def test_bootstrap_interval_by_sampling_beyond_ten_values():
-    values = np.linspace(0.8, 0.9, 12)
-    low, high = stats.bootstrap_interval(values)
-    assert 0.8 < low < values.mean() < high < 0.9
-    assert stats.bootstrap_interval(values) == (low, high)  # a fixed seed: reproducible
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_the_t_interval_covers_95_percent_where_the_seeds_range_does_not(n):
+    """4,000 samples of n normal values: the t interval covers the mean 95% of the
+    time (Monte Carlo standard error 0.0034, so at least 0.93 is 6 of them below).
+    The exact percentile bootstrap of three values is their range, [min, max],
+    which covers it with probability 1 - 2 / 2^3 = 0.75: the known answer."""
+    rng = np.random.default_rng(n)
+    samples = rng.normal(0.5, 0.1, size=(4000, n))
+    hits = [(r := stats.t_interval(x)).low <= 0.5 <= r.high for x in samples]
+    assert np.mean(hits) >= 0.93
+    if n == 3:
+        in_range = np.mean((samples.min(axis=1) <= 0.5) & (samples.max(axis=1) >= 0.5))
+        assert in_range == pytest.approx(0.75, abs=0.03)
 
 
 def test_paired_test_against_scipy_and_by_hand():
@@ -127,14 +137,114 @@ def test_algoperf_profile_cut_off_ratios_and_score():
     assert ratios.loc["A", "w1"] == 1.0 and ratios.loc["B", "w1"] == 2.0
     assert ratios.loc["A", "w2"] == 1.0 and math.isinf(ratios.loc["B", "w2"])
     taus = np.asarray(rho.columns)
-    assert taus[0] == 1.0 and taus[-1] == 2.0 and len(taus) == 100  # up to the largest ratio
+    # AlgoPerf's range whatever the data: 100 points from 1 to 4 (score_submissions.py)
+    assert taus[0] == 1.0 and taus[-1] == 4.0 and len(taus) == 100
     assert (rho.loc["A"] == 1.0).all()  # every workload within tau = 1
-    assert (rho.loc["B"].iloc[:-1] == 0.0).all() and rho.loc["B"].iloc[-1] == 0.5
-    score = stats.algoperf_score(rho)
-    assert score["A"] == pytest.approx(1.0)
-    # B: 0 until the last step of the grid, where it climbs to 0.5: a triangle
-    assert score["B"] == pytest.approx(0.5 * 0.5 / 99)
+    assert (rho.loc["B"][taus < 2] == 0.0).all() and (rho.loc["B"][taus >= 2] == 0.5).all()
     # a workload no one solved divides 0 by 0: it counts for no one
     none = pd.DataFrame({"w1": [1.0, 2.0], "w3": [math.inf, math.inf]}, index=["A", "B"])
     _, rho = stats.algoperf_profile(none)
     assert rho.loc["A"].iloc[-1] == 0.5
+
+
+def test_algoperf_score_integrates_from_1_to_4_not_to_the_largest_ratio():
+    """A case worked by hand where the largest finite ratio (2.2) is below 4.
+
+    w1: A 25 s, B 55 s (ratio 2.2); w2: A 20 s, B 100 s (beyond 4x: never).
+    B's profile is 0 below tau = 2.2 and 0.5 from there. On AlgoPerf's grid of
+    100 points from 1 to 4 (step 1/33) the first point past 2.2 is
+    1 + 40/33; the trapezoid rises over the step before it, then stays at 0.5:
+    area = 0.5 * (1/33) / 2 + 0.5 * (4 - (1 + 40/33)) = 1/132 + 59/66, and the
+    score is area / 3 = 0.30051. Integrated up to the largest ratio only (the
+    old rule) it was 0.5 * 0.5 / 99 = 0.0025: a score that moves with the worst
+    finite competitor, where AlgoPerf's does not.
+    """
+    times = pd.DataFrame({"w1": [25.0, 55.0], "w2": [20.0, 100.0]}, index=["A", "B"])
+    score = stats.algoperf_score(stats.algoperf_profile(times)[1])
+    assert score["A"] == pytest.approx(1.0)
+    assert score["B"] == pytest.approx((1 / 132 + 59 / 66) / 3)
+    assert score["B"] == pytest.approx(0.30051, abs=1e-5)
+    # a third, slower submission does not move A's or B's score (it would under the old range)
+    slower = pd.concat([times, pd.DataFrame({"w1": [70.0], "w2": [60.0]}, index=["C"])])
+    again = stats.algoperf_score(stats.algoperf_profile(slower)[1])
+    assert again["A"] == pytest.approx(score["A"]) and again["B"] == pytest.approx(score["B"])
+
+
+def test_the_vectorised_score_is_the_tables_score():
+    times = stats.algoperf_times(crafted_trials(), 0.8)
+    expected = stats.algoperf_score(stats.algoperf_profile(times)[1])
+    stacked = stats._scores_of(times.to_numpy()[None])[0]
+    assert stacked == pytest.approx(expected.to_numpy())
+
+
+def test_the_score_bootstrap_resamples_studies_within_each_workload():
+    study = stats.algoperf_study_times(crafted_trials(), 0.8)
+    assert list(study.query("submission == 'A' and workload == 'w1'")["time"]) == [25, 20, math.inf]
+    reps = stats.algoperf_bootstrap(study, n_boot=500, seed=3)
+    assert list(reps.columns) == ["A", "B"] and len(reps) == 500
+    assert reps.equals(stats.algoperf_bootstrap(study, n_boot=500, seed=3))  # reproducible
+    # A is fastest on w2 in every resample (B's 90-110 s are all beyond 4 x 20 s)
+    assert (reps["A"] >= 0.5).all() and (reps["B"] <= 0.5).all()
+    p = stats.beats(reps)
+    assert p.loc["A", "B"] + p.loc["B", "A"] == pytest.approx(1.0) and p.loc["A", "B"] > 0.8
+
+
+def test_iqm_and_probability_of_improvement_by_hand():
+    # 8 values: the middle four (3, 4, 5, 6) of 1..8
+    assert stats.iqm(range(1, 9)) == pytest.approx(4.5)
+    assert stats.iqm(range(1, 9)) == pytest.approx(scipy_stats.trim_mean(range(1, 9), 0.25))
+    # 6 values: quartiles fall inside values 2 and 5, which count half
+    assert stats.iqm([1, 2, 3, 4, 5, 6]) == pytest.approx((0.5 * 2 + 3 + 4 + 0.5 * 5) / 3)
+    # x = (1, 3), y = (2, 2): pairs 1>2 no, 1>2 no, 3>2 yes, 3>2 yes: 1/2
+    assert stats.probability_of_improvement([1, 3], [2, 2]) == 0.5
+    assert stats.probability_of_improvement([2], [2]) == 0.5  # a tie counts half
+    assert stats.probability_of_improvement([3, 4], [1, 2]) == 1.0
+
+
+def test_the_stratified_bootstrap_moves_runs_within_a_task_only():
+    tasks = {"t1": {"a": [0.0, 0.0]}, "t2": {"a": [10.0, 10.0]}}
+    means = stats.stratified_bootstrap(
+        tasks, lambda s: float(np.mean(s["t2"]["a"]) - np.mean(s["t1"]["a"])), n_boot=50
+    )
+    assert (means == 10.0).all()  # a run of t2 never lands in t1
+
+
+def test_decide_by_hand():
+    a = np.array([0.80, 0.82, 0.81])
+    worse = a - np.array([0.05, 0.04, 0.06])  # every seed 0.04 to 0.06 lower
+    same = a.copy()
+    tiny = a + np.array([0.0004, -0.0003, 0.0002])  # within a margin of 0.002, tightly
+    noisy = a + np.array([0.03, -0.03, 0.0])  # inconclusive with three seeds
+    decisions = stats.decide(
+        [(a, worse), (a, same), (a, tiny), (a, noisy)], [0.002] * 4, [1e-9] * 4, alpha=0.05
+    )
+    assert [d.verdict for d in decisions] == ["worse", "identical", "equivalent", "inconclusive"]
+    # Holm over the three tested: the worse one is the smallest p, times 3
+    p_worse = scipy_stats.ttest_rel(worse, a).pvalue
+    assert decisions[0].p_holm == pytest.approx(3 * p_worse)
+    assert math.isnan(decisions[1].p)  # identical: never tested
+    # lower is better (a cost): the same drop is "better"
+    assert stats.decide([(a, worse)], [0.002], [1e-9], higher_better=False)[0].verdict == "better"
+    # a significant difference smaller than the margin is not "worse"
+    small = a - np.array([0.001, 0.0011, 0.0009])
+    assert stats.decide([(a, small)], [0.002], [1e-9])[0].verdict == "equivalent"
+
+
+def test_decide_controls_false_worse_verdicts_over_many_configurations():
+    """1,000 simulated comparisons of 20 configurations with no real difference,
+    5 seeds each: Holm's correction keeps the chance of any false "better" or
+    "worse" at 0.05 (Monte Carlo standard error 0.007; uncorrected tests would
+    give 1 - 0.95^20 = 0.64). With a real drop of 0.03 (margin 0.002, paired
+    differences spread by 0.005) in one configuration, it is called worse
+    nearly always."""
+    rng = np.random.default_rng(0)
+    false, found = 0, 0
+    for _ in range(1000):
+        a = rng.normal(0.9, 0.01, size=(20, 5))
+        b = a + rng.normal(0.0, 0.005, size=(20, 5))
+        verdicts = [d.verdict for d in stats.decide(list(zip(a, b)), [0.002] * 20, [1e-9] * 20)]
+        false += any(v in ("better", "worse") for v in verdicts)
+        b[0] -= 0.03
+        found += stats.decide(list(zip(a, b)), [0.002] * 20, [1e-9] * 20)[0].verdict == "worse"
+    assert false / 1000 <= 0.05 + 3 * 0.007
+    assert found / 1000 >= 0.9
