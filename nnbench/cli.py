@@ -289,12 +289,10 @@ def print_grid_table(out_dir: Any) -> None:
     """Final validation accuracy and time per configuration, over seeds."""
     from nnbench import results, tune
 
-    frame = tune.current_finals(results.load(out_dir), tune.read_choices(out_dir))
+    frame = tune.reported(results.load(out_dir), tune.read_choices(out_dir))
     if frame.empty:
         return
     last = results.final_rows(frame)
-    if (last["phase"] == "final").any():  # a tuned study: the chosen settings' reruns
-        last = last[last["phase"] == "final"]
     # by configuration: two with one label (another budget, say) stay two rows
     table = last.groupby(["label", "hidden", "batch_size", "config_id"], sort=True).agg(
         runs=("run_id", "size"),
@@ -364,15 +362,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from nnbench import check
+    from nnbench import baseline as baseline_mod
 
-    path = check.write_baseline(args.results, args.output, effect=args.effect, **execution(args))
+    path = baseline_mod.write_baseline(
+        args.results, args.output, effect=args.effect, **execution(args)
+    )
     baseline = json.loads(path.read_text())
     kinds = [c["kind"] for c in baseline["configurations"]]
+    cal = baseline["calibration"]
     print(
         f"wrote baseline {path}: {len(kinds)} configurations, "
-        f"{kinds.count('stable')} rounding-stable, {kinds.count('chaotic')} chaotic"
+        f"{kinds.count('stable')} rounding-stable, {kinds.count('chaotic')} chaotic; "
+        f"rounding measured by {', '.join(cal['variants'])}"
     )
+    for note in cal.get("notes", []):
+        print(f"  note: {note}")
+    for line in baseline_mod.describe_needs(baseline):
+        print(f"  {line}")
     return 0
 
 
@@ -380,7 +386,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from nnbench import check
 
     result = check.check(
-        args.results, args.baseline, strict=args.strict, alpha=args.alpha, metric=args.metric
+        args.results,
+        args.baseline,
+        strict=args.strict,
+        alpha=args.alpha,
+        metric=args.metric,
+        fail_unresolved=args.fail_unresolved,
     )
     print(check.format_check(result))
     return 0 if result.ok else 1
@@ -389,11 +400,19 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from nnbench import compare
 
-    table = compare.compare(
-        args.a, args.b, target=args.target, alpha=args.alpha, ignore_options=args.ignore_options
+    comparison = compare.compare(
+        args.a,
+        args.b,
+        metric=args.metric,
+        margin=args.margin,
+        alpha=args.alpha,
+        target=args.target,
+        ignore_options=args.ignore_options,
+        baseline=args.baseline,
+        all_metrics=args.all_metrics,
     )
-    print(compare.format_table(table))
-    return compare.exit_code(table, args.fail_on)
+    print(compare.format_comparison(comparison))
+    return compare.exit_code(comparison, args.fail_on)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -568,7 +587,14 @@ def _parser_gate(sub: Any) -> None:
     p.add_argument(
         "--strict",
         action="store_true",
-        help="any change beyond rounding fails, up or down (nnbench's own CI)",
+        help="any change beyond rounding fails, up or down, and so does a configuration "
+        "whose seeds cannot resolve its tests (nnbench's own CI)",
+    )
+    p.add_argument(
+        "--fail-unresolved",
+        action="store_true",
+        help="fail when a chaotic configuration moved and its seeds cannot tell "
+        "rounding from a change (reported otherwise)",
     )
     p.add_argument(
         "--alpha", type=probability, default=0.01, help="significance of the paired tests (0.01)"
@@ -584,9 +610,33 @@ def _parser_gate(sub: Any) -> None:
     p = sub.add_parser("compare", help="seed-paired comparison of two results folders")
     p.add_argument("a", help="results folder A (before)")
     p.add_argument("b", help="results folder B (after)")
+    p.add_argument(
+        "--metric",
+        default="val_accuracy",
+        help="the final metric that decides: val_accuracy (default), test_accuracy, train_cost; "
+        "with --target also grad_evals_to_target, train_cpu_seconds_to_target",
+    )
+    p.add_argument(
+        "--margin",
+        help="the smallest difference that matters: a number (default 0.002 of an accuracy), "
+        "N%% of A's mean (default 1%% of a cost), or spread: the range of A's seeds",
+    )
     p.add_argument("--target", type=probability, help="also compare the time to this accuracy")
     p.add_argument(
-        "--alpha", type=probability, default=0.05, help="significance of the tests (0.05)"
+        "--alpha",
+        type=probability,
+        default=0.05,
+        help="family-wise significance of each metric's tests, Holm-corrected (0.05)",
+    )
+    p.add_argument(
+        "--baseline",
+        help="a baseline of A (`nnbench baseline`): differences within its measured floors "
+        "are rounding",
+    )
+    p.add_argument(
+        "--all-metrics",
+        action="store_true",
+        help="every metric decides, not only --metric",
     )
     p.add_argument(
         "--ignore-options",
@@ -597,7 +647,8 @@ def _parser_gate(sub: Any) -> None:
         "--fail-on",
         default="worse",
         choices=["worse", "different", "never"],
-        help="exit 1 when a metric got worse (default), differs at all, or never",
+        help="exit 1 when the deciding metric got worse (default); when anything is not "
+        "identical or equivalent, or seeds or configurations are on one side only; or never",
     )
     p.set_defaults(func=cmd_compare)
 

@@ -1,28 +1,47 @@
-"""``nnbench compare A B``: did B (a changed optimizer, say) get better than A?
+"""``nnbench compare A B``: did B (a changed optimizer, another machine) get better or worse than A?
 
 Configurations are paired across the two folders by their identity without
 the seed (``--ignore-options`` leaves the optimizer's options out of it, to
-compare settings), and runs by seed. Per configuration and metric: the mean
-of the paired differences ``B - A`` with its 95% Student's t interval, the
-two-sided paired t-test's p-value and the exact sign-flip p-value, and a
-verdict: *identical* (every difference exactly 0), *better* or *worse* (the
-t-test rejects no difference at ``alpha``; the sign says which, a lower cost
-or time being better), or *indistinguishable*.
+compare settings; a tuned study is paired by each optimizer's current final
+runs per cell, whatever setting each side chose), and runs by seed.
 
-Metrics: final validation and test accuracy and final training cost; with
-``--target``, the gradient evaluations and training seconds to reach it,
-interpolated, over the seeds where both sides reached it.
+One metric decides (final validation accuracy, or ``--metric``); the others
+are reported beside it and decide nothing unless ``--all-metrics``. For each
+metric, over the configurations (:func:`nnbench.stats.decide`):
+
+- *identical*: every seed's difference within rounding (relative 1e-9 of
+  the value, or the floors a baseline measured, with ``--baseline``); never
+  tested, however few the seeds;
+- *better* / *worse*: a two-sided paired t-test that rejects "no
+  difference" after Holm's correction over the configurations (the chance of
+  any false verdict among them is at most ``--alpha``), with a mean
+  difference of at least the margin;
+- *equivalent*: the difference's ``1 - 2 alpha`` t interval lies within the
+  margin (two one-sided tests): whatever the difference is, it is smaller
+  than what matters;
+- *inconclusive*: the seeds cannot tell.
+
+The margin (``--margin``) is what counts as mattering: by default 0.002 of
+an accuracy (20 of MNIST's 10,000 validation images), 1% of a cost and 5% of
+a time or a count to a target; a number, ``N%`` of A's mean, or ``spread``:
+the range of A's seeds (a reproduction is *equivalent* when it differs by
+less than the reference's own seeds do).
+
+A seed that failed in B where it ended normally in A makes that
+configuration worse; seeds and configurations of one side only are listed.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nnbench import results, stats
+from nnbench import results, stats, tune
 from nnbench.errors import NnbenchError
 from nnbench.report.tables import with_time_to_target
 
@@ -31,23 +50,102 @@ METRICS = {  # name: True when higher is better
     "test_accuracy": True,
     "train_cost": False,
 }
-TARGET_METRICS = {"grad_evals_to_target": False, "train_seconds_to_target": False}
+TARGET_METRICS = {"grad_evals_to_target": False, "train_cpu_seconds_to_target": False}
+# What counts as mattering, per metric: an absolute number, or a string "N%" of A's mean.
+MARGINS = {
+    "val_accuracy": 0.002,
+    "test_accuracy": 0.002,
+    "train_cost": "1%",
+    "grad_evals_to_target": "5%",
+    "train_cpu_seconds_to_target": "5%",
+}
+ROUNDING_RTOL = 1e-9  # differences within this of the value are rounding
+ALPHA = 0.05
+FAIL_ON = ("worse", "different", "never")
+SETTLED = ("identical", "equivalent")
 
 
-def _key(spec: Any, ignore_options: bool) -> str:
+@dataclass
+class Comparison:
+    """The verdicts (one row per configuration and metric) and what could not be paired."""
+
+    table: pd.DataFrame
+    metric: str
+    alpha: float
+    only: dict[str, list[str]] = field(default_factory=dict)  # side -> configurations
+    all_metrics: bool = False
+
+
+def parse_margin(text: str | float | None, metric: str) -> float | str:
+    """A margin as given: a number >= 0, ``N%``, or ``spread``; the metric's default for None."""
+    if text is None:
+        return MARGINS.get(metric, "1%")
+    if isinstance(text, (int, float)):
+        value: Any = float(text)
+    elif text == "spread" or (isinstance(text, str) and text.endswith("%")):
+        value = text
+        if text != "spread":
+            try:
+                number = float(text[:-1])
+            except ValueError:
+                number = math.nan
+            if not (math.isfinite(number) and number >= 0):
+                raise NnbenchError(f"--margin {text!r}: a percentage is a number >= 0, e.g. 1%")
+    else:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+    if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+        raise NnbenchError(
+            f"--margin must be a number >= 0, a percentage (1%) or spread; got {text!r}"
+        )
+    return value
+
+
+def _margin_of(margin: float | str, a_values: np.ndarray) -> float:
+    if isinstance(margin, float):
+        return margin
+    finite = a_values[np.isfinite(a_values)]
+    if not len(finite):
+        return math.nan
+    if margin == "spread":
+        return float(finite.max() - finite.min())
+    return float(margin[:-1]) / 100 * abs(float(finite.mean()))
+
+
+# -- the runs of a folder ----------------------------------------------------------------------
+
+
+def _key(spec: Any, ignore_options: bool) -> tuple[str, str]:
+    """What pairs a run with the other folder's: its identity without the seed;
+    a tuned study's final runs by optimizer and cell (each side chose its setting)."""
     identity = spec.identity(with_seed=False)
-    if ignore_options:
+    tuned = spec.phase == "final"
+    if ignore_options or tuned:
         identity.pop("options", None)
-    return str(sorted(identity.items()))
+    if tuned:
+        identity.pop("trial", None)
+    name = f"{spec.label} | hidden {spec.arch} | batch {spec.batch_size}"
+    if tuned:
+        name = f"{spec.optimizer} (tuned) | hidden {spec.arch} | batch {spec.batch_size}"
+    return str(sorted(identity.items())), name
 
 
-def _finals(folder: Path, ignore_options: bool, target: float | None) -> pd.DataFrame:
+def _finals(
+    folder: Path, ignore_options: bool, target: float | None, side: str = "A"
+) -> pd.DataFrame:
+    """One row per run shown for ``folder``: its final metrics, key and name."""
     if not Path(folder).is_dir():
         raise NnbenchError(f"{folder}: no such results folder")
     stored = results.stored_runs(folder)
     if not stored:
         raise NnbenchError(f"{folder}: no runs to compare")
-    frame = results.load(folder)
+    frame = tune.reported(results.load(folder), tune.read_choices(folder))
+    if frame.empty:
+        raise NnbenchError(
+            f"{folder}: a tuned study without final runs yet; run it to the end to compare it"
+        )
     last = results.final_rows(frame)
     ids = {run.path.stem: rid for rid, run in stored.items()}  # older files: by file name
     last["run_id"] = last["run_id"].map(lambda r: ids.get(r, r))
@@ -55,103 +153,179 @@ def _finals(folder: Path, ignore_options: bool, target: float | None) -> pd.Data
         ttt = with_time_to_target(frame, target)
         ttt["run_id"] = ttt["run_id"].map(lambda r: ids.get(r, r))
         last = last.merge(ttt, on="run_id", how="left")
+    by_id = last.set_index("run_id")
     rows = []
+    seen: dict[tuple[str, int], str] = {}
     for rid, run in stored.items():
-        match = last[last["run_id"] == rid]
-        if match.empty:
+        if rid not in by_id.index:
             continue
-        row = match.iloc[0].to_dict()
-        row.update(
-            key=_key(run.spec, ignore_options),
-            seed=run.spec.seed,
-            ok=run.status.is_ok,
-            name=f"{run.spec.label} | hidden {run.spec.arch} | batch {run.spec.batch_size}",
-        )
+        row = by_id.loc[rid].to_dict()
+        key, name = _key(run.spec, ignore_options)
+        row.update(key=key, name=name, seed=run.spec.seed, ok=run.status.is_ok, run_id=rid)
+        row["config_id"] = run.spec.config_id
+        other = seen.setdefault((key, run.spec.seed), run.spec.label)
+        if other != run.spec.label:
+            settings = sum(1 for k, s in seen if k == key and s == run.spec.seed) + 1
+            raise NnbenchError(
+                f"--ignore-options pairs configurations that differ only in the optimizer's "
+                f"options, but {side} holds {settings} settings of {run.spec.optimizer} in one "
+                f"cell ({other} and {run.spec.label}): compare folders with one setting each"
+            )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# -- the comparison ----------------------------------------------------------------------------
 
 
 def compare(
     a: str | Path,
     b: str | Path,
+    metric: str = "val_accuracy",
+    margin: float | str | None = None,
+    alpha: float = ALPHA,
     target: float | None = None,
-    alpha: float = 0.05,
     ignore_options: bool = False,
-) -> pd.DataFrame:
-    """One row per (configuration, metric) found in both folders."""
-    fa, fb = _finals(Path(a), ignore_options, target), _finals(Path(b), ignore_options, target)
+    baseline: str | Path | None = None,
+    all_metrics: bool = False,
+) -> Comparison:
+    """One row per (configuration, metric) found in both folders, and what is on one side only."""
+    metrics = dict(METRICS, **(TARGET_METRICS if target is not None else {}))
+    if metric not in metrics:
+        hint = " (with --target)" if metric in TARGET_METRICS else ""
+        raise NnbenchError(f"--metric must be one of {', '.join(metrics)}{hint}; got {metric!r}")
+    if not 0 < alpha < 1:
+        raise NnbenchError(f"--alpha must be in (0, 1); got {alpha!r}")
+    chosen = parse_margin(margin, metric)
+    floors = _floors(baseline) if baseline is not None else {}
+    fa = _finals(Path(a), ignore_options, target, "A")
+    fb = _finals(Path(b), ignore_options, target, "B")
     common = sorted(set(fa["key"]) & set(fb["key"]))
     if not common:
         raise NnbenchError(
             f"{a} and {b} share no configuration (the same settings but the seed); "
             "--ignore-options pairs configurations that differ only in the optimizer's options"
         )
-    metrics = dict(METRICS, **(TARGET_METRICS if target is not None else {}))
+    only = {
+        side: sorted(frame.loc[~frame["key"].isin(common), "name"].unique())
+        for side, frame in (("A", fa), ("B", fb))
+    }
+    groups = [
+        (fa[fa["key"] == k].set_index("seed"), fb[fb["key"] == k].set_index("seed"))
+        for k in common
+    ]
     out = []
-    for side, frame, other in (("A", fa, fb), ("B", fb, fa)):
-        for key in sorted(set(frame["key"]) - set(other["key"])):
-            name = frame.loc[frame["key"] == key, "name"].iloc[0]
-            out.append({"configuration": name, "metric": "", "n": 0, "verdict": f"only in {side}"})
-    for key in common:
-        ga = fa[fa["key"] == key].set_index("seed")
-        gb = fb[fb["key"] == key].set_index("seed")
-        seeds = sorted(set(ga.index) & set(gb.index))
-        name = gb["name"].iloc[0] if len(ga["name"].unique()) == 1 else ga["name"].iloc[0]
-        if ignore_options and ga["name"].iloc[0] != gb["name"].iloc[0]:
-            name = f"{ga['name'].iloc[0]} -> {gb['name'].iloc[0].split(' | ')[0]}"
-        ended = _ended_normally(ga, gb, seeds, name)
-        if ended is not None:
-            out.append(ended)
-        for metric, higher_better in metrics.items():
-            pairs = [
-                (ga.at[s, metric], gb.at[s, metric])
-                for s in seeds
-                if ga.at[s, "ok"] and gb.at[s, "ok"]
-            ]
-            pairs = [(x, y) for x, y in pairs if np.isfinite(x) and np.isfinite(y)]
-            row: dict[str, Any] = {"configuration": name, "metric": metric, "n": len(pairs)}
-            if not pairs:
-                out.append({**row, "verdict": "no pairs"})
-                continue
-            xa, xb = np.array(pairs).T
-            test = stats.paired_test(xa, xb)
-            verdict = "identical" if test.identical else "indistinguishable"
-            if not test.identical and np.isfinite(test.p_t) and test.p_t < alpha:
-                verdict = "better" if (test.mean > 0) == higher_better else "worse"
-            out.append(
-                {
-                    **row,
-                    "a": float(xa.mean()),
-                    "b": float(xb.mean()),
-                    "diff": test.mean,
-                    "low": test.low,
-                    "high": test.high,
-                    "p": test.p_t,
-                    "p_sign_flip": test.p_sign_flip,
-                    "verdict": verdict,
-                    "unpaired": len(set(ga.index) ^ set(gb.index)),
-                }
-            )
-    return pd.DataFrame(out)
+    for ga, gb in groups:
+        out.append(_ended_normally(ga, gb))
+    for name, higher in metrics.items():
+        out += _metric_rows(groups, name, higher, chosen if name == metric else None, alpha, floors)
+    table = pd.DataFrame([r for r in out if r is not None])
+    table["decides"] = (table["metric"] == metric) | (
+        all_metrics & table["metric"].isin(list(metrics))
+    )
+    table.loc[table["metric"] == "ended normally", "decides"] = True
+    return Comparison(table, metric, alpha, only, all_metrics)
 
 
-def _ended_normally(ga: pd.DataFrame, gb: pd.DataFrame, seeds: list, name: str) -> dict | None:
+def _floors(path: str | Path) -> dict[tuple[str, str], float]:
+    """``{(config_id, metric): final floor}`` from a baseline."""
+    from nnbench.baseline import TRACKED, read_baseline
+
+    out = {}
+    for c in read_baseline(path)["configurations"]:
+        for m in TRACKED:
+            floor = c["floors"][m][-1] if c["floors"][m] else None
+            if floor is not None:
+                out[(c["config_id"], m)] = float(floor)
+    return out
+
+
+def _name(ga: pd.DataFrame, gb: pd.DataFrame) -> str:
+    """The configuration's name, both options when --ignore-options paired two."""
+    a, b = ga["name"].iloc[0], gb["name"].iloc[0]
+    if a == b:
+        return a
+    return f"{a} -> {b.split(' | ')[0]}"
+
+
+def _unpaired(ga: pd.DataFrame, gb: pd.DataFrame) -> str:
+    only_a = sorted(set(ga.index) - set(gb.index))
+    only_b = sorted(set(gb.index) - set(ga.index))
+    parts = []
+    if only_a:
+        parts.append(f"seeds only in A: {','.join(map(str, only_a))}")
+    if only_b:
+        parts.append(f"seeds only in B: {','.join(map(str, only_b))}")
+    return "; ".join(parts)
+
+
+def _metric_rows(
+    groups: list[tuple[pd.DataFrame, pd.DataFrame]],
+    metric: str,
+    higher: bool,
+    margin: float | str | None,
+    alpha: float,
+    floors: dict[tuple[str, str], float],
+) -> list[dict[str, Any]]:
+    """One family: the metric over every paired configuration, Holm-corrected."""
+    margin = parse_margin(margin, metric) if margin is None else margin
+    pairs, margins, tolerances, info = [], [], [], []
+    for ga, gb in groups:
+        both = sorted(set(ga.index) & set(gb.index))
+        seeds = [s for s in both if ga.at[s, "ok"] and gb.at[s, "ok"]]
+        xa = np.array([ga.at[s, metric] for s in seeds], dtype=float)
+        xb = np.array([gb.at[s, metric] for s in seeds], dtype=float)
+        keep = np.isfinite(xa) & np.isfinite(xb)
+        xa, xb = xa[keep], xb[keep]
+        config_id = ga["config_id"].iloc[0]
+        floor = floors.get((config_id, metric))
+        tol = ROUNDING_RTOL * np.fmax(np.abs(xa), np.abs(xb))
+        if floor is not None:
+            tol = np.fmax(tol, floor)
+        pairs.append((xa, xb))
+        margins.append(_margin_of(margin, ga[metric].to_numpy(dtype=float)))
+        tolerances.append(tol)
+        info.append((_name(ga, gb), _unpaired(ga, gb)))
+    decisions = stats.decide(pairs, margins, tolerances, alpha, higher)
+    rows = []
+    for (xa, xb), d, (name, unpaired) in zip(pairs, decisions, info):
+        row = {
+            "configuration": name,
+            "metric": metric,
+            "n": d.n,
+            "a": float(xa.mean()) if len(xa) else math.nan,
+            "b": float(xb.mean()) if len(xb) else math.nan,
+            "diff": d.mean,
+            "low": d.low,
+            "high": d.high,
+            "p": d.p,
+            "p_holm": d.p_holm,
+            "margin": d.margin,
+            "verdict": d.verdict if d.n else "no pairs",
+            "unpaired": unpaired,
+        }
+        rows.append(row)
+    return rows
+
+
+def _ended_normally(ga: pd.DataFrame, gb: pd.DataFrame) -> dict | None:
     """A row when the paired seeds did not all end normally on both sides: a seed
     that failed in B where it ended normally in A makes B worse (and the reverse
     better), whatever the metrics of the other seeds say."""
+    seeds = sorted(set(ga.index) & set(gb.index))
     lost = [s for s in seeds if ga.at[s, "ok"] and not gb.at[s, "ok"]]
     gained = [s for s in seeds if gb.at[s, "ok"] and not ga.at[s, "ok"]]
     if not lost and not gained and all(ga.at[s, "ok"] for s in seeds):
         return None
     verdict = "worse" if lost else "better" if gained else "identical"
     return {
-        "configuration": name,
+        "configuration": _name(ga, gb),
         "metric": "ended normally",
         "n": len(seeds),
         "a": float(sum(bool(ga.at[s, "ok"]) for s in seeds)),
         "b": float(sum(bool(gb.at[s, "ok"]) for s in seeds)),
         "verdict": verdict,
-        "seeds": f"failed only in B: {_seeds(lost)}; only in A: {_seeds(gained)}",
+        "unpaired": f"failed only in B: {_seeds(lost)}; only in A: {_seeds(gained)}",
     }
 
 
@@ -159,46 +333,71 @@ def _seeds(seeds: list) -> str:
     return ",".join(map(str, seeds)) or "none"
 
 
-def format_table(table: pd.DataFrame) -> str:
+# -- the verdict as text and exit status -------------------------------------------------------
+
+
+def exit_code(comparison: Comparison, fail_on: str) -> int:
+    """1 when a deciding metric got worse or a seed failed only in B (``worse``); with
+    ``different``, when a deciding metric is anything but identical or equivalent,
+    or a configuration or a seed is on one side only."""
+    if fail_on == "never":
+        return 0
+    table = comparison.table
+    deciding = table[table["decides"]]
+    if (deciding["verdict"] == "worse").any():
+        return 1
+    if fail_on == "different":
+        seeds = table.loc[table["metric"] != "ended normally", "unpaired"].fillna("")
+        if any(comparison.only.values()) or (seeds != "").any():
+            return 1
+        if (~deciding["verdict"].isin([*SETTLED, "no pairs"])).any():
+            return 1
+    return 0
+
+
+def format_comparison(comparison: Comparison) -> str:
+    """The deciding rows, then the reported ones, then what is on one side only."""
+    table = comparison.table
+    width = max(len("configuration"), *(len(c) for c in table["configuration"])) + 2
+    head = (
+        f"{'configuration':<{width}}{'metric':<28}{'n':>3} {'A':>10} {'B':>10} {'B - A':>10} "
+        f"{'95% CI':>22} {'margin':>8} {'p Holm':>7}  verdict"
+    )
     lines = [
-        f"{'configuration':<50}{'metric':>24} {'n':>3} {'A':>10} {'B':>10} {'B - A':>10} "
-        f"{'95% CI':>22} {'p':>8} {'p sign':>7}  verdict"
+        f"{comparison.metric} decides (Holm's correction over the configurations at alpha "
+        f"{comparison.alpha:g}); B - A > 0 means B is higher",
+        head,
     ]
-    for r in table.to_dict("records"):
-        if r["verdict"] == "no pairs":
-            lines.append(
-                f"{r['configuration'][:49]:<50}{r['metric']:>24} {0:>3}  no seed of both "
-                "ended normally"
-            )
-            continue
-        if r["verdict"].startswith("only in"):
-            lines.append(f"{r['configuration'][:49]:<50}{'':>24} {0:>3}  {r['verdict']}")
-            continue
-        if r["metric"] == "ended normally":
-            lines.append(
-                f"{r['configuration'][:49]:<50}{r['metric']:>24} {r['n']:>3} {r['a']:>10.0f} "
-                f"{r['b']:>10.0f}  {r['seeds']}  {r['verdict']}"
-            )
-            continue
-        ci = f"[{r['low']:+.4g}, {r['high']:+.4g}]" if np.isfinite(r["low"]) else ""
-        lines.append(
-            f"{r['configuration'][:49]:<50}{r['metric']:>24} {r['n']:>3} {r['a']:>10.4g} "
-            f"{r['b']:>10.4g} {r['diff']:>+10.3g} {ci:>22} {r['p']:>8.2g} "
-            f"{r['p_sign_flip']:>7.2g}  {r['verdict']}"
-        )
-    counts = table["verdict"].value_counts().to_dict()
-    lines.append(", ".join(f"{n} {v}" for v, n in sorted(counts.items())))
+    deciding = table[table["decides"]]
+    lines += [_line(r, width) for r in deciding.to_dict("records")]
+    rest = table[~table["decides"]]
+    if not rest.empty:
+        lines.append("reported, deciding nothing (--all-metrics to let them):")
+        lines += [_line(r, width) for r in rest.to_dict("records")]
+    for side, names in comparison.only.items():
+        lines += [f"{name}: only in {side}" for name in names]
+    counts = deciding.loc[deciding["metric"] != "ended normally", "verdict"].value_counts()
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(counts.items()))
+    lines.append(f"{comparison.metric}: {summary or 'nothing compared'}")
     return "\n".join(lines)
 
 
-def exit_code(table: pd.DataFrame, fail_on: str) -> int:
-    """1 when a metric got worse or a seed failed only in B (``worse``), or when
-    anything differs, a configuration of one side only included (``different``)."""
-    if fail_on == "never":
-        return 0
-    bad = {"worse"}
-    if fail_on != "worse":
-        # ("no pairs" alone is no difference: a target neither side reached, say;
-        # seeds that ended normally on one side only have their own row)
-        bad |= {"better", "indistinguishable", "only in A", "only in B"}
-    return 1 if table["verdict"].isin(bad).any() else 0
+def _line(r: dict[str, Any], width: int) -> str:
+    start = f"{r['configuration']:<{width}}{r['metric']:<28}{r['n']:>3} "
+    text = r.get("unpaired")
+    unpaired = f"  ({text})" if isinstance(text, str) and text else ""
+    if r["metric"] == "ended normally":
+        return start + f"{r['a']:>10.0f} {r['b']:>10.0f}  {r['unpaired']}  {r['verdict']}"
+    if r["verdict"] == "no pairs":
+        return start + "no seed of both ended normally with a value" + unpaired
+    ci = f"[{r['low']:+.4g}, {r['high']:+.4g}]" if np.isfinite(r["low"]) else ""
+    return (
+        start
+        + f"{r['a']:>10.4g} {r['b']:>10.4g} {r['diff']:>+10.3g} {ci:>22} "
+        + f"{_num(r['margin'], '.3g'):>8} {_num(r['p_holm'], '.2g'):>7}  {r['verdict']}"
+        + unpaired
+    )
+
+
+def _num(value: float, spec: str) -> str:
+    return "" if value is None or not np.isfinite(value) else format(value, spec)
