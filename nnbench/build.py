@@ -108,7 +108,7 @@ def build_run(
         ``train``, ``validation`` and ``test`` pick which is used for what
     n_classes : outputs of the network
     theta : start weights; None draws them from the seed (:func:`initial_weights`)
-    loop_extra : fields of :class:`LoopSettings` beyond the schema (``evaluate``)
+    loop_extra : fields of :class:`LoopSettings` beyond the schema
     """
     X = splits[values["train"]][0]
     sizes = (X.shape[1], *values["hidden"], n_classes)

@@ -221,7 +221,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 seed=seed,
                 tol=self.tol,
                 every=self.eval_every,
-                train_rows="all",  # a fit's full evaluation is on all its rows
+                # a fit's full evaluation is on all its rows
+                train_rows="all" if self.evaluation == "full" else "running",
                 **budget,
             )
         except ConfigError as exc:  # name the estimator's parameter, not the file's key
@@ -262,9 +263,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if self.evaluation not in ("running", "full"):
             raise ValueError(f"evaluation must be 'running' or 'full'; got {self.evaluation!r}")
         values = self._values(_seed_from(self.random_state))
-        run = build_run(
-            values, optimizer, {"train": (X, y_idx)}, len(self.classes_), evaluate=self.evaluation
-        )
+        run = build_run(values, optimizer, {"train": (X, y_idx)}, len(self.classes_))
         start = self._start_weights(run.model)
         if start is not None:
             run.theta[...] = start  # in place: theta is what the loop trains

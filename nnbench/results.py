@@ -394,14 +394,11 @@ def claim_folder(out_dir: str | Path, experiment: Mapping[str, Any], merge: bool
     out = Path(out_dir)
     owner_file = out / EXPERIMENT_FILE
     name = experiment["name"]
-    owner = None
+    owner, owner_tuned = None, False
     if owner_file.exists() or owner_file.is_symlink():
         try:
-            owner = (
-                json.loads(owner_file.read_text()).get("name")
-                if is_regular_file(owner_file)
-                else None
-            )
+            described = json.loads(owner_file.read_text()) if is_regular_file(owner_file) else {}
+            owner, owner_tuned = described.get("name"), bool(described.get("tune"))
         except (OSError, ValueError, AttributeError, RecursionError):
             owner = None
         if not isinstance(owner, str):  # nnbench always writes one: the file is not its
@@ -414,6 +411,14 @@ def claim_folder(out_dir: str | Path, experiment: Mapping[str, Any], merge: bool
             raise NnbenchError(
                 f"{out} holds the results of experiment {owner!r}, not {name!r}: "
                 "give another --out, or --merge to add these runs to it"
+            )
+        if owner_tuned or experiment.get("tune"):
+            # a tuned study stands for its optimizers by their finals: runs of
+            # another experiment among them would be reported as, or instead of, them
+            raise NnbenchError(
+                f"--merge cannot mix a tuning study with other runs ({name!r} into {out}, which "
+                f"holds {owner!r}): a tuned study is reported by its final runs, and the others "
+                "would stand in for them; give another --out"
             )
         atomic_write(out / f"experiment.{name}.json", json.dumps(experiment, indent=2, default=str))
         return

@@ -120,8 +120,11 @@ def _dataset_names() -> str:  # the registry decides: plugins add names
     return "one of " + ", ".join(data.available())
 
 
+RUNNING = "running"  # train_rows: the mean minibatch loss, no pass of its own
+
+
 def _train_rows(value: Any) -> int | str:
-    if value == "all":
+    if value in ("all", RUNNING):
         return value
     value = INT.convert(value)
     if value < 1:
@@ -139,7 +142,7 @@ def _seed_list(value: Any) -> tuple[int, ...]:
 
 
 DATASET = Kind(_dataset_names, _dataset)
-TRAIN_ROWS = Kind('an integer >= 1, or "all"', _train_rows)
+TRAIN_ROWS = Kind('an integer >= 1, "all", or "running"', _train_rows)
 SEED_LIST = Kind("a non-empty list of distinct integers >= 0", _seed_list)
 
 
@@ -274,7 +277,9 @@ SCHEMA: tuple[Setting, ...] = (
        "points adapt to any budget", kind=EVERY, optional=True,
        flags=("--eval-every", "--eval-every")),
     _s("eval", "train_rows", 5_000,
-       "training-set metrics on a fixed subset of this many rows (all when larger)",
+       "training-set metrics on a fixed subset of this many rows (all when larger), "
+       '"all", or "running": the mean minibatch loss since the previous point, no pass '
+       "of its own (scikit-learn's loss_curve_, the estimator's default)",
        "as AlgoPerf does: half the validation set's cost, where all 50,000 MNIST rows "
        "would cost five times it (benchmarks/eval_share.py measures the share)", kind=TRAIN_ROWS,
        flags=("--train-eval-rows", "--train-eval-rows")),

@@ -8,8 +8,10 @@ In an experiment file, a table in place of a value::
     form = { choice = ["blog", "classical"] }
 
 Each space maps a point ``u`` of [0, 1) to a value (so quasi-random points
-fill it evenly), and says where a value sits in it (:meth:`position`, on the
-scale it is sampled on), which the report uses to flag a choice at an edge.
+fill it evenly), rounds a value as trials are labelled (:meth:`round`: four
+significant digits, of the distance from 1 for ``one_minus_log_uniform``),
+and says where a value sits in it (:meth:`position`, on the scale it is
+sampled on), which the report uses to flag a choice at an edge.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+SIGNIFICANT_DIGITS = 4  # trial values: readable labels, finer than any tuning needs
+
+
+def _significant(value: float) -> float:
+    return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,9 @@ class LogUniform:
 
     def position(self, value: float) -> float:
         return (math.log(value) - math.log(self.low)) / (math.log(self.high) - math.log(self.low))
+
+    def round(self, value: float) -> float:
+        return _significant(value)
 
     def to_table(self) -> dict[str, Any]:
         return {self.kind: [self.low, self.high]}
@@ -54,6 +65,10 @@ class OneMinusLogUniform:
     def position(self, value: float) -> float:
         return 1.0 - LogUniform(1.0 - self.high, 1.0 - self.low).position(1.0 - value)
 
+    def round(self, value: float) -> float:
+        # four significant digits of the distance from 1: 0.99999 stays 0.99999
+        return 1.0 - _significant(1.0 - value)
+
     def to_table(self) -> dict[str, Any]:
         return {self.kind: [self.low, self.high]}
 
@@ -73,6 +88,9 @@ class Uniform:
 
     def position(self, value: float) -> float:
         return (value - self.low) / (self.high - self.low)
+
+    def round(self, value: float) -> float:
+        return _significant(value)
 
     def to_table(self) -> dict[str, Any]:
         return {self.kind: [self.low, self.high]}
@@ -96,6 +114,9 @@ class IntUniform:
     def position(self, value: float) -> float:
         return (value - self.low + 0.5) / (self.high - self.low + 1)
 
+    def round(self, value: int) -> int:
+        return value
+
     def to_table(self) -> dict[str, Any]:
         return {self.kind: [self.low, self.high]}
 
@@ -114,6 +135,9 @@ class Choice:
 
     def position(self, value: Any) -> float:
         return 0.5  # an unordered choice has no edge
+
+    def round(self, value: Any) -> Any:
+        return value
 
     def to_table(self) -> dict[str, Any]:
         return {self.kind: list(self.values)}

@@ -21,7 +21,7 @@ import numpy as np
 
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
-from nnbench.settings import FULL_BATCH, budget_axis
+from nnbench.settings import FULL_BATCH, RUNNING, budget_axis
 from nnbench.status import Status
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -48,6 +48,7 @@ METRICS = (
     "test_cost",
     "test_accuracy",
     "train_seconds",
+    "train_cpu_seconds",
     "eval_seconds",
 )
 
@@ -117,12 +118,10 @@ class LoopSettings:
 
     The fields are the schema's settings of the same names (see
     ``nnbench config``); :meth:`from_values` takes them from a run's values.
-
-    ``evaluate``: ``"full"`` computes cost and accuracy on the training
-    subset and on the validation and test sets at every evaluation point;
-    ``"running"`` records only the mean minibatch loss since the previous
-    point (scikit-learn's cheap ``loss_curve_``), as the estimator does by
-    default.
+    ``train_rows = "running"`` records the mean minibatch loss since the
+    previous point as the training cost (scikit-learn's cheap
+    ``loss_curve_``, the estimator's default) instead of a pass over
+    training rows; the validation and test sets are evaluated all the same.
     """
 
     budget: Budget
@@ -134,7 +133,6 @@ class LoopSettings:
     train_rows: int | str = 5_000
     test_curve: bool = False
     tol: float | None = None
-    evaluate: str = "full"
     divergence_factor: float = DIVERGENCE_FACTOR
 
     def __post_init__(self) -> None:
@@ -149,8 +147,6 @@ class LoopSettings:
             raise ValueError(f"points must be an integer >= 1; got {self.points!r}")
         if self.spacing not in ("linear", "log"):
             raise ValueError(f"spacing must be linear or log; got {self.spacing!r}")
-        if self.evaluate not in ("full", "running"):
-            raise ValueError(f"evaluate must be full or running; got {self.evaluate!r}")
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **extra: Any) -> LoopSettings:
@@ -170,6 +166,7 @@ class EvalSchedule:
     def __init__(self, loop: LoopSettings) -> None:
         self.every = loop.every
         self.thresholds: list[float] = []
+        self.axis: str | None = None  # the budget the points are spread over
         if self.every is None:
             values = loop.budget.as_values()
             self.axis = budget_axis(values)
@@ -206,6 +203,35 @@ class EvalSchedule:
             self._next += 1
             due = True
         return due
+
+
+class TrainingClock:
+    """Training time on two clocks, counted over the spans between evaluations.
+
+    ``wall``: elapsed seconds (``time.perf_counter``), what a user waits;
+    it moves with whatever else the machine runs. ``cpu``: the CPU seconds
+    of this process (``time.process_time``) over the same spans, which
+    another process on the machine does not inflate (a run's process has
+    its own BLAS threads, one by default, and nothing else). Evaluation is
+    on neither: ``eval`` counts it apart.
+    """
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = self.eval = 0.0
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def pause(self) -> None:
+        """End a training span."""
+        self.wall += time.perf_counter() - self._wall0
+        self.cpu += time.process_time() - self._cpu0
+
+    def resume(self) -> None:
+        """Start a training span."""
+        self._wall0, self._cpu0 = time.perf_counter(), time.process_time()
+
+    def training_seconds(self) -> float:
+        """Wall seconds of training so far, the current span included."""
+        return self.wall + time.perf_counter() - self._wall0
 
 
 @dataclass
@@ -321,7 +347,7 @@ def train(
     rng : numpy Generator
         Drives the minibatch order only.
     valid, test : (X, y), optional
-        Evaluated at every evaluation point (with ``loop.evaluate == "full"``).
+        Evaluated at every evaluation point.
     callback : callable, optional
         Called with each evaluation row (plus ``theta``); a true return stops
         the run with status ``stopped``.
@@ -351,7 +377,7 @@ def train(
         else None
         for split in (valid, test)
     )
-    full = loop.evaluate == "full"
+    full = loop.train_rows != RUNNING
     train_eval = _train_subset(X, y, loop.train_rows) if full else None
     schedule = EvalSchedule(loop)
     budget = loop.budget
@@ -359,11 +385,13 @@ def train(
     objective = BatchObjective(model)
     state = optimizer.start(theta)
     rows: list[dict[str, Any]] = []
-    clock = {"train": 0.0, "eval": 0.0}
     progress: dict[str, Any] = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
     running = {"loss": 0.0, "n": 0}
+    # a time budget, or evaluation points spread over time, read the clock every step
+    timed = budget.max_seconds is not None or schedule.axis == "train_seconds"
 
     def evaluate(with_test: bool = loop.test_curve) -> dict[str, Any]:
+        clock.pause()
         t0 = time.perf_counter()
         row = dict(progress, grad_evals=objective.n_evals)
         # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
@@ -377,25 +405,27 @@ def train(
                 row["train_cost"], row["train_accuracy"] = loss, np.nan
                 running.update(loss=0.0, n=0)
             for name, split in (("val", valid), ("test", test if with_test else None)):
-                cost, acc = model.evaluate(theta, *split) if split and full else (np.nan, np.nan)
+                cost, acc = model.evaluate(theta, *split) if split else (np.nan, np.nan)
                 row[f"{name}_cost"], row[f"{name}_accuracy"] = cost, acc
-        clock["eval"] += time.perf_counter() - t0
-        row["train_seconds"], row["eval_seconds"] = clock["train"], clock["eval"]
+        clock.eval += time.perf_counter() - t0
+        row["train_seconds"], row["train_cpu_seconds"] = clock.wall, clock.cpu
+        row["eval_seconds"] = clock.eval
         rows.append(row)
+        clock.resume()
         return row
 
     status, message = Status.COMPLETED, ""
+    clock = TrainingClock()
     try:
         first_cost = evaluate()["train_cost"]
         if not math.isfinite(first_cost):
             return TrainResult(theta, rows, Status.DIVERGED, "the starting cost is not finite")
         batches = minibatches(n_samples, bs0, rng, loop.batch_growth)
+        seconds = 0.0
         while True:
-            t0 = time.perf_counter()
             idx, n_pass, i, n_batches = next(batches)
             objective.select(X, y, idx)
             loss = optimizer.update(objective, theta, state)
-            clock["train"] += time.perf_counter() - t0
 
             it = progress["iteration"] = progress["iteration"] + 1
             if heartbeat is not None:
@@ -405,13 +435,15 @@ def train(
             progress["batch_rows"] = len(idx)
             running["loss"] += loss
             running["n"] += 1
-            done = budget.exhausted(it, progress["epoch"], objective.n_evals, clock["train"])
+            if timed:
+                seconds = clock.training_seconds()
+            done = budget.exhausted(it, progress["epoch"], objective.n_evals, seconds)
             if not math.isfinite(loss):
                 evaluate()
                 status, message = Status.DIVERGED, f"minibatch loss became {loss} at iteration {it}"
                 break
             due = schedule.due(
-                dict(progress, grad_evals=objective.n_evals, train_seconds=clock["train"]),
+                dict(progress, grad_evals=objective.n_evals, train_seconds=seconds),
                 i + 1 == n_batches,
             )
             if not (due or done):
@@ -437,13 +469,13 @@ def train(
     except KeyboardInterrupt:
         status = Status.INTERRUPTED
         message = f"interrupted after iteration {progress['iteration']}"
-    if test is not None and full and rows and not loop.test_curve:
+    if test is not None and rows and not loop.test_curve:
         # the test split at the last point: the weights are still those it evaluated
         t0 = time.perf_counter()
         with np.errstate(invalid="ignore", over="ignore"):
             rows[-1]["test_cost"], rows[-1]["test_accuracy"] = model.evaluate(theta, *test)
-        clock["eval"] += time.perf_counter() - t0
-        rows[-1]["eval_seconds"] = clock["eval"]
+        clock.eval += time.perf_counter() - t0
+        rows[-1]["eval_seconds"] = clock.eval
     return TrainResult(
         theta, rows, status, message, progress["iteration"], objective.n_evals, state
     )

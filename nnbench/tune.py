@@ -63,12 +63,32 @@ def parse_space(
         space = space_from_table(dict(table))
     except ValueError as exc:
         raise fail(where, str(exc)) from None
-    bounds = space.values if hasattr(space, "values") else (space.low, space.high)
-    for bound in bounds:
+    if hasattr(space, "values"):
+        canonical = []
+        for value in space.values:
+            try:
+                canonical.append(option.convert(value))
+            except ValueError as exc:
+                raise fail(where, f"the choice {value!r} is not taken: it takes {exc}") from None
+        if len(set(map(repr, canonical))) < len(canonical):
+            raise fail(where, f"the choice names one value twice ({list(space.values)!r}); "
+                       "give each once")  # fmt: skip
+        return space
+    # the values trials take, rounded as they are: both ends must be the option's
+    ends = [space.round(space.value(u)) for u in (0.0, 1.0 - 1e-12)]
+    for bound in ends:
         try:
             option.convert(bound)
         except ValueError as exc:
-            raise fail(where, f"the space reaches {bound!r}, but the option takes {exc}") from None
+            raise fail(
+                where, f"the space reaches {bound!r} (rounded as trials are), but the option "
+                f"takes {exc}"
+            ) from None  # fmt: skip
+    if ends[0] == ends[1]:
+        raise fail(
+            where, f"the space's trials would all be {ends[0]!r} (to {4} significant digits): "
+            "widen it, or give the value instead"
+        )  # fmt: skip
     return space
 
 
@@ -106,11 +126,7 @@ def trial_points(opt: Any, n_trials: int, seed: int) -> list[dict[str, Any]]:
     for u in points:
         options = dict(fixed)
         for (key, space), ui in zip(spaces.items(), u):
-            value = space.value(float(ui))
-            if isinstance(value, float):
-                # four significant digits: readable labels, and finer than any tuning needs
-                value = float(f"{value:.4g}")
-            options[key] = cls.options[key].convert(value)
+            options[key] = cls.options[key].convert(space.round(space.value(float(ui))))
         trials.append(options)
     return trials
 
@@ -270,22 +286,42 @@ def read_choices(results_dir: Any) -> list[dict[str, Any]] | None:
 
 def current_finals(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
     """``frame`` without the final runs of an earlier choice. A rerun can choose
-    again (a trial that failed, retried, may win): the finals of the setting no
-    longer chosen stay on disk, but are not the optimizer's numbers any more."""
+    again (a trial that failed, retried, may win; a new ``[tune] seed`` or
+    search space draws other trials): the finals of a setting no longer chosen
+    stay on disk, but are not the optimizer's numbers any more. Finals are
+    matched on the chosen *setting* (its options), not on a trial's index,
+    which names another setting once the draws change."""
     if not chosen or "phase" not in frame or frame.empty:
         return frame
+    from nnbench.grid import _canonical_options
     from nnbench.results import batch_number
 
     keep = set()
     for c in chosen:
         try:
             hidden = "-".join(map(str, c["hidden"])) or "none"
-            keep.add((c["optimizer"], hidden, batch_number(c["batch_size"]), int(c["trial"])))
+            # canonical, as run files store them (a default spelled out is no option)
+            options = json.dumps(_canonical_options(c["optimizer"], c["options"]), sort_keys=True)
+            keep.add((c["optimizer"], hidden, batch_number(c["batch_size"]), options))
         except (KeyError, TypeError, ValueError):
             continue
-    keys = zip(frame["optimizer"], frame["hidden"], frame["batch_size"], frame["trial"])
-    current = np.array([(o, h, float(b), int(t)) in keep for o, h, b, t in keys], dtype=bool)
+    keys = zip(frame["optimizer"], frame["hidden"], frame["batch_size"], frame["options"])
+    current = np.array([(o, h, float(b), opts) in keep for o, h, b, opts in keys], dtype=bool)
     return frame[(frame["phase"] != "final").to_numpy() | current]
+
+
+def reported(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
+    """The runs that stand for a results folder in its tables, figures, profile and
+    comparisons: a tuned study's current finals (each optimizer's chosen
+    setting, on seeds the choice never saw), else its grid runs. A tuned study
+    whose finals are not run yet has none: its trials are for choosing."""
+    if "phase" not in frame or frame.empty:
+        return frame
+    frame = current_finals(frame, chosen)
+    finals = frame["phase"] == "final"
+    if finals.any() or (frame["phase"] == "trial").any():
+        return frame[finals]
+    return frame
 
 
 def run(experiment: Any, work: Any) -> None:

@@ -87,9 +87,11 @@ def test_summary_statistics_by_hand(hand_made):
     assert gd["seeds"] == 3 and gd["ok"] == 3
     assert gd["val_mean"] == pytest.approx(0.8)  # (0.8 + 0.9 + 0.7) / 3
     assert gd["val_std"] == pytest.approx(0.1)  # sqrt(((0)^2 + 0.1^2 + 0.1^2) / 2)
-    # exact bootstrap of 3 values: the mean 0.7 (all three resampled 0.7) has
-    # probability 1/27 > 2.5%, and 0.9 likewise: the interval is [0.7, 0.9]
-    assert (gd["val_low"], gd["val_high"]) == pytest.approx((0.7, 0.9))
+    # Student's t over 3 seeds: 0.8 +- t(0.975, 2) * 0.1 / sqrt(3) = 0.8 +- 0.2484,
+    # whose top, 1.048, is cut to 1 (and said): an accuracy stays in [0, 1]
+    half = 4.302652729911275 * 0.1 / math.sqrt(3)
+    assert (gd["val_low"], gd["val_high"]) == pytest.approx((0.8 - half, 1.0))
+    assert gd["val_clipped"]
     # interpolated time to 0.75: seed 1 between 0.6 at 1 s and 0.8 at 2 s -> 1.75 s;
     # seed 2 between 0.1 at 0 s and 0.8 at 3 s -> 3 * 0.65 / 0.7 = 2.7857 s; seed 3 never
     assert gd["reached"] == 2
@@ -103,12 +105,16 @@ def test_summary_statistics_by_hand(hand_made):
     assert adam["reached"] == 1
 
 
-def test_intervals_stay_inside_the_range_of_accuracies(tmp_path):
+def test_intervals_are_cut_to_the_range_of_accuracies_and_say_so(tmp_path):
     # two seeds far apart: a t interval would be 0.5 +- 6.35, far outside [0, 1]
     for seed, acc in ((1, 0.0), (2, 1.0)):
         results.write_run(tmp_path, spec(seed=seed), rows([0.5, acc], [0, 1]), "completed", "", {})
     summary = tables.summary_table(results.load(tmp_path))
     assert (summary["val_low"].iloc[0], summary["val_high"].iloc[0]) == (0.0, 1.0)
+    assert summary["val_clipped"].iloc[0]
+    report.build_report(tmp_path, tmp_path / "r", figures=["final-accuracy"])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "0.5000 [0.0000, 1.0000]*" in md and "was cut there" in md
 
 
 def test_failed_and_diverged_runs_are_listed(hand_made):
@@ -253,7 +259,8 @@ def test_the_profile_follows_algoperfs_rule_on_hand_made_runs(hand_made):
     reaches it at evaluation 2 (2.0 s), seed 2 at evaluation 1 (3.0 s), seed 3
     never: the median of (2, 3, inf) is 3.0. adam: seed 1 at 0.5 s, the failed
     seed 2 has no evaluations (not a study), seed 3 never: median(0.5, inf) = inf."""
-    times, ratios, _rho, score = tables.performance_profile(results.load(hand_made), 0.75)
+    profile = tables.performance_profile(results.load(hand_made), 0.75)
+    times, ratios, score = profile.times, profile.ratios, profile.score
     cell = ("25", 50.0)
     gd, adam = dict(times.loc["gd"]), dict(times.loc["adam"])
     assert gd[cell] == 3.0 and math.isinf(adam[cell])
@@ -347,3 +354,55 @@ def test_loading_trusts_the_spec_and_numbers_only(tmp_path):
     assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 2, 3]
     with pytest.warns(results.ResultsWarning):
         report.build_report(tmp_path, tmp_path / "rep")  # no traceback either
+
+
+MARKUP = {
+    "script": "<script>alert(1)</script>",
+    "comment": "<!-- the rest is hidden",
+    "link": "[click](javascript:alert(1))",
+    "pipe": "a | b",
+    "code": "`rm -rf`",
+    "backslash": "c:\\",
+}
+
+
+def test_markup_planted_in_every_user_and_plugin_string_is_shown_never_read(tmp_path):
+    """A plugin's option values (in labels and the tuning tables), an exception's
+    message (the failures table) and a figure's error (a note): every one shown
+    as text in report.md and report.html, none read as markup."""
+    exp = grid.validate(
+        {"name": "m_a_r_k", "data": {"dataset": "digits"}, "budget": {"max_iter": 100},
+         "eval": {"every": 50}, "optimizer": [{"name": "gd"}]}
+    )  # fmt: skip
+    spec_ok = grid.RunSpec(**{**exp.spec("gd", {}, hidden=(25,), batch_size=50, seed=1).__dict__,
+                              "optimizer": "plugged", "options": dict(MARKUP)})  # fmt: skip
+    results.write_run(tmp_path, spec_ok, rows([0.1, 0.5, 0.8], [0, 1, 2]), "completed", "", {})
+    spec_bad = grid.RunSpec(**{**spec_ok.__dict__, "values": {**spec_ok.values, "seed": 2}})
+    message = "RuntimeError: " + " ".join(MARKUP.values())
+    results.write_run(tmp_path, spec_bad, [], "failed", message, {})
+
+    @figures.figure("broken", "a figure that fails")
+    def broken(ctx):
+        raise ValueError(MARKUP["script"])
+
+    try:
+        report.build_report(tmp_path, tmp_path / "rep", figures=["broken", "final-accuracy"])
+    finally:
+        figures._REGISTRY.pop("broken")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    body = page.split("<body>")[1].rsplit("<script>", 1)[0]  # the page's own script aside
+    for text in (md, body):
+        assert "<script>" not in text and "<!--" not in text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "](javascript" not in md  # no link in Markdown (HTML shows the brackets as text)
+    assert "figure broken could not be drawn: ValueError" in md  # a note, not the end
+    assert (tmp_path / "rep" / "figures" / "final-accuracy.png").exists()
+    columns = None  # a planted pipe never adds a column: every row as wide as its header
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            columns = None
+            continue
+        width = line.replace("\\|", "").count("|")
+        columns = width if columns is None else columns
+        assert width == columns, line

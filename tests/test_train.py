@@ -326,12 +326,15 @@ def test_running_evaluation_is_the_mean_minibatch_loss(synthetic):
             losses.append(loss)
             return loss
 
-    result = run(synthetic, Recording(), budget=Budget(max_iter=14), every=7, evaluate="running")
+    result = run(synthetic, Recording(), budget=Budget(max_iter=14), every=7, train_rows="running")
     rows = result.rows
     assert [r["iteration"] for r in rows] == [0, 7, 14]
     assert rows[1]["train_cost"] == pytest.approx(np.mean(losses[:7]))
     assert rows[2]["train_cost"] == pytest.approx(np.mean(losses[7:]))
-    assert np.isnan(rows[2]["val_accuracy"]) and np.isnan(rows[2]["train_accuracy"])
+    assert np.isnan(rows[2]["train_accuracy"])
+    # the validation set is scored all the same: the running loss replaces the training pass only
+    full = run(synthetic, Spy(), budget=Budget(max_iter=14), every=7)
+    assert rows[2]["val_accuracy"] == full.rows[2]["val_accuracy"]
 
 
 def test_full_batch_takes_every_row_in_order(synthetic):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnbench import grid, report, results, runner, tune
-from nnbench.errors import ConfigError
+from nnbench.errors import ConfigError, NnbenchError
 from nnbench.train import METRICS
 
 
@@ -106,3 +106,82 @@ def test_a_second_choice_retires_the_finals_of_the_first(tmp_path):
     report.build_report(tmp_path, tmp_path / "rep")
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "0.0100" not in md  # the retired finals' accuracy appears nowhere
+
+
+def test_finals_are_matched_on_the_chosen_setting_not_the_trial_index(tmp_path):
+    """Another [tune] seed draws other settings under the same trial indices: the
+    finals of the earlier study's setting at the chosen index are not pooled in."""
+    exp = tuned()
+    runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    chosen = json.loads((tmp_path / tune.TUNE_FILE).read_text())["chosen"]
+    gd = next(c for c in chosen if c["optimizer"] == "gd")
+    stale_options = {"learning_rate": 0.01234}  # another setting, the same trial index
+    for seed in (11, 12):
+        spec = exp.spec("gd", stale_options, "final", gd["trial"], hidden=(8,), batch_size=32,
+                        seed=seed)  # fmt: skip
+        row = dict.fromkeys(METRICS, 0.0) | {"iteration": 20, "val_accuracy": 0.01}
+        results.write_run(tmp_path, spec, [row], "completed", "", {})
+    shown = tune.reported(results.load(tmp_path), chosen)
+    finals = shown.query("optimizer == 'gd'")
+    assert sorted(finals["seed"].unique()) == [11, 12]  # two finals, not four
+    assert finals["label"].nunique() == 1 and "0.01234" not in finals["label"].iloc[0]
+
+
+def test_a_study_whose_finals_are_missing_reports_its_trials(tmp_path):
+    exp = tuned()
+    for spec in tune.trial_runs(exp):  # the trials only, as if stopped before the finals
+        row = dict.fromkeys(METRICS, 1.0) | {"iteration": 20, "val_accuracy": 0.5}
+        results.write_run(tmp_path, spec, [row], "completed", "", {})
+    report.build_report(tmp_path, tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "Tuning: trials only" in md and "Run the same command again" in md
+    assert "gd[learning_rate=" in md  # the trials' table
+
+
+def test_merging_into_or_from_a_tuning_study_is_refused(tmp_path):
+    runner.run_experiment(tuned(), tmp_path, n_jobs=2, log=None)
+    plain = grid.validate(
+        {
+            "name": "plain",
+            "data": {"dataset": "digits"},
+            "model": {"hidden": [[8]]},
+            "budget": {"max_iter": 20},
+            "optimizer": [{"name": "adam"}],
+        }
+    )
+    with pytest.raises(NnbenchError, match="--merge cannot mix a tuning study"):
+        runner.run_experiment(plain, tmp_path, merge=True, log=None)
+    runner.run_experiment(plain, tmp_path / "p", log=None)
+    with pytest.raises(NnbenchError, match="--merge cannot mix a tuning study"):
+        runner.run_experiment(tuned(name="other"), tmp_path / "p", merge=True, log=None)
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        # valid bounds whose trials, rounded, stay valid: 0.99999 is not rounded to 1
+        ({"one_minus_log_uniform": [0.9, 0.99999]}, None),
+        ({"log_uniform": [0.10001, 0.10002]}, "trials would all be 0.1"),
+        ({"choice": [1, 1.0]}, "the choice names one value twice"),
+        ({"uniform": [0.0, 0.5]}, "the space reaches 0.0"),
+    ],
+)
+def test_search_spaces_that_rounding_or_repeats_would_spoil_are_refused(space, message):
+    table = {
+        "name": "s",
+        "data": {"dataset": "digits"},
+        "tune": {"trials": 4, "final_seeds": [9]},
+        "optimizer": [
+            {"name": "momentum", "momentum": space}
+            if "one_minus" in str(space)
+            else {"name": "gd", "learning_rate": space}
+        ],
+    }
+    if message is None:
+        exp = grid.validate(table, "exp.toml")
+        points = tune.trial_points(exp.optimizers[0], 4, 0)
+        assert all(0.9 <= p["momentum"] <= 0.99999 < 1 for p in points)
+        return
+    with pytest.raises(ConfigError, match=message) as err:
+        grid.validate(table, "exp.toml")
+    assert str(err.value).startswith("exp.toml: [[optimizer]] #1 ")  # names file and key

@@ -30,7 +30,7 @@ from nnbench.report.tables import (
     status_table,
     summary_table,
 )
-from nnbench.tune import current_finals
+from nnbench.tune import read_choices, reported
 
 __all__ = [
     "Context",
@@ -46,13 +46,6 @@ __all__ = [
 ]
 
 
-def tuning_choices(results_dir: Path) -> list[dict[str, Any]] | None:
-    """What a tuned study chose, from its ``tune.json`` (None before the choice)."""
-    from nnbench.tune import read_choices
-
-    return read_choices(results_dir)
-
-
 def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The tuned experiment's search spaces, from its ``experiment.json``."""
     if not is_regular_file(results_dir / results.EXPERIMENT_FILE):
@@ -63,7 +56,7 @@ def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
         return None
     if not isinstance(experiment, dict) or not experiment.get("tune"):
         return None
-    from nnbench.tune import space_from_table
+    from nnbench.space import space_from_table
 
     spaces = {}
     for opt in experiment.get("optimizers") or []:
@@ -72,24 +65,6 @@ def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
         except (KeyError, TypeError, ValueError):
             continue
     return spaces
-
-
-def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
-    view = summary[["label", "hidden", "batch_size", "seeds", "ok"]].copy()
-    view["batch_size"] = summary["batch_size"].map(tables.batch_text)
-    for split, name in (("val", "val acc [95% CI]"), ("test", "test acc [95% CI]")):
-        view[name] = [
-            render.interval(m, lo, hi)
-            for m, lo, hi in zip(
-                summary[f"{split}_mean"], summary[f"{split}_low"], summary[f"{split}_high"]
-            )
-        ]
-    view["train s"] = summary["train_seconds"]
-    if target is not None:
-        view[f"s to {target:g}"] = summary["seconds_to_target"]
-        view[f"grad evals to {target:g}"] = summary["grad_evals_to_target"]
-        view["seeds reaching"] = [f"{r}/{n}" for r, n in zip(summary["reached"], summary["seeds"])]
-    return view
 
 
 def build_report(
@@ -101,25 +76,33 @@ def build_report(
 ) -> Path:
     """Write the report of ``results_dir``; return the HTML page's path."""
     results_dir = Path(results_dir)
-    frame = current_finals(results.load(results_dir), tuning_choices(results_dir))
+    frame = results.load(results_dir)
     if frame.empty:
         raise NnbenchError(f"{results_dir}: no runs to report on; run an experiment first")
-    names = list(figures) if figures else _figure_names()
+    names = list(figures) if figures else _figures.available()
     for name in names:
-        if name not in _figure_names():
-            raise NnbenchError(f"unknown figure {name!r}; choose from {', '.join(_figure_names())}")
+        if name not in _figures.available():
+            raise NnbenchError(
+                f"unknown figure {name!r}; choose from {', '.join(_figures.available())}"
+            )
     out = Path(out_dir) if out_dir is not None else results_dir
     figdir = out / "figures"
     try:
         figdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise NnbenchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    chosen = read_choices(results_dir)
+    shown = reported(frame, chosen)
+    time_col = tables.time_axis(results.load_runs(results_dir), frame)
     page = render.Page(title or f"{frame['experiment'].iloc[0]}: optimizer comparison")
-    labels = _sections(page, frame, results_dir, target)
-    spaces = search_spaces(results_dir)
-    ctx = Context(frame, target, labels, spaces)
+    labels = _sections(page, frame, shown, chosen, target, time_col)
+    ctx = Context(frame, target, labels, search_spaces(results_dir), shown=shown, time_col=time_col)
     for name in names:
-        fig = _figures.make(name, ctx)
+        try:
+            fig = _figures.make(name, ctx)
+        except Exception as exc:  # a figure's failure is a note, not the end of the report
+            page.notes.append(f"figure {name} could not be drawn: {type(exc).__name__}: {exc}")
+            continue
         if fig is None:
             continue
         png = render.save_figure(fig, figdir, name)
@@ -128,7 +111,12 @@ def build_report(
 
 
 def _sections(
-    page: render.Page, frame: pd.DataFrame, results_dir: Path, target: float | None
+    page: render.Page,
+    frame: pd.DataFrame,
+    shown: pd.DataFrame,
+    chosen: list[dict[str, Any]] | None,
+    target: float | None,
+    time_col: str,
 ) -> list[str] | None:
     """The report's tables and notes; returns the settings the figures draw
     (the best per optimizer, when an optimizer has several; None: all)."""
@@ -142,42 +130,80 @@ def _sections(
     if note:
         page.add("", f"Note: {note}.")
     tuned = bool((frame["phase"] == "trial").any())
-    # a tuned study is summarised by its finals; its trials feed the tuning figures
-    summary = summary_table(frame[frame["phase"] != "trial"] if tuned else frame, target)
+    if tuned and shown.empty:
+        _missing_finals(page, frame)
+    summary = summary_table(shown, target, time_col) if not shown.empty else pd.DataFrame()
     best = best_settings(summary) if not summary.empty else summary
     several = not summary.empty and summary["label"].nunique() > best["label"].nunique()
     if is_blog_setting(frame):
         _blog_section(page, frame)
     if not summary.empty:
         page.add("Summary over seeds", "", _summary_view(summary, target))
-        page.add(
-            "",
-            "Accuracy: the mean of the seeds' final accuracies, with a 95% percentile "
-            "bootstrap interval over seeds (exact, from every resample; it stays within "
-            "the seeds' range). 'ok' counts runs that completed, converged or were stopped."
-            + (" Times to target are interpolated between evaluations." if target else ""),
-        )
-    chosen = tables.chosen_settings(frame, tuning_choices(results_dir))
-    if not chosen.empty:
-        _tuning_section(page, chosen)
+        page.add("", _summary_text(summary, target, time_col))
+    chosen_table = tables.chosen_settings(shown, chosen)
+    if not chosen_table.empty:
+        _tuning_section(page, chosen_table)
     elif several:
-        view = best[["optimizer", "hidden", "batch_size", "label", "val_mean"]].copy()
-        view["batch_size"] = view["batch_size"].map(tables.batch_text)
-        view["test acc [95% CI]"] = [
-            render.interval(m, lo, hi)
-            for m, lo, hi in zip(best["test_mean"], best["test_low"], best["test_high"])
-        ]
-        view = view.rename(columns={"label": "best setting", "val_mean": "val acc"})
-        page.add("Best setting per optimizer, chosen on validation", "", view)
-    ok_frame = frame[frame["status"].isin(tables.OK) | frame["iteration"].notna()]
-    _profile_section(page, ok_frame, target)
+        _best_section(page, best)
+    ok = shown[shown["status"].isin(tables.OK) | shown["iteration"].notna()]
+    if not ok.empty:
+        _profile_section(page, frame, ok, target, time_col)
+        _aggregate_section(page, ok)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
     return best["label"].tolist() if several else None
 
 
-def _figure_names() -> list[str]:
-    return _figures.available()
+def _missing_finals(page: render.Page, frame: pd.DataFrame) -> None:
+    trials = tables.trial_table(frame)
+    page.add(
+        "Tuning: trials only",
+        f"The study's trials are in ({frame.loc[frame['phase'] == 'trial', 'run_id'].nunique()} "
+        "runs), but none of its final runs: the numbers an optimizer is reported by are its "
+        "chosen setting's reruns on the final seeds. Run the same command again to run "
+        "them. The trials' mean final validation accuracies:",
+        trials,
+    )
+
+
+def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
+    view = summary[["label", "hidden", "batch_size", "seeds", "ok"]].copy()
+    view["batch_size"] = summary["batch_size"].map(tables.batch_text)
+    for split, name in (("val", "val acc [95% CI]"), ("test", "test acc [95% CI]")):
+        view[name] = [
+            render.interval(m, lo, hi, clipped)
+            for m, lo, hi, clipped in zip(
+                summary[f"{split}_mean"],
+                summary[f"{split}_low"],
+                summary[f"{split}_high"],
+                summary[f"{split}_clipped"],
+            )
+        ]
+    view["train s (wall)"] = summary["train_seconds"]
+    view["train s (CPU)"] = summary["train_cpu_seconds"]
+    if target is not None:
+        view[f"s to {target:g}"] = summary["seconds_to_target"]
+        view[f"grad evals to {target:g}"] = summary["grad_evals_to_target"]
+        view["seeds reaching"] = [f"{r}/{n}" for r, n in zip(summary["reached"], summary["seeds"])]
+    return view
+
+
+def _summary_text(summary: pd.DataFrame, target: float | None, time_col: str) -> str:
+    clipped = bool(summary[["val_clipped", "test_clipped"]].to_numpy().any())
+    text = (
+        "Accuracy: the mean of the seeds' final accuracies with its 95% Student's t "
+        "interval over the seeds (it covers the mean 95% of the time for normal "
+        "values, at 3 seeds as at 10: tests/test_stats.py simulates it)."
+    )
+    if clipped:
+        text += " An interval marked * reached beyond [0, 1] and was cut there."
+    text += " 'ok' counts runs that completed, converged or were stopped."
+    if target is not None:
+        text += (
+            f" Seconds to target: {tables.clock_text(time_col)}, interpolated between "
+            "evaluations; the median over the seeds that reached it."
+        )
+    return text
 
 
 def _blog_section(page: render.Page, frame: pd.DataFrame) -> None:
@@ -189,9 +215,12 @@ def _blog_section(page: render.Page, frame: pd.DataFrame) -> None:
             "post: accuracy": blog["post_accuracy"],
             "seeds": blog["seeds"],
             "ours: accuracy [95% CI]": [
-                render.interval(m, lo, hi)
-                for m, lo, hi in zip(
-                    blog["accuracy_mean"], blog["accuracy_low"], blog["accuracy_high"]
+                render.interval(m, lo, hi, c)
+                for m, lo, hi, c in zip(
+                    blog["accuracy_mean"],
+                    blog["accuracy_low"],
+                    blog["accuracy_high"],
+                    blog["accuracy_clipped"],
                 )
             ],
             "ours: sd": blog["accuracy_std"],
@@ -203,8 +232,8 @@ def _blog_section(page: render.Page, frame: pd.DataFrame) -> None:
         "",
         "One configuration per row. The post: one run (its own generator, seed 1234) on a "
         "2013 laptop, its time including the cost on the whole training set after every "
-        "update. Ours: the final validation accuracy over seeds, and training time without "
-        "evaluation; the two time columns are not a speed-up.",
+        "update. Ours: the final validation accuracy over seeds with its 95% t interval, "
+        "and training time without evaluation; the two time columns are not a speed-up.",
     )
 
 
@@ -212,10 +241,12 @@ def _tuning_section(page: render.Page, chosen: pd.DataFrame) -> None:
     view = chosen.copy()
     view["batch_size"] = view["batch_size"].map(tables.batch_text)
     view["final test acc [95% CI]"] = [
-        render.interval(m, lo, hi)
-        for m, lo, hi in zip(view["final test acc"], view["test low"], view["test high"])
+        render.interval(m, lo, hi, c)
+        for m, lo, hi, c in zip(
+            view["final test acc"], view["test low"], view["test high"], view["test clipped"]
+        )
     ]
-    view = view.drop(columns=["final test acc", "test low", "test high"])
+    view = view.drop(columns=["final test acc", "test low", "test high", "test clipped"])
     page.add("Tuned settings, chosen on validation", "", view)
     page.add(
         "",
@@ -226,28 +257,149 @@ def _tuning_section(page: render.Page, chosen: pd.DataFrame) -> None:
     )
 
 
-def _profile_section(page: render.Page, frame: pd.DataFrame, target: float | None) -> None:
+def _best_section(page: render.Page, best: pd.DataFrame) -> None:
+    view = best[["optimizer", "hidden", "batch_size", "label", "val_mean"]].copy()
+    view["batch_size"] = view["batch_size"].map(tables.batch_text)
+    view["test acc [95% CI]"] = [
+        render.interval(m, lo, hi, c)
+        for m, lo, hi, c in zip(
+            best["test_mean"], best["test_low"], best["test_high"], best["test_clipped"]
+        )
+    ]
+    view = view.rename(columns={"label": "best setting", "val_mean": "val acc"})
+    page.add("Best setting per optimizer, chosen on validation", "", view)
+
+
+def _profile_section(
+    page: render.Page, frame: pd.DataFrame, shown: pd.DataFrame, target: float | None, time_col: str
+) -> None:
     try:
-        times, _ratios, _rho, score = performance_profile(frame, target)
+        profile = performance_profile(shown, target, time_col)
     except (KeyError, ValueError):
         return
-    if times.empty:
+    if profile.times.empty:
         return
-    view = times.copy()
-    view.columns = [f"s to target: {h}, batch {tables.batch_text(b)}" for h, b in view.columns]
-    view.insert(0, "AlgoPerf score", score.reindex(view.index))
-    view = view.reset_index().rename(columns={"submission": "optimizer"})
+    spread = tables.timing_spread(shown)
+    noise = float(spread[time_col].median()) if not spread.empty else 0.0
+    ties = tables.ties_with_fastest(profile.times, noise)
+    times, tied = profile.times.to_numpy(dtype=float), ties.to_numpy(dtype=bool)
+    fastest = times.min(axis=0)
+    text = [
+        [render.fmt(t) + (" (tie)" if tie and t != best else "") for t, tie, best in zip(
+            row, tie_row, fastest)]
+        for row, tie_row in zip(times, tied)
+    ]  # fmt: skip
+    view = pd.DataFrame(
+        text,
+        index=profile.times.index,
+        columns=[f"s to target: {h}, batch {tables.batch_text(b)}" for h, b in profile.times],
+    )
+    uncertainty = tables.score_uncertainty(profile)
+    view.insert(0, "AlgoPerf score [bootstrap]", [
+        render.interval(uncertainty.loc[o, "score"], uncertainty.loc[o, "low"],
+                        uncertainty.loc[o, "high"], digits=2)
+        for o in view.index
+    ])  # fmt: skip
+    view = view.loc[uncertainty.index].reset_index().rename(columns={"submission": "optimizer"})
     page.add("Performance profile (AlgoPerf's rule)", "", view)
+    page.add("", _profile_text(shown, target, time_col, spread, noise))
+    beats = uncertainty[[c for c in uncertainty.columns if c.startswith("beats ")]]
+    beats = beats.rename(columns=lambda c: c.removeprefix("beats "))
     page.add(
         "",
-        _target_text(frame, target)
-        + " Seconds to target per cell, by the rule of MLCommons AlgoPerf's "
-        "scoring/performance_profile.py: per seed (a study), the setting that reaches the "
-        "target at the earliest evaluation; the median over seeds, a seed where none "
+        "How often each optimizer's score (row) is above another's (column) when the seeds "
+        "are resampled within each cell: a share of bootstrap resamples, not a p-value.",
+        beats.reset_index().rename(columns={"index": "optimizer"}),
+    )
+    external = tables.external_tuning_scores(frame, target, time_col)
+    if external is not None:
+        page.add("", _robustness_text(profile.score, external))
+
+
+def _profile_text(
+    shown: pd.DataFrame, target: float | None, time_col: str, spread: pd.DataFrame, noise: float
+) -> str:
+    tuned = bool((shown["phase"] == "final").any())
+    mapping = (
+        "each optimizer is a submission with one trial, its chosen setting, and each final "
+        "seed is a study (seeds the choice never saw)"
+        if tuned
+        else "each optimizer is a submission, each seed a study, each setting a trial"
+    )
+    timing = ""
+    if not spread.empty:
+        timing = (
+            f" Repeated timings of one setting (its seeds, which do the same work per "
+            f"gradient evaluation) spread by a median {noise:.0%} on this clock "
+            f"(CPU {spread['train_cpu_seconds'].median():.0%}, wall "
+            f"{spread['train_seconds'].median():.0%}); a time within that of the cell's "
+            "fastest is marked (tie): the runs cannot rank the two."
+        )
+    return (
+        _target_text(shown, target)
+        + f" Times: {tables.clock_text(time_col)}. Per cell, by the rule of MLCommons "
+        "AlgoPerf's scoring/performance_profile.py: per study the setting that reaches the "
+        "target at the earliest evaluation; the median over studies, a study where none "
         "reaches it counting as never (inf); a time beyond 4x the cell's fastest counts as "
-        "never. The score is the profile's area over tau from 1 to the largest finite "
-        "ratio, divided by that range. In a tuned study, the final runs: each optimizer "
-        "with its chosen setting, on seeds the choice never saw.",
+        f"never. Mapping: {mapping}. The score is AlgoPerf's leaderboard score "
+        "(score_submissions.py): the profile's area over tau from 1 to 4 (100 points), "
+        "divided by 3. In brackets, the 2.5th to 97.5th percentile of the score when each "
+        "optimizer's seeds are resampled within each cell (rliable's stratified bootstrap); "
+        f"on a simulated known case it covers the true score {tables.SCORE_COVERAGE}."
+        + timing
+    )
+
+
+def _robustness_text(score: pd.Series, external: pd.Series) -> str:
+    order = list(score.sort_values(ascending=False).index)
+    other = list(external.reindex(order).sort_values(ascending=False, kind="stable").index)
+    scores = ", ".join(f"{o} {external.get(o, float('nan')):.2f}" for o in other)
+    agree = (
+        "the two orders agree"
+        if order == other
+        else f"the orders disagree: {' > '.join(order)} here, {' > '.join(other)} there"
+    )
+    return (
+        "Robustness: under AlgoPerf's external-tuning mapping instead (a study is a trial "
+        "seed, its trials the sampled settings, the fastest trial per study, from the "
+        f"tuning runs), the scores are {scores}; {agree}."
+    )
+
+
+def _aggregate_section(page: render.Page, shown: pd.DataFrame) -> None:
+    iqm, pi = tables.aggregates(shown)
+    if iqm.empty:
+        return
+    view = pd.DataFrame(
+        {
+            "optimizer": iqm["optimizer"],
+            "IQM of normalised test accuracy [bootstrap]": [
+                render.interval(m, lo, hi, digits=3)
+                for m, lo, hi in zip(iqm["iqm"], iqm["low"], iqm["high"])
+            ],
+        }
+    )
+    page.add("Over all cells (rliable's aggregates)", "", view)
+    matrix = pi.pivot(index="x", columns="y", values="p")
+    cells = {
+        (r["x"], r["y"]): render.interval(r["p"], r["low"], r["high"], digits=2)
+        for r in pi.to_dict("records")
+    }
+    table = pd.DataFrame(
+        [[cells.get((x, y), "") for y in matrix.columns] for x in matrix.index],
+        index=matrix.index,
+        columns=matrix.columns,
+    )
+    page.add(
+        "",
+        "Each run's final test accuracy normalised per cell (the worst optimizer's mean "
+        "is 0, the best's 1), then per optimizer the interquartile mean over every run of "
+        "every cell (Agarwal et al. 2021); below, the probability of improvement P(row > "
+        "column): the chance that a run of the row beats a run of the column in the same "
+        "cell, averaged over cells. Brackets: the 2.5th to 97.5th percentiles over "
+        "stratified bootstrap resamples (seeds resampled within each cell); on a simulated "
+        f"known case they cover the true value ({tables.AGGREGATE_COVERAGE}).",
+        table.reset_index().rename(columns={"x": "P(row > column)"}),
     )
 
 

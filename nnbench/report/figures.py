@@ -55,13 +55,25 @@ def colours(names: Sequence[str]) -> dict[str, Any]:
 
 @dataclass
 class Context:
-    """What a figure draws from: the long results table and the report's choices."""
+    """What a figure draws from: the long results table and the report's choices.
+
+    ``frame``: every run (a tuned study's trials too); ``shown``: the runs that
+    stand for the folder (:func:`nnbench.tune.reported`; ``frame`` when not given).
+    """
 
     frame: pd.DataFrame
     target: float | None = None
     labels: list[str] | None = None  # the settings to draw (best per optimizer), or all
     spaces: dict | None = None  # tuned experiments: the search spaces
     cache: dict = field(default_factory=dict)
+    shown: pd.DataFrame | None = None
+    time_col: str = "train_seconds"
+
+    def __post_init__(self) -> None:
+        if self.shown is None:
+            from nnbench.tune import reported
+
+            self.shown = reported(self.frame, None)
 
 
 FigureFunction = Callable[[Context], Figure | None]
@@ -121,10 +133,9 @@ def _grid(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Figure, np.n
 
 
 def _shown(ctx: Context) -> pd.DataFrame:
-    """The rows to draw: the final runs of a tuned study, else the chosen settings."""
-    data = ctx.frame.dropna(subset=["iteration"])
-    if "phase" in data and (data["phase"] == "final").any():
-        return data[data["phase"] == "final"]
+    """The rows to draw: the runs that stand for the folder, the chosen settings
+    of each optimizer when it has several."""
+    data = ctx.shown.dropna(subset=["iteration"])
     if ctx.labels is not None:
         data = data[data["label"].isin(ctx.labels)]
     return data
@@ -158,13 +169,13 @@ X_LABELS = {
 Y_LABELS = {"val_accuracy": "validation accuracy", "train_cost": "training cost"}
 
 
-def convergence(ctx: Context, x: str, y: str) -> Figure:
+def convergence(ctx: Context, x: str, y: str) -> Figure | None:
     """``y`` against ``x``: the median over seeds, with a band from the lowest to
     the highest seed; one panel per architecture x batch size."""
     data = _shown(ctx)
     cells = _cells(data)
     if not cells:
-        raise NnbenchError("no evaluated runs to plot")
+        return None  # nothing evaluated to draw (a study whose finals are still to run)
     fig, axes = _grid(len(cells))
     for ax, (hidden, batch) in zip(axes.flat, cells):
         cell = data[(data["hidden"] == hidden) & (data["batch_size"] == batch)].copy()
@@ -208,13 +219,11 @@ for _y, _name in (("val_accuracy", "accuracy"), ("train_cost", "cost")):
 
 
 @figure("final-accuracy", "final validation accuracy of every seed, per setting")
-def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure:
-    last = final_rows(ctx.frame)
-    if "phase" in last and (last["phase"] == "final").any():
-        last = last[last["phase"] == "final"]
+def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure | None:
+    last = final_rows(ctx.shown)
     cells = _cells(last)
     if not cells:
-        raise NnbenchError("no runs to plot")
+        return None
     fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.5 + 0.42 * last["label"].nunique()))
     rng = np.random.default_rng(0)  # jitter only
     for ax, (hidden, batch) in zip(axes.flat, cells):
@@ -250,8 +259,12 @@ def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure:
 
 
 @figure("performance-profile", "AlgoPerf's performance profile of the optimizers")
-def performance_profile(ctx: Context) -> Figure:
-    times, _ratios, rho, score = tables.performance_profile(ctx.frame, ctx.target)
+def performance_profile(ctx: Context) -> Figure | None:
+    shown = ctx.shown[ctx.shown["iteration"].notna()]
+    if shown.empty:
+        return None  # a tuned study without finals: nothing to profile yet
+    profile = tables.performance_profile(shown, ctx.target, ctx.time_col)
+    times, rho, score = profile.times, profile.rho, profile.score
     if rho.empty:
         raise NnbenchError("no runs for a performance profile")
     fig = new_figure((7, 4.2))
@@ -266,7 +279,8 @@ def performance_profile(ctx: Context) -> Figure:
             label=f"{opt} (score {score[opt]:.3f})",
         )
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau: time to target / the fastest optimizer's, per cell")
+    clock = "CPU" if ctx.time_col == "train_cpu_seconds" else "wall"
+    ax.set_xlabel(f"tau: time to target ({clock} seconds) / the fastest optimizer's, per cell")
     ax.set_ylabel("fraction of cells")
     what = (
         f"validation accuracy {ctx.target:g}"

@@ -34,6 +34,7 @@ class Page:
     title: str
     sections: list[Section] = field(default_factory=list)
     figures: list[tuple[str, str, bytes]] = field(default_factory=list)  # name, caption, png
+    notes: list[str] = field(default_factory=list)  # what could not be shown, and why
 
     def add(self, heading: str, text: str = "", table: pd.DataFrame | None = None) -> None:
         self.sections.append(Section(heading, text, table))
@@ -49,22 +50,40 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def interval(mean: float, low: float, high: float) -> str:
-    """``0.8353 [0.8240, 0.8460]``; the mean alone without an interval."""
+def interval(
+    mean: float, low: float, high: float, clipped: bool = False, digits: int = 4
+) -> str:
+    """``0.8353 [0.8240, 0.8460]``, with ``*`` when the interval was cut to the
+    metric's range; the mean alone without an interval."""
     if not np.isfinite(mean):
         return ""
     if not (np.isfinite(low) and np.isfinite(high)):
-        return f"{mean:.4f}"
-    return f"{mean:.4f} [{low:.4f}, {high:.4f}]"
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]" + ("*" if clipped else "")
+
+
+# What Markdown would read as markup in text from users and plugins (option
+# values, labels, exception messages): HTML (a "<script>", or a "<!--" that
+# hides the rest of the document), a table's cell separator, a code span, a
+# link. Each is shown as it is; brackets alone (adam[learning_rate=0.01]) are
+# no markup and stay readable.
+_MD_SPECIAL = str.maketrans(
+    {"\\": "\\\\", "|": "\\|", "`": "\\`", "<": "&lt;", ">": "&gt;", "&": "&amp;"}
+)
+
+
+def md_escape(text: str) -> str:
+    """``text`` as Markdown shows it literally, on one line."""
+    return " ".join(str(text).split()).translate(_MD_SPECIAL).replace("](", "]\\(")
 
 
 def markdown_table(table: pd.DataFrame | None) -> str:
     if table is None or table.empty:
         return "(none)\n"
-    head = "| " + " | ".join(map(str, table.columns)) + " |"
+    head = "| " + " | ".join(md_escape(c) for c in table.columns) + " |"
     rule = "| " + " | ".join("---" for _ in table.columns) + " |"
     body = [
-        "| " + " | ".join(fmt(v).replace("|", "\\|").replace("\n", " ") for v in row) + " |"
+        "| " + " | ".join(md_escape(fmt(v)) for v in row) + " |"
         for row in table.itertuples(index=False)
     ]
     return "\n".join([head, rule, *body]) + "\n"
@@ -101,23 +120,26 @@ def save_figure(fig: Figure, folder: Path, name: str) -> bytes:
 def write(page: Page, out: Path, figure_dir: Path) -> Path:
     """``report.md`` and ``report.html`` in ``out``; returns the HTML path."""
     rel = figure_dir.relative_to(out) if figure_dir.is_relative_to(out) else figure_dir
-    md = [f"# {page.title}\n"]
+    md = [f"# {md_escape(page.title)}\n"]
     body = [f"<h1>{html.escape(page.title)}</h1>"]
     for s in page.sections:
         if s.heading:
-            md.append(f"\n## {s.heading}\n")
+            md.append(f"\n## {md_escape(s.heading)}\n")
             body.append(f"<h2>{html.escape(s.heading)}</h2>")
         if s.text:
-            md.append(f"{s.text}\n")
+            md.append(f"{md_escape(s.text)}\n")
             body.append(f"<p>{html.escape(s.text)}</p>")
         if s.table is not None:
             md.append(markdown_table(s.table))
             body.append(html_table(s.table))
-    if page.figures:
+    if page.figures or page.notes:
         md.append("\n## Figures\n")
         body.append("<h2>Figures</h2>")
+    for note in page.notes:
+        md.append(f"Note: {md_escape(note)}\n")
+        body.append(f"<p>Note: {html.escape(note)}</p>")
     for name, caption, png in page.figures:
-        md.append(f"![{caption}]({rel}/{name}.png)\n")
+        md.append(f"![{md_escape(caption)}]({rel}/{name}.png)\n")
         data = base64.b64encode(png).decode()
         body.append(
             f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'

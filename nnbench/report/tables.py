@@ -3,18 +3,29 @@
 A *configuration* is everything but the seed (its ``config_id``); a *cell*
 is one problem of the grid, an architecture x batch size. Hyperparameters
 are chosen on validation accuracy; test accuracy is reported for the chosen
-ones and never used to choose.
+ones and never used to choose. The tables take the runs that stand for a
+folder (:func:`nnbench.tune.reported`: a tuned study's current finals);
+the tuning tables take its trials.
+
+Intervals over seeds are Student's t intervals of the mean, clipped to
+[0, 1] for an accuracy (``*_clipped`` says where). Times are the runs' own
+CPU seconds (``train_cpu_seconds``) wherever runs shared the machine, as
+:func:`time_axis` decides: wall seconds move with whatever else runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from nnbench import stats
 from nnbench.results import batch_number, final_rows
+from nnbench.stats import stratified_resamples
 from nnbench.status import Status
 
 CELL = ["hidden", "batch_size"]
@@ -47,39 +58,71 @@ def batch_text(batch: float) -> str:
     return f"{int(batch)}" if batch >= 1 else f"{batch:g} of the rows"
 
 
+TIME_AXES = ("train_seconds", "train_cpu_seconds")
+
+
 def with_time_to_target(frame: pd.DataFrame, target: float | pd.Series) -> pd.DataFrame:
-    """One row per run: ``reached``, and the interpolated training seconds,
-    gradient evaluations and epochs at which it first reached ``target``
+    """One row per run: ``reached``, and the interpolated training seconds (wall and
+    CPU), gradient evaluations and epochs at which it first reached ``target``
     (a number, or a Series by cell ``(hidden, batch_size)``)."""
     rows = []
+    axes = (*TIME_AXES, "grad_evals", "epoch")
     for run_id, run in frame.dropna(subset=["iteration"]).groupby("run_id", sort=False):
         run = run.sort_values("iteration")
         tgt = target
         if isinstance(target, pd.Series):
             tgt = target.get((run["hidden"].iloc[0], run["batch_size"].iloc[0]), math.nan)
         row = {"run_id": run_id}
-        for axis in ("train_seconds", "grad_evals", "epoch"):
+        for axis in axes:
             value, index = stats.time_to_target(run[axis], run["val_accuracy"], tgt)
             row[f"{axis}_to_target"] = value
         row["reached"] = index >= 0
         rows.append(row)
-    columns = [
-        "run_id",
-        "reached",
-        "train_seconds_to_target",
-        "grad_evals_to_target",
-        "epoch_to_target",
-    ]
+    columns = ["run_id", "reached", *(f"{a}_to_target" for a in axes)]
     return pd.DataFrame(rows, columns=columns)
 
 
-def summary_table(frame: pd.DataFrame, target: float | None = None) -> pd.DataFrame:
+def time_axis(runs: pd.DataFrame | None, frame: pd.DataFrame) -> str:
+    """The clock that times a folder's runs: their CPU seconds when runs shared
+    the machine (more than one at a time, or a Dask cluster) and every run
+    recorded them; else the wall clock. ``runs`` is :func:`results.load_runs`."""
+    cpu = frame["train_cpu_seconds"] if "train_cpu_seconds" in frame else pd.Series(dtype=float)
+    if cpu.empty or cpu.isna().all():
+        return "train_seconds"
+    shared = False
+    if runs is not None and not runs.empty:
+        empty = pd.Series(dtype=object)
+        jobs = pd.to_numeric(runs.get("prov.n_jobs", empty), errors="coerce")
+        shared = bool((jobs > 1).any()) or bool((runs.get("prov.backend", empty) == "dask").any())
+    evaluated = frame.dropna(subset=["iteration"])
+    complete = not evaluated.empty and evaluated["train_cpu_seconds"].notna().all()
+    return "train_cpu_seconds" if shared and complete else "train_seconds"
+
+
+def clock_text(time_col: str) -> str:
+    return (
+        "the CPU seconds of each run's own process (runs shared the machine, and wall "
+        "seconds move with what else runs)"
+        if time_col == "train_cpu_seconds"
+        else "wall seconds (each run had the machine to itself)"
+    )
+
+
+def accuracy_interval(values: pd.Series) -> stats.Interval:
+    """The mean of an accuracy over seeds with its 95% t interval, clipped to [0, 1]."""
+    return stats.t_interval(values, bounds=(0.0, 1.0))
+
+
+def summary_table(
+    frame: pd.DataFrame, target: float | None = None, time_col: str = "train_seconds"
+) -> pd.DataFrame:
     """Per configuration, over its seeds.
 
-    Final validation and test accuracy: mean and 95% percentile-bootstrap
-    interval over seeds (``*_low``, ``*_high``); training seconds; with
-    ``target``, the median interpolated seconds and gradient evaluations to
-    reach it over the seeds that did, and how many did.
+    Final validation and test accuracy: mean and 95% Student's t interval over
+    seeds, clipped to [0, 1] (``*_low``, ``*_high``, ``*_clipped``); training
+    seconds on both clocks; with ``target``, the median interpolated seconds
+    (on ``time_col``) and gradient evaluations to reach it over the seeds that
+    did, and how many did.
     """
     last = final_rows(frame)
     if last.empty:
@@ -95,15 +138,18 @@ def summary_table(frame: pd.DataFrame, target: float | None = None) -> pd.DataFr
         row["ok"] = int(group["status"].isin(OK).sum())
         for split in ("val", "test"):
             values = group[f"{split}_accuracy"]
-            row[f"{split}_mean"] = values.mean()
+            interval = accuracy_interval(values)
+            row[f"{split}_mean"] = interval.mean
             row[f"{split}_std"] = values.std(ddof=1)
-            row[f"{split}_low"], row[f"{split}_high"] = stats.bootstrap_interval(values)
+            row[f"{split}_low"], row[f"{split}_high"] = interval.low, interval.high
+            row[f"{split}_clipped"] = interval.clipped
         row["train_seconds"] = group["train_seconds"].mean()
+        row["train_cpu_seconds"] = group["train_cpu_seconds"].mean()
         row["total_seconds"] = group["train_seconds"].sum()
         if target is not None:
             reached = group[group["reached"].fillna(False).astype(bool)]
             row["reached"] = len(reached)
-            row["seconds_to_target"] = reached["train_seconds_to_target"].median()
+            row["seconds_to_target"] = reached[f"{time_col}_to_target"].median()
             row["grad_evals_to_target"] = reached["grad_evals_to_target"].median()
         out.append(row)
     return pd.DataFrame(out)
@@ -164,7 +210,7 @@ def blog_table(frame: pd.DataFrame) -> pd.DataFrame:
         group = runs[runs["label"] == label]
         if group.empty:
             continue
-        low, high = stats.bootstrap_interval(group["val_accuracy"])
+        interval = accuracy_interval(group["val_accuracy"])
         rows.append(
             {
                 "optimizer": what,
@@ -172,11 +218,13 @@ def blog_table(frame: pd.DataFrame) -> pd.DataFrame:
                 "post_seconds": post_seconds,
                 "post_accuracy": post_accuracy,
                 "seeds": len(group),
-                "accuracy_mean": group["val_accuracy"].mean(),
+                "accuracy_mean": interval.mean,
                 "accuracy_std": group["val_accuracy"].std(ddof=1),
-                "accuracy_low": low,
-                "accuracy_high": high,
+                "accuracy_low": interval.low,
+                "accuracy_high": interval.high,
+                "accuracy_clipped": interval.clipped,
                 "seconds": group["train_seconds"].mean(),
+                "cpu_seconds": group["train_cpu_seconds"].mean(),
             }
         )
     return pd.DataFrame(rows)
@@ -203,17 +251,10 @@ def same_method_note(frame: pd.DataFrame) -> str:
 # -- AlgoPerf's performance profile --------------------------------------------------------
 
 
-def profiled(frame: pd.DataFrame) -> pd.DataFrame:
-    """The runs a performance profile is computed on: a tuned study's final runs
-    (the tuned optimizers, on seeds the choice never saw), else every run."""
-    finals = frame["phase"] == "final"
-    return frame[finals] if finals.any() else frame[frame["phase"] != "trial"]
-
-
 def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
     """The target of each cell: ``target``, or 99% of the best median final
     validation accuracy of a configuration in the cell."""
-    last = final_rows(profiled(frame))
+    last = final_rows(frame)
     out = {}
     for cell, group in last.groupby(CELL, sort=True):
         if target is not None:
@@ -223,46 +264,222 @@ def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def profile_trials(frame: pd.DataFrame) -> pd.DataFrame:
+def profile_trials(frame: pd.DataFrame, study: str = "seed", trial: str = "label") -> pd.DataFrame:
     """The evaluations in the shape AlgoPerf's scoring reads: submission (an
-    optimizer), workload (a cell), study (a seed), trial (a setting: a point of
-    an option grid, or a tuned optimizer's chosen one), eval_index, score, times."""
-    data = profiled(frame.dropna(subset=["iteration"]))
+    optimizer), workload (a cell), study, trial, eval_index, score, times.
+
+    The default mapping (``study="seed"``): a study is a seed, its trial the
+    setting that ran on it (a point of an option grid, or a tuned optimizer's
+    chosen one). AlgoPerf's external-tuning mapping is ``study="seed",
+    trial="trial"`` on a tuned study's trials: a study is a trial seed, its
+    trials the sampled settings.
+    """
+    data = frame.dropna(subset=["iteration"])
     data = data.sort_values(["run_id", "iteration"]).copy()
     data["eval_index"] = data.groupby("run_id").cumcount()
     data["workload"] = list(zip(data["hidden"], data["batch_size"]))
-    data["trial"] = data["label"]
+    data["study_id"] = data[study]
+    data["trial_id"] = data[trial]
+    data = data.drop(columns=["study", "trial"], errors="ignore")
     data = data.rename(
-        columns={"optimizer": "submission", "seed": "study", "val_accuracy": "score"}
+        columns={
+            "optimizer": "submission",
+            "study_id": "study",
+            "trial_id": "trial",
+            "val_accuracy": "score",
+        }
     )
-    columns = [
-        "submission",
-        "workload",
-        "study",
-        "trial",
-        "eval_index",
-        "score",
-        "train_seconds",
-        "grad_evals",
-        "epoch",
-    ]
-    return data[columns]
+    columns = ["submission", "workload", "study", "trial", "eval_index", "score", *TIME_AXES]
+    return data[[*columns, "grad_evals", "epoch"]]
+
+
+@dataclass
+class Profile:
+    """AlgoPerf's profile of a folder: the times to target (optimizers x cells),
+    their ratios to the fastest, rho(tau), the score; and each study's time."""
+
+    times: pd.DataFrame
+    ratios: pd.DataFrame
+    rho: pd.DataFrame
+    score: pd.Series
+    study_times: pd.DataFrame
+    time_col: str
 
 
 def performance_profile(
-    frame: pd.DataFrame, target: float | None = None, time_col: str = "train_seconds"
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
-    """AlgoPerf's performance profile of the optimizers over the grid's cells.
-
-    Returns the times to target (optimizers x cells), their ratios to the
-    fastest, rho(tau), and AlgoPerf's score per optimizer.
-    """
-    trials = profile_trials(frame)
+    frame: pd.DataFrame,
+    target: float | None = None,
+    time_col: str = "train_seconds",
+    trials: pd.DataFrame | None = None,
+) -> Profile:
+    """AlgoPerf's performance profile of the optimizers over the grid's cells, and
+    its leaderboard score (tau from 1 to 4). ``frame``: the runs that stand for
+    the folder (seeds are studies); ``trials``: evaluations already mapped (the
+    external-tuning view), else made from ``frame``."""
+    if trials is None:
+        trials = profile_trials(frame)
     targets = cell_targets(frame, target)
     targets.index = list(targets.index)
+    study_times = stats.algoperf_study_times(trials, targets, time_col)
     times = stats.algoperf_times(trials, targets, time_col)
     ratios, rho = stats.algoperf_profile(times)
-    return times, ratios, rho, stats.algoperf_score(rho)
+    return Profile(times, ratios, rho, stats.algoperf_score(rho), study_times, time_col)
+
+
+# Simulated coverage of the score's bootstrap interval on a known case
+# (tests/test_stats.py::test_the_score_bootstrap_covers_what_the_report_says, slow tier).
+SCORE_COVERAGE = "about 85-93% at 3 seeds per cell, 90-98% at 5 and 94-97% at 10"
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def score_uncertainty(profile: Profile, n_boot: int = BOOTSTRAP_RESAMPLES) -> pd.DataFrame:
+    """Each optimizer's score with the 2.5th and 97.5th percentiles of its scores
+    over bootstrap resamples of the seeds within each cell, and the share of
+    resamples in which its score is above each other optimizer's
+    (``beats <name>`` columns)."""
+    reps = stats.algoperf_bootstrap(profile.study_times, n_boot=n_boot)
+    beats = stats.beats(reps)
+    out = pd.DataFrame(
+        {
+            "score": profile.score,
+            "low": reps.quantile(0.025),
+            "high": reps.quantile(0.975),
+        }
+    )
+    for other in beats.columns:
+        out[f"beats {other}"] = beats[other]
+    return out.sort_values("score", ascending=False)
+
+
+def external_tuning_scores(
+    frame: pd.DataFrame, target: float | None, time_col: str
+) -> pd.Series | None:
+    """Under AlgoPerf's external-tuning mapping (a study is a trial seed, its
+    trials the sampled settings, the fastest trial per study), the scores of
+    a tuned study's optimizers, from its trial runs; None for a plain grid.
+    An optimizer without trials (nothing to search) is mapped by its finals."""
+    if "phase" not in frame or not (frame["phase"] == "trial").any():
+        return None
+    trials = frame[frame["phase"] == "trial"]
+    untuned = frame[(frame["phase"] == "final") & ~frame["optimizer"].isin(trials["optimizer"])]
+    both = pd.concat([trials, untuned], ignore_index=True)
+    mapped = profile_trials(both, study="seed", trial="trial")
+    reported = frame[frame["phase"] == "final"]
+    return performance_profile(
+        reported if not reported.empty else both, target, time_col, trials=mapped
+    ).score
+
+
+def timing_spread(frame: pd.DataFrame) -> pd.DataFrame:
+    """How much repeated timings of one setting spread, on each clock.
+
+    Within a configuration every seed does the same work per gradient
+    evaluation (the same shapes, the same steps), so the spread of its
+    seconds per gradient evaluation over seeds is timing noise. Per
+    configuration with 2 seeds or more: ``max / min - 1`` of each clock."""
+    last = final_rows(frame)
+    last = last[last["status"].isin(OK) & (last["grad_evals"] > 0)]
+    rows = []
+    for config_id, group in last.groupby("config_id"):
+        if len(group) < 2:
+            continue
+        row = {"config_id": config_id, "label": group["label"].iloc[0]}
+        for col in TIME_AXES:
+            per = group[col] / group["grad_evals"]
+            row[col] = float(per.max() / per.min() - 1) if per.min() > 0 else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["config_id", "label", *TIME_AXES])
+
+
+def ties_with_fastest(times: pd.DataFrame, spread: float) -> pd.DataFrame:
+    """Per cell, True where an optimizer's time to target is within ``spread`` of
+    the fastest (it cannot be ranked behind it: timing noise is that large)."""
+    best = times.min(axis=0)
+    return times.le(best * (1 + spread), axis=1) & np.isfinite(times)
+
+
+# -- aggregates over cells (rliable) ---------------------------------------------------------
+
+# Simulated coverage of the aggregates' bootstrap intervals on a known case
+# (tests/test_stats.py, slow tier): 6 cells, normal runs.
+AGGREGATE_COVERAGE = (
+    "interquartile mean: about 87% at 3 seeds per cell, 88% at 5, 93% at 10; probability "
+    "of improvement: about 92%, 95%, 97%"
+)
+
+
+def normalised_scores(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.DataFrame:
+    """Each run's final ``metric``, normalised per cell so that the worst
+    optimizer's mean is 0 and the best's 1 (fixed from all the runs, as
+    rliable normalises by fixed reference scores): columns optimizer, cell, seed, score."""
+    last = final_rows(frame)
+    last = last[last["status"].isin(OK)].dropna(subset=[metric])
+    parts = []
+    for cell, group in last.groupby(CELL, sort=True):
+        means = group.groupby("optimizer")[metric].mean()
+        low, high = means.min(), means.max()
+        if not high > low:
+            continue
+        part = group[["optimizer", "seed"]].copy()
+        part["cell"] = [cell] * len(part)
+        part["score"] = (group[metric] - low) / (high - low)
+        parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=["optimizer", "cell", "seed", "score"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _by_cell(scores: pd.DataFrame) -> dict:
+    return {
+        cell: {opt: g["score"].to_numpy() for opt, g in group.groupby("optimizer")}
+        for cell, group in scores.groupby("cell", sort=True)
+    }
+
+
+def aggregates(
+    frame: pd.DataFrame, metric: str = "test_accuracy", n_boot: int = BOOTSTRAP_RESAMPLES
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Over all cells: each optimizer's interquartile mean of normalised scores
+    with its stratified bootstrap interval, and the probability of improvement
+    of each optimizer over each other (``P(X > Y)`` averaged over cells) with
+    its interval. Only cells where every optimizer has runs count."""
+    scores = normalised_scores(frame, metric)
+    if scores.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    tasks = _by_cell(scores)
+    names = sorted(scores["optimizer"].unique())
+    tasks = {c: runs for c, runs in tasks.items() if set(runs) == set(names)}
+    if not tasks:
+        return pd.DataFrame(), pd.DataFrame()
+    resampled = stratified_resamples(tasks, n_boot)
+    iqm_rows = []
+    for name in names:
+        reps = stats.iqm_rows(np.hstack([resampled[c][name] for c in tasks]))
+        iqm_rows.append(
+            {
+                "optimizer": name,
+                "iqm": stats.iqm(np.concatenate([tasks[c][name] for c in tasks])),
+                "low": float(np.percentile(reps, 2.5)),
+                "high": float(np.percentile(reps, 97.5)),
+            }
+        )
+    pi_rows = []
+    for x, y in itertools.permutations(names, 2):
+        reps = np.mean(
+            [stats.improvement_rows(resampled[c][x], resampled[c][y]) for c in tasks], axis=0
+        )
+        point = np.mean([stats.probability_of_improvement(tasks[c][x], tasks[c][y]) for c in tasks])
+        pi_rows.append(
+            {
+                "x": x,
+                "y": y,
+                "p": float(point),
+                "low": float(np.percentile(reps, 2.5)),
+                "high": float(np.percentile(reps, 97.5)),
+            }
+        )
+    iqm_table = pd.DataFrame(iqm_rows).sort_values("iqm", ascending=False, ignore_index=True)
+    return iqm_table, pd.DataFrame(pi_rows)
 
 
 # -- tuning -----------------------------------------------------------------------------------
@@ -303,21 +520,26 @@ def tuning_curve(frame: pd.DataFrame) -> pd.DataFrame:
 
 def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFrame:
     """The setting the protocol chose per optimizer and cell (``tune.json``), with
-    its edge flags and its final runs' accuracies."""
+    its edge flags and its final runs' accuracies (``frame``: the current finals,
+    :func:`nnbench.tune.reported`)."""
     if not chosen:
         return pd.DataFrame()
     last = final_rows(frame)
-    finals = last[last["phase"] == "final"]
+    finals = last[last["phase"] == "final"] if not last.empty else last
     rows = []
     for c in chosen:
         hidden = "-".join(map(str, c["hidden"])) or "none"
         batch = batch_number(c["batch_size"])
-        final = finals[
-            (finals["optimizer"] == c["optimizer"])
-            & (finals["hidden"] == hidden)
-            & (finals["batch_size"] == batch)
-        ]
-        low, high = stats.bootstrap_interval(final["test_accuracy"])
+        final = (
+            finals[
+                (finals["optimizer"] == c["optimizer"])
+                & (finals["hidden"] == hidden)
+                & (finals["batch_size"] == batch)
+            ]
+            if not finals.empty
+            else finals
+        )
+        test = accuracy_interval(final["test_accuracy"]) if not final.empty else None
         searched = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
         )
@@ -329,10 +551,11 @@ def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFr
                 "chosen": searched or "(nothing searched)",
                 "trial val acc": c["val_accuracy"] if c["val_accuracy"] is not None else math.nan,
                 "final seeds": len(final),
-                "final val acc": final["val_accuracy"].mean(),
-                "final test acc": final["test_accuracy"].mean(),
-                "test low": low,
-                "test high": high,
+                "final val acc": final["val_accuracy"].mean() if len(final) else math.nan,
+                "final test acc": test.mean if test else math.nan,
+                "test low": test.low if test else math.nan,
+                "test high": test.high if test else math.nan,
+                "test clipped": test.clipped if test else False,
                 "edge": ", ".join(f"edge: {k}" for k in c["edge"]),
             }
         )
