@@ -1,7 +1,7 @@
 """The mutation study: the regression gate against planted bugs and harmless changes.
 
 Usage: python benchmarks/mutations.py [--out results/mutations.md] [--only NAME,...]
-       [--skip-power] [--skip-harmless]
+       [--skip-power] [--skip-harmless] [--skip-tolerance]
 
 Each planted bug is a patch of one line of nnbench's source, applied to a copy
 of the package; ``.ci/gate`` then runs the CI grid with that copy first on
@@ -10,7 +10,10 @@ is *caught* when the gate fails. Each harmless variant (another way to run
 the same code, or a change that only moves rounding) must pass: a failure is
 a false alarm. The step-size study plants errors of 1%, 2%, 5% and 10% in
 each first-order optimizer's step and reports the smallest the gate
-catches. The table goes to ``--out``; the summary is in the README.
+catches; the tolerance study loosens and tightens each tolerance of scipy's
+CG and L-BFGS-B by factors of 2, 10 and 100. Harmless variants include every
+other BLAS kernel family this CPU runs (``OPENBLAS_CORETYPE``: another CPU's
+rounding). The table goes to ``--out``; the summary is in the README.
 """
 
 from __future__ import annotations
@@ -146,6 +149,106 @@ BUGS = [
         "n_correct += int(np.count_nonzero(z.argmax(axis=0) == yc))",
         "n_correct += int(np.count_nonzero(np.argsort(z, axis=0)[-2] == yc))",
     ),
+    # found by an independent review: the gate of 15 bugs passed both
+    Patch(
+        "heavy ball applies the old velocity",
+        "momentum (classical)",
+        "optimizers/first_order.py",
+        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            step += grad\n            theta -= step',
+        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= step\n            step += grad',
+    ),
+    Patch(
+        "CG's line-search tolerance loosened (gtol 1e-5 to 1e-3)",
+        "cg, scipy",
+        "optimizers/scipy_based.py",
+        'options={"maxiter": self.config["mb_maxiter"]}',
+        'options={"maxiter": self.config["mb_maxiter"], **({"gtol": 1e-3} if self.method == "CG" else {})}',
+    ),
+    # one on each path the grids of experiments/ci/ added
+    Patch(
+        "softmax: the cost picks the logits after exp",
+        "softmax output",
+        "functions.py",
+        "        picked = float(flat[pos].sum(dtype=np.float64))\n        np.exp(z, out=z)",
+        "        np.exp(z, out=z)\n        picked = float(flat[pos].sum(dtype=np.float64))",
+    ),
+    Patch(
+        "tanh derivative 1 - a instead of 1 - a^2",
+        "tanh activation",
+        "functions.py",
+        "delta -= delta * a * a",
+        "delta -= delta * a",
+    ),
+    Patch(
+        "ReLU passes gradients through inactive units",
+        "ReLU activation",
+        "functions.py",
+        "np.multiply(delta, a > 0, out=delta)",
+        "np.multiply(delta, a >= 0, out=delta)",
+    ),
+    Patch(
+        "L2 gradient not divided by the batch rows",
+        "L2",
+        "mlp.py",
+        "g[1:] += (self.l2 / n) * block[1:]",
+        "g[1:] += self.l2 * block[1:]",
+    ),
+    Patch(
+        "Adam's eps raised to float32's machine epsilon in float32 runs",
+        "float32",
+        "optimizers/first_order.py",
+        'eps_t = c["eps"] * np.sqrt(1 - b2**t)',
+        'eps_t = max(c["eps"], float(np.finfo(theta.dtype).eps)) * np.sqrt(1 - b2**t)',
+    ),
+    Patch(
+        "the tuning choice takes the worst trial",
+        "tuning choice",
+        "tune.py",
+        "best = min(means, key=lambda t: (-means[t], t))",
+        "best = min(means, key=lambda t: (means[t], t))",
+    ),
+    Patch(
+        "the estimator ignores alpha",
+        "estimator",
+        "estimator.py",
+        "l2=self.alpha,",
+        "l2=0.0,",
+    ),
+    Patch(
+        "a fraction of the rows rounded instead of floored",
+        "batch schedule",
+        "train.py",
+        "return max(1, math.floor(n_samples * batch_size))",
+        "return max(1, round(n_samples * batch_size))",
+    ),
+    Patch(
+        "the batch grows twice after the first pass",
+        "batch schedule",
+        "train.py",
+        "        n_pass += 1\n        size *= growth",
+        "        size *= growth\n        n_pass += 1\n        size *= growth ** (n_pass == 1)",
+    ),
+    Patch(
+        "the running loss divides by one minibatch more",
+        "running loss (estimator default)",
+        "train.py",
+        'loss = running["loss"] / running["n"] if running["n"] else np.nan',
+        'loss = running["loss"] / (running["n"] + 1) if running["n"] else np.nan',
+    ),
+    Patch(
+        "tol compares with the first cost, not the previous",
+        "stopping",
+        "train.py",
+        "if loop.tol is not None and abs(cost - prev_cost) < loop.tol:",
+        "if loop.tol is not None and abs(cost - first_cost) < loop.tol:",
+    ),
+    Patch(
+        "log-spaced evaluation points start at 10% of the budget",
+        "evaluation schedule",
+        "train.py",
+        "LOG_FIRST = 0.01",
+        "LOG_FIRST = 0.1",
+    ),
 ]
 
 # Changes that only move rounding, or run the same code another way: the gate must pass.
@@ -173,11 +276,34 @@ HARMLESS_PATCHES = [
     ),
 ]
 HARMLESS_FLAGS = [
-    ("-j 1", ["-j", "1"]),
-    ("--threads 2", ["-j", "1", "--threads", "2"]),
-    ("--backend loky", ["--backend", "loky"]),
-    ("--backend dask (a local cluster)", ["--backend", "dask"]),
+    ("-j 1", ["-j", "1"], {}),
+    ("--threads 2", ["-j", "1", "--threads", "2"], {}),
+    ("--backend loky", ["--backend", "loky"], {}),
+    ("--backend dask (a local cluster)", ["--backend", "dask"], {}),
 ]
+
+
+def kernel_variants() -> list[tuple[str, list[str], dict[str, str]]]:
+    """Another CPU's BLAS kernels: every other OpenBLAS family this CPU runs."""
+    from nnbench.calibration import ENV_KEY, kernel_families
+
+    library, current, others = kernel_families()
+    key = ENV_KEY.get(library or "")
+    return [
+        (f"{key}={family} (another CPU's kernels; this one runs {current})", [], {key: family})
+        for family in others
+    ] if key else []  # fmt: skip
+
+
+# The scipy minimisers' tolerances, loosened or tightened by a factor: the
+# smallest change the gate catches. scipy's defaults: CG gtol 1e-5, L-BFGS-B
+# gtol 1e-5 and ftol 2.22e-9.
+TOLERANCES = {
+    "CG gtol": ("CG", "gtol", 1e-5),
+    "L-BFGS-B gtol": ("L-BFGS-B", "gtol", 1e-5),
+    "L-BFGS-B ftol": ("L-BFGS-B", "ftol", 2.220446049250313e-09),
+}
+TOLERANCE_FACTORS = (2.0, 10.0, 100.0)
 
 # How each first-order optimizer's step is scaled to plant a step-size error.
 STEP_SITES = {
@@ -230,15 +356,22 @@ def patched_copy(tmp: Path, patch: Patch | None) -> Path:
     return site
 
 
-def gate(site: Path | None, flags: list[str]) -> tuple[bool, str, float]:
-    """Run .ci/gate (with ``site`` first on PYTHONPATH); (passed, its verdict line, seconds)."""
-    env = dict(os.environ)
+def gate(
+    site: Path | None, flags: list[str], extra_env: dict[str, str] | None = None
+) -> tuple[bool, str, float]:
+    """Run .ci/gate (with ``site`` first on PYTHONPATH); (passed, what it said, seconds)."""
+    env = dict(os.environ, **(extra_env or {}))
     if site is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")])
     t0 = time.perf_counter()
     done = subprocess.run([str(GATE), *flags], env=env, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
-    problems = [line.strip() for line in lines if line.startswith("  ")]
+    problems = [
+        line.strip()
+        for line in lines
+        if (line.startswith("  ") and not line.startswith("  note:"))
+        or (line.startswith("== the estimator") and not line.endswith("point by point"))
+    ]
     last = problems[0] if problems else (lines[-1] if lines else done.stderr.strip()[-160:])
     return done.returncode == 0, last, time.perf_counter() - t0
 
@@ -249,6 +382,7 @@ def main() -> None:
     parser.add_argument("--only", help="run only these planted bugs (names, comma-separated)")
     parser.add_argument("--skip-power", action="store_true", help="no step-size study")
     parser.add_argument("--skip-harmless", action="store_true", help="no harmless variants")
+    parser.add_argument("--skip-tolerance", action="store_true", help="no tolerance study")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
     lines = [
@@ -280,11 +414,12 @@ def main() -> None:
         ]
         n_alarms = n_harmless = 0
         if not args.skip_harmless:
-            variants = [(p.name, p.where, p, []) for p in HARMLESS_PATCHES]
-            variants += [(n, "another way to run", None, f) for n, f in HARMLESS_FLAGS]
-            for name, where, patch, flags in variants:
+            variants = [(p.name, p.where, p, [], {}) for p in HARMLESS_PATCHES]
+            variants += [(n, "another way to run", None, f, e) for n, f, e in HARMLESS_FLAGS]
+            variants += [(n, "another CPU", None, f, e) for n, f, e in kernel_variants()]
+            for name, where, patch, flags, env in variants:
                 site = patched_copy(tmp, patch) if patch is not None else None
-                passed, said, secs = gate(site, flags)
+                passed, said, secs = gate(site, flags, env)
                 n_harmless += 1
                 n_alarms += not passed
                 harmless.append(
@@ -312,15 +447,44 @@ def main() -> None:
                         smallest = f"{error:.0%}"
                 power.append(f"| {opt} | " + " | ".join(cells) + f" | {smallest or 'none'} |")
                 print(power[-1], flush=True)
+        tolerance = [
+            "",
+            "## Smallest tolerance change caught (scipy's minimisers)",
+            "",
+            "| tolerance | "
+            + " | ".join(f"x{f:g}, x1/{f:g}" for f in TOLERANCE_FACTORS)
+            + " | smallest |",
+            "|---|" + "---|" * (len(TOLERANCE_FACTORS) + 1),
+        ]
+        if not args.skip_tolerance:
+            for name, (method, key, default) in TOLERANCES.items():
+                cells, smallest = [], None
+                for factor in TOLERANCE_FACTORS:
+                    caught = []
+                    for f in (factor, 1 / factor):
+                        patch = Patch(
+                            f"{name} x{f:g}", method, "optimizers/scipy_based.py",
+                            'options={"maxiter": self.config["mb_maxiter"]}',
+                            'options={"maxiter": self.config["mb_maxiter"], '
+                            f'**({{"{key}": {default * f!r}}} if self.method == "{method}" else {{}})}}',
+                        )  # fmt: skip
+                        passed, _, _ = gate(patched_copy(tmp, patch), [])
+                        caught.append(not passed)
+                    cells.append(" / ".join("caught" if c else "missed" for c in caught))
+                    if all(caught) and smallest is None:
+                        smallest = f"x{factor:g}"
+                tolerance.append(f"| {name} | " + " | ".join(cells) + f" | {smallest or 'none'} |")
+                print(tolerance[-1], flush=True)
     summary = (
         f"\n{n_caught} of {n_bugs} planted bugs caught; {n_alarms} false alarm(s) in "
         f"{n_harmless} harmless variants.\n"
     )
     print(summary)
     note = (
-        "\nEach row: the patch applied to a copy of the package, then `.ci/gate` (the CI grid, "
-        "`experiments/ci.toml`, checked with `nnbench check --strict` against "
-        "`results/ci/baseline.json`). Made by `python benchmarks/mutations.py` "
+        "\nEach row: the patch applied to a copy of the package, then `.ci/gate` (the grids "
+        "of `experiments/ci/`, each checked with `nnbench check --strict` against its "
+        "`results/ci/<grid>.json`, and the estimator's parity with the runs). Made by "
+        "`python benchmarks/mutations.py` "
         f"(Python {sys.version.split()[0]}, {os.cpu_count()} cores).\n"
     )
     if args.out:
@@ -328,7 +492,7 @@ def main() -> None:
             "# The regression gate against planted bugs\n"
             + summary
             + "\n"
-            + "\n".join(lines + harmless + power)
+            + "\n".join(lines + harmless + power + tolerance)
             + "\n"
             + note
         )

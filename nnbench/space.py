@@ -67,7 +67,11 @@ class OneMinusLogUniform:
 
     def round(self, value: float) -> float:
         # four significant digits of the distance from 1: 0.99999 stays 0.99999
-        return 1.0 - _significant(1.0 - value)
+        distance = _significant(1.0 - value)
+        if distance <= 0:
+            return 1.0 - distance
+        decimals = SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(distance))
+        return round(1.0 - distance, decimals)  # 0.8382, not 0.8382000000000001
 
     def to_table(self) -> dict[str, Any]:
         return {self.kind: [self.low, self.high]}

@@ -400,3 +400,29 @@ def test_seeds_that_stop_at_different_points_make_a_valid_baseline(made, tmp_pat
     path = tmp_path / "longer.json"
     path.write_text(json.dumps(raw))
     assert baseline_mod.read_baseline(path)["configurations"][0]["seeds"][seed]
+
+
+def test_a_baseline_made_under_one_kernel_family_passes_under_another(made, tmp_path):
+    """The same grid, computed by a child process under another BLAS kernel
+    family (OPENBLAS_CORETYPE: what another CPU computes), checked against the
+    baseline this CPU made: the stable configuration passes within its floors
+    point by point, the chaotic one passes or is unresolved, and the check says
+    which family ran and that the baseline's calibration measured it."""
+    raw = baseline(made)
+    families = raw["calibration"]["blas"]["calibrated"]
+    if not families:
+        pytest.skip("this CPU's BLAS runs no other kernel family")
+    family = families[0]
+    specs = [run.spec for run in results.stored_runs(made / "results").values()]
+    variant = calibration.Variant(f"blas-{family}", env={"OPENBLAS_CORETYPE": family},
+                                  family=family)  # fmt: skip
+    calibration.run_variant(variant, specs, tmp_path / "other", 2, 1, run_here=None)
+    result = check.check(tmp_path / "other", made / "baseline.json")
+    assert result.ok, check.format_check(result)
+    verdicts = result.table.set_index("kind")["verdict"]
+    assert verdicts["stable"] == "ok" and verdicts["chaotic"] in ("identical", "unresolved", "ok")
+    (note,) = [n for n in result.notes if n.startswith("environment")]
+    assert f"-> {family}, which the baseline's calibration measured" in note
+    strict = check.check(tmp_path / "other", made / "baseline.json", strict=True)
+    gd = strict.table.set_index("kind").loc["stable"]
+    assert gd["verdict"] == "ok"  # every point of GD's trajectories within its floors
