@@ -25,7 +25,7 @@ from pathlib import Path
 
 RUNS = {  # name: (optimizer, options, settings)
     "gd, [25], batch 100": ("gd", {}, {"hidden": (25,), "batch_size": 100}),
-    "adam, [128], batch 50": ("adam", {"learning_rate": 0.001}, {"hidden": (128,), "batch_size": 50}),
+    "adam, [128], batch 50": ("adam", {}, {"hidden": (128,), "batch_size": 50}),
     "cg, [25], batch 200": ("cg", {"mb_maxiter": 10}, {"hidden": (25,), "batch_size": 200}),
 }
 CHILD = """

@@ -77,7 +77,8 @@ def verdicts(reference: Path, other: Path) -> tuple[dict[str, int], dict[str, in
             counts = deciding if decides else reported
             counts[verdict] = counts.get(verdict, 0) + 1
         moved = table[table["decides"] & table["verdict"].isin(["better", "worse"])]
-        named += [f"{c}: {v}" for c, v in zip(moved["configuration"], moved["verdict"])]
+        for name, verdict in zip(moved["configuration"], moved["verdict"]):
+            named.append(f"{name.replace(' | ', ', ')}: {verdict}")  # no | in a table cell
         worst = max(worst, compare.exit_code(result, "worse"))
     return deciding, reported, worst, named
 
