@@ -31,7 +31,7 @@ from scipy import optimize
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from nnbench import grid
+from nnbench import experiment
 from nnbench.build import build_run
 from nnbench.data import load_mnist
 from nnbench.mlp import MLP
@@ -130,7 +130,9 @@ def nnbench_run(name, options, data) -> dict:
     built by nnbench's ``build_run``, with a clock on the network's passes."""
     (X, y), valid, test = data
     spec = next(
-        s for s in grid.load_experiment(BLOG, {"grid.seeds": [1234]}).runs() if s.optimizer == name
+        s
+        for s in experiment.load_experiment(BLOG, {"grid.seeds": [1234]}).runs()
+        if s.optimizer == name
     )
     run = build_run(
         spec.values, name, {"train": (X, y), "valid": valid, "test": test}, 10, spec.options

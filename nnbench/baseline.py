@@ -45,8 +45,8 @@ import pandas as pd
 
 from nnbench import calibration, results, stats
 from nnbench.errors import NnbenchError
+from nnbench.experiment import RunSpec
 from nnbench.fileio import atomic_write, is_regular_file
-from nnbench.grid import RunSpec
 
 FORMAT = "nnbench-baseline"
 VERSION = 3
@@ -241,17 +241,8 @@ def _calibration_runs(
     cores = os.cpu_count() or 1
 
     def run_here(specs: Sequence[RunSpec], out: Path, jobs: int, n_threads: int) -> None:
-        summary = runner.run_spec_list(
-            specs,
-            out,
-            {"name": f"calibration-{out.name}"},
-            n_jobs=jobs,
-            backend=backend,
-            scheduler=scheduler,
-            data_dir=data_dir,
-            log=log,
-            threads=n_threads,
-        )
+        execution = runner.Execution(jobs, backend, scheduler, n_threads, data_dir, log)
+        summary = runner.run_specs(specs, out, {"name": f"calibration-{out.name}"}, execution)
         if summary.interrupted:
             raise KeyboardInterrupt
 
@@ -343,9 +334,12 @@ def _configuration(
         ]
         for m in TRACKED
     }
+    first = rows.get(spec.run_id)
+    name = str(first["name"].iloc[0]) if first is not None and "name" in first else spec.label
     return {
         "config_id": config_id,
         "label": spec.label,
+        "name": name,
         "optimizer": spec.optimizer,
         "options": dict(spec.options),
         "dataset": spec.dataset,
@@ -478,8 +472,9 @@ def describe_needs(baseline: Mapping[str, Any], strict: bool = False) -> list[st
         for q in judged(c, strict, metric):
             need = seeds_needed(c, q, effect, alpha, 2 if strict else 1)
             if need > have:
+                name = c.get("name", c["label"])
                 lines.append(
-                    f"{c['label']} | hidden {c['hidden']} | batch {c['batch_size']}: chaotic; a "
+                    f"{name} | hidden {c['hidden']} | batch {c['batch_size']}: chaotic; a "
                     f"paired test of {q} needs {need} seeds, the results have {have}: it stays "
                     "unresolved until you run more seeds and re-baseline"
                 )

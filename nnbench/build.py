@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from nnbench import optimizers, settings
+from nnbench import optimizers, seeding, settings
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
-from nnbench.train import LoopSettings, TrainResult, initial_weights, seed_rngs, train
+from nnbench.train import LoopSettings, TrainResult, train
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -77,18 +77,6 @@ def run_values(**given: Any) -> dict[str, Any]:
     return values
 
 
-def perturb(theta: np.ndarray, seed: int, size: float) -> None:
-    """Multiply each weight by ``1 + size * u``, ``u`` uniform in [-1, 1], in place.
-
-    The draws come from a third stream of the seed, independent of the start
-    weights' and the minibatches', so a perturbed run differs from its seed's
-    run by this alone.
-    """
-    stream = np.random.SeedSequence(seed).spawn(3)[2]
-    u = np.random.default_rng(stream).uniform(-1.0, 1.0, size=theta.shape)
-    theta *= (1.0 + size * u).astype(theta.dtype)
-
-
 def build_run(
     values: Mapping[str, Any],
     optimizer: str | Optimizer,
@@ -107,7 +95,7 @@ def build_run(
     splits : ``{"train": (X, y), "valid": ..., "test": ...}``; the settings
         ``train``, ``validation`` and ``test`` pick which is used for what
     n_classes : outputs of the network
-    theta : start weights; None draws them from the seed (:func:`initial_weights`)
+    theta : start weights; None draws them from the seed (:func:`nnbench.seeding.start`)
     loop_extra : fields of :class:`LoopSettings` beyond the schema
     """
     X = splits[values["train"]][0]
@@ -123,16 +111,14 @@ def build_run(
     if not isinstance(optimizer, Optimizer):
         optimizer = optimizers.make(optimizer, dict(options or {}))
     if theta is None:
-        theta = initial_weights(model, values["seed"], values["init"])
-        if values["init_perturbation"]:
-            perturb(theta, values["seed"], values["init_perturbation"])
+        theta = seeding.start(model, values["seed"], values["init"], values["init_perturbation"])
     test = values["test"]
     return Run(
         model=model,
         theta=theta,
         optimizer=optimizer,
         loop=LoopSettings.from_values(values, **loop_extra),
-        batch_rng=seed_rngs(values["seed"])[1],
+        batch_rng=seeding.seed_rngs(values["seed"])[1],
         train=splits[values["train"]],
         valid=splits.get(values["validation"]),
         test=splits.get(test) if test else None,

@@ -194,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     from nnbench import runner
-    from nnbench.grid import RunSpec
+    from nnbench.experiment import RunSpec
 
     parser = argparse.ArgumentParser(prog="python -m nnbench.calibration")
     parser.add_argument("specs")
@@ -203,14 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     specs = [RunSpec.from_dict(d) for d in json.loads(Path(args.specs).read_text())]
-    summary = runner.run_spec_list(
-        specs,
-        Path(args.folder),
-        {"name": "calibration"},
-        n_jobs=args.jobs,
-        threads=args.threads,
-        log=None,
-    )
+    execution = runner.Execution(n_jobs=args.jobs, threads=args.threads, log=None)
+    summary = runner.run_specs(specs, Path(args.folder), {"name": "calibration"}, execution)
     return 130 if summary.interrupted else 0
 
 

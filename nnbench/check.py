@@ -153,7 +153,7 @@ def _check_config(
     c: Mapping[str, Any], now: Mapping[int, results.StoredRun], ctx: _Context
 ) -> tuple[dict[str, Any], list[str], list[_Test]]:
     """One configuration's row of the table, its problems (one line each) and its tests."""
-    name = _name(c["label"], c.get("hidden", "?"), c.get("batch_size", "?"))
+    name = _name(c.get("name", c["label"]), c.get("hidden", "?"), c.get("batch_size", "?"))
     row: dict[str, Any] = {
         "configuration": name,
         "kind": c["kind"],

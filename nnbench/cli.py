@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from nnbench import settings
 from nnbench.errors import ConfigError, NnbenchError
+from nnbench.status import Status
 
 EXIT_RERUN_FAILED = 1  # a --force rerun failed; the earlier result was kept
 EXIT_USAGE = 2
@@ -294,9 +295,9 @@ def print_grid_table(out_dir: Any) -> None:
         return
     last = results.final_rows(frame)
     # by configuration: two with one label (another budget, say) stay two rows
-    table = last.groupby(["label", "hidden", "batch_size", "config_id"], sort=True).agg(
+    table = last.groupby(["name", "hidden", "batch_size", "config_id"], sort=True).agg(
         runs=("run_id", "size"),
-        ok=("status", lambda s: int(s.isin(["completed", "converged", "stopped"]).sum())),
+        ok=("status", lambda s: int(s.map(lambda v: Status(v).is_ok).sum())),
         val_acc=("val_accuracy", "mean"),
         val_sd=("val_accuracy", "std"),
         test_acc=("test_accuracy", "mean"),
@@ -307,24 +308,25 @@ def print_grid_table(out_dir: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from nnbench import grid, runner
+    from nnbench import study
+    from nnbench.experiment import apply_overrides, load_experiment, validate
 
     overrides = grid_overrides(args)
     if args.file:
-        experiment = grid.load_experiment(args.file, overrides)
+        experiment = load_experiment(args.file, overrides)
     else:
         if not args.optimizers:
             raise NnbenchError(
                 "give an experiment file (nnbench run experiments/blog.toml) or at least "
                 "--optimizers to build a grid from flags"
             )
-        experiment = grid.validate(grid.apply_overrides({"name": "cli"}, overrides), "command line")
-    summary = runner.run_experiment(
+        experiment = validate(apply_overrides({"name": "cli"}, overrides), "command line")
+    summary = study.run_experiment(
         experiment,
         out_dir=args.out,
         force=args.force,
-        progress_bar=sys.stderr.isatty() and not args.quiet,
         merge=args.merge,
+        progress_bar=sys.stderr.isatty() and not args.quiet,
         **execution(args),
     )
     counts = ", ".join(f"{n} {s}" for s, n in sorted(summary.statuses.items())) or "nothing new"

@@ -117,7 +117,7 @@ def _margin_of(margin: float | str, a_values: np.ndarray) -> float:
 # -- the runs of a folder ----------------------------------------------------------------------
 
 
-def _key(spec: Any, ignore_options: bool) -> tuple[str, str]:
+def _key(spec: Any, ignore_options: bool, label: str) -> tuple[str, str]:
     """What pairs a run with the other folder's: its identity without the seed;
     a tuned study's final runs by optimizer and cell (each side chose its setting)."""
     identity = spec.identity(with_seed=False)
@@ -126,7 +126,7 @@ def _key(spec: Any, ignore_options: bool) -> tuple[str, str]:
         identity.pop("options", None)
     if tuned:
         identity.pop("trial", None)
-    name = f"{spec.label} | hidden {spec.arch} | batch {spec.batch_size}"
+    name = f"{label} | hidden {spec.arch} | batch {spec.batch_size}"
     if tuned:
         name = f"{spec.optimizer} (tuned) | hidden {spec.arch} | batch {spec.batch_size}"
     return str(sorted(identity.items())), name
@@ -160,7 +160,7 @@ def _finals(
         if rid not in by_id.index:
             continue
         row = by_id.loc[rid].to_dict()
-        key, name = _key(run.spec, ignore_options)
+        key, name = _key(run.spec, ignore_options, str(row["name"]))
         row.update(key=key, name=name, seed=run.spec.seed, ok=run.status.is_ok, run_id=rid)
         row["config_id"] = run.spec.config_id
         other = seen.setdefault((key, run.spec.seed), run.spec.label)

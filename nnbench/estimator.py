@@ -8,9 +8,9 @@ per-layer ``coefs_`` and ``intercepts_`` as views into it.
 
 from __future__ import annotations
 
+import inspect
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -22,23 +22,56 @@ from nnbench import optimizers
 from nnbench.build import build_run, run_values
 from nnbench.errors import ConfigError
 from nnbench.mlp import MLP
-from nnbench.settings import DEFAULTS
+from nnbench.settings import BUDGET_KEYS, BY_KEY, DEFAULTS, RUN_SETTINGS
 from nnbench.status import Status
+
+# The estimator's parameters: every run setting a fit uses (the schema's
+# ``estimator`` names), then its own. Defaults are the schema's, but for these:
+DEFAULTS_HERE = {
+    "every": "epoch",  # one row of history_ per pass, as scikit-learn's loss_curve_
+}
+SETTINGS = {s.key: s.estimator or s.key for s in RUN_SETTINGS if s.estimator is not None}
+OWN = {  # name: (default, doc)
+    "optimizer": ("gd", "str: a registered optimizer name (`nnbench list`)"),
+    "optimizer_options": (None, "dict, optional: the optimizer's options; unknown or invalid "
+                          "ones raise ValueError"),
+    "coef0": (None, "ndarray, optional: start from these flat weights instead of a random draw"),
+    "warm_start": (False, "bool: continue from the previous fit's coef_ when its shape fits"),
+    "evaluation": ("running", 'str: what a row of history_ holds. "running" (default, '
+                   "scikit-learn's loss_curve_): the mean minibatch loss since the previous "
+                   'row, at no extra cost. "full": cost and accuracy on every training row'),
+    "callback": (None, "callable, optional: callback(info) -> bool at every evaluation; info "
+                 "holds the metrics and theta; True stops the fit"),
+    "verbose": (0, "int: print every evaluation when > 0"),
+}  # fmt: skip
+
+
+def _defaults() -> dict[str, Any]:
+    out = {name: DEFAULTS_HERE.get(key, DEFAULTS[key]) for key, name in SETTINGS.items()}
+    return {**out, **{name: default for name, (default, _) in OWN.items()}}
+
+
+def _parameter_docs() -> str:
+    lines = []
+    for key, name in SETTINGS.items():
+        setting = BY_KEY[key]
+        default = DEFAULTS_HERE.get(key, setting.default)
+        lines += [
+            f"    {name} : {setting.option.describe_range()}, default {default!r}",
+            f"        {setting.option.doc} (the setting {setting.where}).",
+        ]
+    for name, (default, doc) in OWN.items():
+        kind, _, text = doc.partition(": ")
+        text = text[:1].upper() + text[1:]
+        lines += [f"    {name} : {kind}, default {default!r}", f"        {text}."]
+    return "\n".join(lines)
 
 
 def _parameter_message(message: str) -> str:
     """A schema error reworded with the estimator's parameter names."""
-    names = {
-        "[model] l2": "alpha",
-        "[grid] seeds": "random_state",
-        "[eval] every": "eval_every",
-        "[model] hidden": "hidden_layer_sizes",
-    }
     message = message.removeprefix("settings: ")
-    for where, name in names.items():
-        message = message.replace(where, name)
-    for section in ("[model] ", "[grid] ", "[budget] ", "[eval] ", "[data] "):
-        message = message.replace(section, "")
+    for key, name in SETTINGS.items():
+        message = message.replace(f"{BY_KEY[key].where}:", f"{name}:")
     return message
 
 
@@ -66,56 +99,18 @@ def _seed_from(random_state: Any) -> int:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier trained by any registered optimizer.
 
+    Its parameters are nnbench's run settings (``nnbench config``), under
+    scikit-learn's names where it has them (``alpha`` for the L2 penalty,
+    ``random_state`` for the seed, ``hidden_layer_sizes``), then its own.
+
     Parameters
     ----------
-    hidden_layer_sizes : sequence of int
-        Units per hidden layer; ``(25,)`` is the post's network.
-    activation : {"sigmoid", "tanh", "relu"}
-        Hidden activation.
-    output : {"sigmoid", "softmax"}
-        The post's one-vs-all sigmoid outputs, or softmax.
-    optimizer : str
-        A registered optimizer name (``nnbench list``).
-    optimizer_options : dict, optional
-        The optimizer's options; unknown or invalid ones raise ValueError.
-    batch_size : int, float or "full"
-        Rows per minibatch, a fraction of the rows when < 1, or the whole set.
-    batch_growth : float
-        Factor by which the batch grows after every pass, up to full batch.
-    max_iter : int or None
-        Budget in minibatch iterations (the post's ``maxiter``).
-    max_epochs, max_seconds : float or None
-        Further budgets; the run stops at whichever comes first (with none
-        at all, the default: 100 iterations).
-    tol : float or None
-        Stop when the training cost changes by less than this between two
-        evaluations.
-    alpha : float
-        L2 penalty.
-    init : {"auto", "blog", "glorot", "he"}
-        Initialisation scheme (see :meth:`nnbench.mlp.MLP.init`).
-    random_state : int, Generator, RandomState or None
-        Seeds the initial weights and the minibatch order; the default is
-        nnbench's default seed (the post's 1234), so two fits agree; None
-        draws a fresh seed.
-    dtype : {"float64", "float32"}
-    coef0 : ndarray, optional
-        Start from these flat weights instead of a random draw.
-    warm_start : bool
-        Continue from the previous fit's ``coef_`` when its shape fits.
-    eval_every : int or "epoch"
-        When to record a row of ``history_`` (and check ``tol``, call the
-        callback): every that many iterations, or at the end of every pass.
-    evaluation : {"running", "full"}
-        What a row holds. ``"running"`` (default, scikit-learn's
-        ``loss_curve_``): the mean minibatch loss since the previous row, at
-        no extra cost. ``"full"``: cost and accuracy on the whole training
-        set, a pass over it at every row.
-    callback : callable, optional
-        ``callback(info) -> bool`` at every evaluation; ``info`` holds the
-        metrics and ``theta``. Returning True stops the fit.
-    verbose : int
-        Print every evaluation when > 0.
+{parameters}
+
+    With no budget at all (``max_iter``, ``max_epochs``, ``max_grad_evals``,
+    ``max_seconds`` all None) a fit runs the default 100 iterations;
+    ``random_state`` may also be None (a fresh seed), a numpy Generator or a
+    RandomState.
 
     Attributes
     ----------
@@ -135,51 +130,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     n_iter_ : int
     """
 
-    def __init__(
-        self,
-        hidden_layer_sizes: Sequence[int] = (25,),
-        activation: str = "sigmoid",
-        output: str = "sigmoid",
-        optimizer: str = "gd",
-        optimizer_options: dict[str, Any] | None = None,
-        batch_size: float | str = DEFAULTS["batch_size"],
-        batch_growth: float = DEFAULTS["batch_growth"],
-        max_iter: int | None = DEFAULTS["max_iter"],
-        max_epochs: float | None = DEFAULTS["max_epochs"],
-        max_seconds: float | None = DEFAULTS["max_seconds"],
-        tol: float | None = DEFAULTS["tol"],
-        alpha: float = DEFAULTS["l2"],
-        init: str = DEFAULTS["init"],
-        random_state: Any = DEFAULTS["seed"],
-        dtype: str = DEFAULTS["dtype"],
-        coef0: np.ndarray | None = None,
-        warm_start: bool = False,
-        eval_every: int | str = "epoch",
-        evaluation: str = "running",
-        callback: Callable[[dict[str, Any]], Any] | None = None,
-        verbose: int = 0,
-    ) -> None:
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.output = output
-        self.optimizer = optimizer
-        self.optimizer_options = optimizer_options
-        self.batch_size = batch_size
-        self.batch_growth = batch_growth
-        self.max_iter = max_iter
-        self.max_epochs = max_epochs
-        self.max_seconds = max_seconds
-        self.tol = tol
-        self.alpha = alpha
-        self.init = init
-        self.random_state = random_state
-        self.dtype = dtype
-        self.coef0 = coef0
-        self.warm_start = warm_start
-        self.eval_every = eval_every
-        self.evaluation = evaluation
-        self.callback = callback
-        self.verbose = verbose
+    def __init__(self, **params: Any) -> None:
+        defaults = _defaults()
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise TypeError(
+                f"MLPClassifier got unknown parameter(s) {', '.join(unknown)}; it takes "
+                f"{', '.join(defaults)}"
+            )
+        for name, default in defaults.items():  # stored as given: scikit-learn's rule
+            setattr(self, name, params.get(name, default))
 
     def _hidden(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -199,32 +159,16 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _values(self, seed: int) -> dict[str, Any]:
         """The run settings of a fit, checked by the schema, named as parameters here."""
-        budget = {
-            k: v
-            for k, v in (
-                ("max_iter", self.max_iter),
-                ("max_epochs", self.max_epochs),
-                ("max_seconds", self.max_seconds),
-            )
-            if v is not None
-        }
+        given = {key: getattr(self, name) for key, name in SETTINGS.items()}
+        given["hidden"] = self._hidden()
+        given["seed"] = seed
+        # a fit's full evaluation is on all its rows
+        given["train_rows"] = "all" if self.evaluation == "full" else "running"
+        for key in BUDGET_KEYS:  # a budget given replaces the default one whole
+            if given[key] is None:
+                given.pop(key)
         try:
-            return run_values(
-                hidden=self._hidden(),
-                activation=self.activation,
-                output=self.output,
-                l2=self.alpha,
-                init=self.init,
-                dtype=self.dtype,
-                batch_size=self.batch_size,
-                batch_growth=self.batch_growth,
-                seed=seed,
-                tol=self.tol,
-                every=self.eval_every,
-                # a fit's full evaluation is on all its rows
-                train_rows="all" if self.evaluation == "full" else "running",
-                **budget,
-            )
+            return run_values(**given)
         except ConfigError as exc:  # name the estimator's parameter, not the file's key
             raise ValueError(_parameter_message(str(exc))) from None
 
@@ -319,3 +263,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The most likely class of each row."""
         X = self._check_X(X)
         return self.classes_[self.model_.predict(self.coef_, X)]
+
+
+def _signature() -> inspect.Signature:
+    """``__init__``'s signature, made from the schema: scikit-learn reads the
+    parameters (get_params, clone) from it."""
+    this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return inspect.Signature(
+        [this]
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in _defaults().items()
+        ]
+    )
+
+
+MLPClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
+MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "").replace("{parameters}", _parameter_docs())

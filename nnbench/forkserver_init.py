@@ -24,7 +24,7 @@ import pickle  # noqa: E402
 import sys  # noqa: E402
 import types  # noqa: E402
 
-import nnbench.worker  # noqa: E402, F401  (what every run imports, loaded once here)
+import nnbench.run_process  # noqa: E402, F401  (what every run imports, loaded once here)
 
 
 def _abandoned(exc: BaseException, tb: types.TracebackType | None) -> bool:

@@ -68,7 +68,14 @@ def _preparation_data(name: str) -> dict[str, Any]:
 
 
 _original_preparation_data = multiprocessing.spawn.get_preparation_data
-multiprocessing.spawn.get_preparation_data = _preparation_data
+
+
+def _install() -> None:
+    """Wrap multiprocessing's preparation data, once, when the first run's process
+    is started (never at import): the wrapper changes nothing for processes
+    other code starts, only for the runs' (a thread-local flag)."""
+    if multiprocessing.spawn.get_preparation_data is not _preparation_data:
+        multiprocessing.spawn.get_preparation_data = _preparation_data
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ def _mp_context() -> Any:
     """The forkserver context, its server preloaded with what a run imports."""
     global _context
     with _server_lock:
+        _install()
         if _context is None:
             ctx = multiprocessing.get_context("forkserver")
             ctx.set_forkserver_preload(["nnbench.forkserver_init"])
@@ -157,7 +165,7 @@ def _run_process(task: RunTask, result_w: Any, lifeline_r: Any, beat: Any) -> No
         os._exit(EXIT_ORPHANED)  # the supervisor is gone: so is the grid
 
     threading.Thread(target=watch, daemon=True).start()
-    from nnbench.worker import execute
+    from nnbench.run_process import execute
 
     def heartbeat(iteration: int) -> None:
         beat.value = iteration

@@ -33,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nnbench.errors import NnbenchError
+from nnbench.experiment import RunSpec
 from nnbench.fileio import atomic_write, is_regular_file, remove_temporaries
-from nnbench.grid import RunSpec
-from nnbench.settings import FULL_BATCH
+from nnbench.settings import FULL_BATCH, RUN_SETTINGS
 from nnbench.status import Status
 from nnbench.train import METRICS
 
@@ -44,26 +44,24 @@ EXPERIMENT_FILE = "experiment.json"
 META_KEY = b"nnbench"
 RUN_FORMAT = 1  # of a run file's metadata; 0: nnbench 0.1 (read, never written)
 
+# The configuration columns of every row: the run's identity, then every run
+# setting of the schema (made from it: a setting declared there is a column
+# here), then how it ended.
+IDENTITY_COLUMNS = ("run_id", "config_id", "label", "name", "experiment", "optimizer", "options")
+SETTING_COLUMNS = tuple(s.key for s in RUN_SETTINGS if s.scope == "run")
 CONFIG_COLUMNS = (
-    "run_id",
-    "config_id",
-    "label",
-    "experiment",
-    "dataset",
-    "optimizer",
-    "options",
-    "hidden",
+    *IDENTITY_COLUMNS,
+    *SETTING_COLUMNS,
     "n_layers",
-    "activation",
-    "output",
-    "dtype",
-    "batch_size",
-    "seed",
     "phase",
     "trial",
     "status",
     "message",
 )
+# A configuration's name shows these apart from the settings that vary between
+# the configurations of a table: the cell is shown beside it, and seeds are
+# what a configuration is summarised over.
+NAMED_APART = ("hidden", "batch_size", "seed")
 
 
 REQUIRED_COLUMNS = frozenset(
@@ -135,28 +133,64 @@ def _git_revision() -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
+def column_value(key: str, value: Any) -> Any:
+    """A setting's value as a column holds it: the architecture as text
+    (``500-300``), a batch size as a number (``inf`` for full batch)."""
+    if key == "hidden":
+        return "-".join(map(str, value)) or "none"
+    if key == "batch_size":
+        return batch_number(value)
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value))
+    return value
+
+
 def config_row(spec: RunSpec, status: str, message: str) -> dict[str, Any]:
-    """The configuration columns of a run's rows."""
-    return {
+    """The configuration columns of a run's rows (``name`` is the label here: a
+    table of many configurations names them, :func:`name_configurations`)."""
+    row = {
         "run_id": spec.run_id,
         "config_id": spec.config_id,
         "label": spec.label,
+        "name": spec.label,
         "experiment": spec.experiment,
-        "dataset": spec.dataset,
         "optimizer": spec.optimizer,
         "options": json.dumps(dict(spec.options), sort_keys=True),
-        "hidden": spec.arch,
-        "n_layers": len(spec.hidden),
-        "activation": spec.activation,
-        "output": spec.output,
-        "dtype": spec.dtype,
-        "batch_size": batch_number(spec.batch_size),
-        "seed": spec.seed,
-        "phase": spec.phase,
-        "trial": -1 if spec.trial is None else spec.trial,
-        "status": str(status),
-        "message": message,
     }
+    row.update({key: column_value(key, spec.values[key]) for key in SETTING_COLUMNS})
+    row.update(
+        n_layers=len(spec.hidden),
+        phase=spec.phase,
+        trial=-1 if spec.trial is None else spec.trial,
+        status=str(status),
+        message=message,
+    )
+    return row
+
+
+def name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its ``name`` column: each configuration's label, followed by
+    the run settings that differ between the configurations of ``frame`` (the
+    cell and the seed aside), so that two configurations that differ only by a
+    setting never print the same name: ``adam[learning_rate=0.01] (l2=0.001)``."""
+    if frame.empty:
+        return frame
+    configs = frame.drop_duplicates("config_id")
+    varying = [
+        key
+        for key in SETTING_COLUMNS
+        if key not in NAMED_APART and configs[key].astype(str).nunique() > 1
+    ]
+    if not varying:
+        frame["name"] = frame["label"]
+        return frame
+    suffix = {
+        row["config_id"]: ", ".join(f"{k}={row[k]}" for k in varying)
+        for row in configs.to_dict("records")
+    }
+    pairs = zip(frame["label"], frame["config_id"])
+    frame["name"] = [f"{label} ({suffix[config]})" for label, config in pairs]
+    return frame
 
 
 def run_frame(
@@ -319,9 +353,9 @@ def load(path: str | Path) -> pd.DataFrame:
     lengths = [len(metrics) for _, _, metrics in found.values()]
     configs = configs.iloc[np.repeat(np.arange(len(configs)), lengths)].reset_index(drop=True)
     metrics = pd.concat([m for _, _, m in found.values()], ignore_index=True)
-    frame = pd.concat([configs, metrics], axis=1)
+    frame = name_configurations(pd.concat([configs, metrics], axis=1))
     return frame.sort_values(
-        ["label", "hidden", "batch_size", "seed", "iteration"], kind="stable", ignore_index=True
+        ["name", "hidden", "batch_size", "seed", "iteration"], kind="stable", ignore_index=True
     )
 
 

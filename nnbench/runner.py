@@ -1,4 +1,8 @@
-"""Run an experiment's grid: resume where it stopped, dispatch, record every end.
+"""Run lists of runs: resume where they stopped, dispatch, record every end.
+
+A study (:mod:`nnbench.study`: a grid, or the tuning protocol's phases)
+hands its runs to a :class:`Session`, the one entry point here; the runner
+knows nothing of tuning.
 
 - The data are shared first (``.npy`` files in the cache, memory-mapped by
   every run), so a damaged data file is reported before anything is written.
@@ -23,18 +27,17 @@ import signal
 import sys
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnbench import backends, results
+from nnbench import backends, results, settings
 from nnbench import data as data_mod
-from nnbench.errors import ConfigError, NnbenchError
+from nnbench.errors import NnbenchError
+from nnbench.experiment import RunSpec
 from nnbench.fileio import open_lock_file
-from nnbench.grid import Experiment, RunSpec
 from nnbench.isolation import RunTask, supervise
 from nnbench.status import Status
 
@@ -111,159 +114,164 @@ def sigterm_stops() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-# -- the grid ----------------------------------------------------------------------------
+# -- the session: a folder, a backend, runs ------------------------------------------------
 
 
-def default_out_dir(experiment: Experiment) -> Path:
-    return Path("results") / experiment.name
-
-
-def run_experiment(
-    experiment: Experiment,
-    out_dir: str | Path | None = None,
-    n_jobs: int = 1,
-    force: bool = False,
-    backend: str = backends.DEFAULT,
-    scheduler: str | None = None,
-    data_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-    progress_bar: bool = False,
-    threads: int = 1,
-    merge: bool = False,
-) -> GridSummary:
-    """Run every unfinished run of ``experiment``; return what happened.
-
-    Parameters
-    ----------
-    out_dir : path, optional
-        Results folder (default ``results/<experiment name>``).
-    n_jobs : int
-        Runs at once (workers of a local Dask cluster).
-    force : bool
-        Rerun runs that are already finished (a failed rerun keeps the earlier result).
-    backend : str
-        An execution backend (:func:`nnbench.backends.available`).
-    scheduler : str, optional
-        Address of a running Dask scheduler; without it ``backend="dask"``
-        starts a local cluster for the run.
-    threads : int
-        BLAS threads per run. It is fixed rather than derived from ``n_jobs``
-        because the thread count changes floating-point summation order:
-        with it fixed, ``-j 1`` and ``-j 2`` give bitwise-identical metrics.
-    merge : bool
-        Let this experiment's runs join a folder another experiment owns.
-    """
-    out = _out_dir(experiment, out_dir)
-    specs = experiment.runs()  # under [tune], the trials: the finals use the same data
-
-    def body(work: Work) -> None:
-        if experiment.tune is None:
-            if not merge:
-                _warn_of_other_configurations(work.out, specs)
-            run_specs(specs, work)
-        else:
-            from nnbench import tune
-
-            tune.run(experiment, work)
-
-    execution = Execution(n_jobs, backend, scheduler, threads, data_dir, log, progress_bar)
-    return execution.run(specs, out, experiment.to_dict(), merge, force, experiment.n_runs, body)
-
-
-class OtherRunsWarning(UserWarning):
-    """The results folder holds runs this experiment does not have."""
-
-
-def _warn_of_other_configurations(out: Path, specs: Sequence[RunSpec]) -> None:
-    """Say when the folder holds runs of configurations the experiment does not
-    have (an earlier version of the file, with another budget say): tables and
-    reports of the folder show them beside this experiment's."""
-    mine = {s.config_id for s in specs}
-    other = [r for r in results.stored_runs(out).values() if r.spec.config_id not in mine]
-    if other:
-        n_configs = len({r.spec.config_id for r in other})
-        warnings.warn(
-            f"{out} holds {len(other)} runs of {n_configs} configuration(s) this experiment "
-            "does not have (from an earlier version of it?); its tables and report show "
-            "them too: give a fresh --out to keep them apart",
-            OtherRunsWarning,
-            stacklevel=2,
-        )
-
-
-def run_spec_list(
-    specs: Sequence[RunSpec],
-    out_dir: str | Path,
-    owner: Mapping[str, Any],
-    n_jobs: int = 1,
-    force: bool = False,
-    backend: str = backends.DEFAULT,
-    scheduler: str | None = None,
-    data_dir: str | Path | None = None,
-    log: Callable[[str], None] | None = print,
-    threads: int = 1,
-) -> GridSummary:
-    """Run a list of specs into ``out_dir`` (claimed for ``owner``, an experiment
-    as a dict), as :func:`run_experiment` runs a grid: how ``nnbench
-    baseline`` runs the variants it measures rounding with."""
-    execution = Execution(n_jobs, backend, scheduler, threads, data_dir, log, False)
-    return execution.run(
-        specs, Path(out_dir), owner, False, force, len(specs), lambda work: run_specs(specs, work)
-    )
-
-
-@dataclass
+@dataclass(frozen=True)
 class Execution:
-    """How runs are executed: jobs, backend, threads, data, output."""
+    """How runs are executed.
 
-    n_jobs: int
-    backend: str
-    scheduler: str | None
-    threads: int
-    data_dir: str | Path | None
-    log: Callable[[str], None] | None
-    progress_bar: bool
+    ``n_jobs``: runs at once (workers of a local Dask cluster). ``backend``: what
+    dispatches them (:func:`nnbench.backends.available`); ``scheduler``: the
+    address of a running Dask scheduler. ``threads``: BLAS threads per run,
+    fixed rather than derived from ``n_jobs`` because the thread count
+    changes floating-point summation order: with it fixed, ``-j 1`` and
+    ``-j 2`` give bitwise-identical metrics. ``data_dir``: the data cache.
+    ``log``: where progress lines go (None: nowhere).
+    """
 
-    def run(
+    n_jobs: int = 1
+    backend: str = backends.DEFAULT
+    scheduler: str | None = None
+    threads: int = 1
+    data_dir: str | Path | None = None
+    log: Callable[[str], None] | None = print
+    progress_bar: bool = False
+
+
+class Session:
+    """A results folder claimed for an owner, with a backend running: the one
+    way runs are executed (a study runs each of its phases through one).
+
+    ::
+
+        with Session(out, owner, execution, specs) as session:
+            session.run(specs)
+
+    Entering checks everything that can go wrong before anything is written,
+    in this order: the execution settings, the data (shared once, for every
+    dataset ``specs`` need), the backend (a cluster that cannot be reached),
+    the folder (its lock, its owner). Ctrl-C and SIGTERM end the session:
+    the runs under way are killed (and not recorded), every finished run is
+    kept, and ``summary`` says so; they are not raised.
+    """
+
+    def __init__(
         self,
-        specs: Sequence[RunSpec],
-        out: Path,
+        out: str | Path,
         owner: Mapping[str, Any],
-        merge: bool,
-        force: bool,
-        n_runs: int,
-        body: Callable[[Work], None],
-    ) -> GridSummary:
-        """Check, share the data, enter the backend, lock and claim the folder, then
-        ``body(work)``; a stop by Ctrl-C or SIGTERM is recorded in the summary.
+        execution: Execution,
+        specs: Sequence[RunSpec],
+        merge: bool = False,
+        force: bool = False,
+        n_runs: int | None = None,
+    ) -> None:
+        self.out = Path(out)
+        self.owner = owner
+        self.execution = execution
+        self.merge = merge
+        self.force = force
+        self.summary = GridSummary(self.out, len(specs) if n_runs is None else n_runs)
+        self.say = execution.log or (lambda _msg: None)
+        self._specs = specs
+        self._stack = contextlib.ExitStack()
 
-        The order of the work is the order of what can go wrong: the settings,
-        the data, the backend (a cluster that cannot be reached), the results
-        folder (a lock, an owner); nothing is written before the last of these.
-        """
-        backends.check_jobs(self.n_jobs, self.threads)
-        backend_obj = backends.make(self.backend, self.n_jobs, self.scheduler)
-        say = self.log or (lambda _msg: None)
-        summary = GridSummary(out, n_runs)
-        shared = share_data(specs, self.data_dir, say)
-        work = Work(out, backend_obj, summary, force, shared, say, self.progress_bar, self.threads)
+    def __enter__(self) -> Session:
+        ex = self.execution
+        backends.check_jobs(ex.n_jobs, ex.threads)
+        self.backend = backends.make(ex.backend, ex.n_jobs, ex.scheduler)
+        self.shared = share_data(self._specs, ex.data_dir, self.say)
+        self.stopped = False
         try:
-            with sigterm_stops(), backend_obj, results_lock(out):
-                prepare_folder(out, owner, merge)
-                body(work)
-        except Terminated:
-            summary.interrupted = summary.terminated = True
-        except KeyboardInterrupt:
-            summary.interrupted = True
-        return summary
+            self._stack.enter_context(sigterm_stops())
+            self._stack.enter_context(self.backend)
+            self._stack.enter_context(results_lock(self.out))
+            prepare_folder(self.out, self.owner, self.merge)
+        except KeyboardInterrupt:  # Ctrl-C while a cluster starts, say: nothing runs
+            self.__exit__(*sys.exc_info())
+        except BaseException:
+            self._stack.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> bool:
+        if self.stopped:
+            return kind is None or issubclass(kind, KeyboardInterrupt)
+        stopped = kind is not None and issubclass(kind, KeyboardInterrupt)
+        if stopped:
+            self.stopped = True
+            self.summary.interrupted = True
+            self.summary.terminated = issubclass(kind, Terminated)
+        self._stack.__exit__(kind, exc, tb)
+        return stopped  # a stop is in the summary, not raised
+
+    def run(self, specs: Sequence[RunSpec]) -> None:
+        """Run the specs not finished in the folder (all of them with ``force``), and
+        record each as it ends. Nothing once the session was stopped."""
+        if self.stopped:
+            return
+        stored = results.stored_runs(self.out)
+        todo = [
+            s
+            for s in specs
+            if self.force or not (s.run_id in stored and stored[s.run_id].status.is_final)
+        ]
+        self.summary.n_skipped += len(specs) - len(todo)
+        if len(specs) - len(todo):
+            self.say(
+                f"{len(specs) - len(todo)} of {len(specs)} runs already finished; skipping them "
+                "(--force reruns)"
+            )
+        if not todo:
+            return
+        missing = {data_key(s) for s in todo} - set(self.shared)
+        self.shared.update(share_data([s for s in todo if data_key(s) in missing],
+                                      self.execution.data_dir, self.say))  # fmt: skip
+        # Longest first, so that the last runs to finish are short ones and no
+        # worker idles at the end (order never changes a run's numbers).
+        todo = sorted(todo, key=lambda s: _expected_cost(s, self.shared), reverse=True)
+        ex = self.execution
+        recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
+        tasks = {s.run_id: task_of(s, self.shared[data_key(s)], ex.threads) for s in todo}
+        self.say(
+            f"running {len(todo)} runs on {self.backend.describe()}, {ex.threads} BLAS "
+            f"thread{'s' if ex.threads > 1 else ''} each -> {self.out}"
+        )
+        recorder.prov = dict(
+            results.provenance(self.backend.n_jobs, self.backend.name),
+            blas_threads_per_job=ex.threads,
+        )
+        try:
+            _dispatch(self.backend, tasks, {s.run_id: s for s in todo}, recorder)
+        finally:
+            recorder.close()
 
 
-def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:
-    if out_dir is None:
-        return default_out_dir(experiment)
-    if not str(out_dir).strip():
-        raise ConfigError("--out must name a folder; got an empty path")
-    return Path(out_dir)
+def run_specs(
+    specs: Sequence[RunSpec],
+    out: str | Path,
+    owner: Mapping[str, Any],
+    execution: Execution,
+    force: bool = False,
+) -> GridSummary:
+    """Run a list of specs into ``out`` (claimed for ``owner``, an experiment as a
+    dict) in one :class:`Session`: how ``nnbench baseline`` runs its variants."""
+    with Session(out, owner, execution, specs, force=force) as session:
+        session.run(specs)
+    return session.summary
+
+
+def task_of(spec: RunSpec, shared: data_mod.SharedData, threads: int) -> RunTask:
+    """What a supervisor needs to run ``spec``: the run, its data, its limits
+    (the ``control`` settings of the schema)."""
+    return RunTask(spec.run_id, spec.to_dict(), shared, threads, spec.hang_seconds)
+
+
+def data_key(spec: RunSpec) -> tuple:
+    """What selects a run's data: the ``source`` settings and its dtype."""
+    return (*(spec.values[k] for k in settings.keys_of("source")), spec.dtype)
 
 
 def prepare_folder(out: Path, experiment: Mapping[str, Any], merge: bool) -> None:
@@ -283,72 +291,11 @@ def share_data(
     specs: Sequence[RunSpec], data_dir: str | Path | None, say: Callable[[str], None]
 ) -> dict[tuple, data_mod.SharedData]:
     """Every dataset the specs need, in the dtypes they need, ready to memory-map."""
-    keys = sorted({(s.dataset, s.path, s.dtype) for s in specs}, key=str)
+    keys = sorted({data_key(s) for s in specs}, key=str)
     return {
-        key: data_mod.share_dataset(key[0], key[2], data_dir=data_dir, path=key[1], progress=say)
+        key: data_mod.share_dataset(key[0], key[-1], data_dir=data_dir, path=key[1], progress=say)
         for key in keys
     }
-
-
-@dataclass
-class Work:
-    """Where and how a grid's runs go: what :func:`run_specs` needs besides the specs."""
-
-    out: Path
-    backend: backends.Backend
-    summary: GridSummary
-    force: bool
-    shared: dict[tuple, data_mod.SharedData]
-    say: Callable[[str], None]
-    progress_bar: bool
-    threads: int
-
-
-def run_specs(specs: Sequence[RunSpec], work: Work) -> None:
-    """Run the specs not finished in ``work.out`` (all with ``force``) and record them.
-
-    The caller holds the folder's lock and has entered the backend.
-    """
-    stored = results.stored_runs(work.out)
-    todo = [
-        s
-        for s in specs
-        if work.force or not (s.run_id in stored and stored[s.run_id].status.is_final)
-    ]
-    work.summary.n_skipped += len(specs) - len(todo)
-    if len(specs) - len(todo):
-        work.say(
-            f"{len(specs) - len(todo)} of {len(specs)} runs already finished; skipping them "
-            "(--force reruns)"
-        )
-    if not todo:
-        return
-    # Longest first, so that the last runs to finish are short ones and no
-    # worker idles at the end (order never changes a run's numbers).
-    todo = sorted(todo, key=lambda s: _expected_cost(s, work.shared), reverse=True)
-    recorder = _Recorder(work.out, stored, work.summary, work.say, len(todo), work.progress_bar)
-    tasks = {
-        s.run_id: RunTask(
-            s.run_id,
-            s.to_dict(),
-            work.shared[(s.dataset, s.path, s.dtype)],
-            work.threads,
-            s.hang_seconds,
-        )
-        for s in todo
-    }
-    threads = work.threads
-    work.say(
-        f"running {len(todo)} runs on {work.backend.describe()}, {threads} BLAS "
-        f"thread{'s' if threads > 1 else ''} each -> {work.out}"
-    )
-    recorder.prov = dict(
-        results.provenance(work.backend.n_jobs, work.backend.name), blas_threads_per_job=threads
-    )
-    try:
-        _dispatch(work.backend, tasks, {s.run_id: s for s in todo}, recorder)
-    finally:
-        recorder.close()
 
 
 def _dispatch(
@@ -393,7 +340,7 @@ def _dispatch(
 
 def _expected_cost(spec: RunSpec, shared: dict) -> float:
     """A rough relative cost of a run, for ordering only."""
-    data = shared[(spec.dataset, spec.path, spec.dtype)]
+    data = shared[data_key(spec)]
     sizes = [data.n_features, *spec.hidden, data.n_classes]
     per_row = sum(a * b for a, b in itertools.pairwise(sizes))
     per_step = 25 if spec.optimizer in ("cg", "lbfgsb") else 1  # scipy's line searches

@@ -1,7 +1,7 @@
 """Every run setting, declared once: section, kind, range, default with its reason, flag, doc.
 
 Everything else is derived from :data:`SCHEMA`: the validation of experiment
-files (:mod:`nnbench.grid`), the flags of ``nnbench run`` and ``nnbench
+files (:mod:`nnbench.experiment`), the flags of ``nnbench run`` and ``nnbench
 train`` (:mod:`nnbench.cli`), the defaults of the estimator, run identity
 (only values that differ from these defaults are hashed) and ``nnbench
 config``, which prints the table.
@@ -13,6 +13,18 @@ A setting is one of three scopes:
 - ``control``: part of every run, but not of its identity (how long to wait
   before calling a silent run hung does not change what it computes);
 - ``experiment``: about the file as a whole (its name, the tuning protocol).
+
+A run setting names the *stage* of a run that consumes it: ``source`` (which
+data: the runner shares it with the runs), ``data`` (which splits play which
+part), ``model``, ``start`` (the start weights and random streams,
+:mod:`nnbench.seeding`), ``loop`` (:class:`nnbench.train.LoopSettings`, made
+from these declarations) or ``control`` (the runner's). ``estimator`` is its
+parameter's name in :class:`nnbench.MLPClassifier` (the key itself by
+default; None where a fit has no use for it): the estimator's parameters, the
+result columns and the configurations' names are made from this table, and
+``tests/test_settings.py`` sets every setting to a non-default value
+(``example``, derived from the option when not given) and follows it to the
+run, the stored configuration and the name.
 
 Axis settings take a list in an experiment file, and the grid is the product
 of the lists: architectures (``hidden``), batch sizes and seeds.
@@ -27,6 +39,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nnbench.errors import ConfigError
+from nnbench.functions import HIDDEN_ACTIVATIONS, OUTPUTS
+from nnbench.mlp import DTYPES, INIT_SCHEMES
 from nnbench.options import INT, Kind, Option
 
 # Bounds that catch typos before they eat a machine: more runs, units, layers
@@ -36,6 +50,9 @@ MAX_UNITS = 100_000
 MAX_LAYERS = 50
 MAX_PARAMS = 200_000_000  # 1.6 GB a copy in float64; an optimizer keeps a few
 MAX_SEED = 2**63 - 1
+# Evaluation points a run may ask for: each is a pass over the validation set,
+# and a count this large is a typo (the schedule is built before the run).
+MAX_EVAL_POINTS = 10_000
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 SPLITS = ("train", "valid", "test")
@@ -162,6 +179,9 @@ class Setting:
     axis: bool = False
     scope: str = "run"
     file_key: str | None = None  # the key in the file, when it differs (seeds -> seed)
+    stage: str = "experiment"  # which part of a run consumes it (see the module's doc)
+    estimator: str | None = ""  # its name in MLPClassifier: "" the key itself, None none
+    example: Any = None  # a non-default value, when the option does not suggest one
 
     @property
     def where(self) -> str:
@@ -189,12 +209,17 @@ class Setting:
             raise ConfigError(f"{source}: {self.where}: must be {exc}; got {value!r}") from None
 
 
+_STAGES = {"data": "data", "model": "model", "grid": "loop", "budget": "loop", "eval": "loop"}
+
+
 def _s(section: str, key: str, default: Any, doc: str, reason: str, **kw: Any) -> Setting:
-    flags = kw.pop("flags", (None, None))
-    axis = kw.pop("axis", False)
-    scope = kw.pop("scope", "run")
-    file_key = kw.pop("file_key", None)
-    return Setting(section, key, Option(default, doc, **kw), reason, flags, axis, scope, file_key)
+    own = {k: kw.pop(k) for k in ("flags", "axis", "scope", "file_key", "stage", "estimator",
+                                   "example") if k in kw}  # fmt: skip
+    scope = own.get("scope", "run")
+    own.setdefault("stage", _STAGES.get(section, "experiment") if scope == "run" else scope)
+    if own["stage"] in ("experiment", "control", "source"):
+        own.setdefault("estimator", None)
+    return Setting(section, key, Option(default, doc, **kw), reason, **own)
 
 
 _POS = {"low": 0.0, "low_open": True}
@@ -207,49 +232,53 @@ SCHEMA: tuple[Setting, ...] = (
        scope="experiment"),
     # -- data --------------------------------------------------------------------------
     _s("data", "dataset", "mnist", "the dataset (`nnbench data list`)", "the post's",
-       kind=DATASET, flags=("--dataset", "--dataset")),
+       kind=DATASET, flags=("--dataset", "--dataset"), stage="source", example="digits"),
     _s("data", "path", None, "mnist only: a .pkl.gz or a folder of IDX files",
        "the cache, filled by `nnbench data fetch`", kind=str, optional=True,
-       flags=("--data-path", "--data-path")),
+       flags=("--data-path", "--data-path"), stage="source"),
     _s("data", "train", "train", "the split that trains", "the post's",
-       choices=SPLITS, kind=str),
+       choices=SPLITS, kind=str, estimator=None, example="valid"),
     _s("data", "validation", "valid", "the split that scores and selects",
-       "the post scored on its 10,000 validation images", choices=SPLITS, kind=str),
+       "the post scored on its 10,000 validation images", choices=SPLITS, kind=str,
+       estimator=None, example="train"),
     _s("data", "test", "test", 'the split reported at the end, or "none"',
        "held out from every choice, so its accuracy is honest", kind=TEST_SPLIT,
-       optional=True),
+       optional=True, estimator=None, example="none"),
     _s("data", "dtype", "float64", "precision of the weights and of every computation",
-       "numpy's default, the post's", choices=("float32", "float64"), kind=str,
-       flags=("--dtype", "--dtype")),
+       "numpy's default, the post's", choices=DTYPES, kind=str,
+       flags=("--dtype", "--dtype"), stage="model"),
     # -- model -------------------------------------------------------------------------
     _s("model", "hidden", (25,), "hidden layer sizes, e.g. [500, 300]; [] for none",
        "the post's 784-25-10 network", kind=ARCHITECTURE, axis=True,
-       flags=("--hidden", "--hidden")),
+       flags=("--hidden", "--hidden"), estimator="hidden_layer_sizes", example=(7,)),
     _s("model", "activation", "sigmoid", "hidden activation", "the post's",
-       choices=("sigmoid", "tanh", "relu"), kind=str, flags=("--activation", "--activation")),
+       choices=HIDDEN_ACTIVATIONS, kind=str, flags=("--activation", "--activation")),
     _s("model", "output", "sigmoid",
        "output layer: one-vs-all sigmoids with summed cross-entropy, or softmax",
-       "the post's", choices=("sigmoid", "softmax"), kind=str,
-       flags=("--output", "--output")),
+       "the post's", choices=OUTPUTS, kind=str,
+       flags=("--output-layer", "--output-layer")),
     _s("model", "l2", 0.0, "L2 penalty l2 / (2 n) * sum(W ** 2), biases excluded",
-       "the post had none", low=0.0, kind=float, flags=("--l2", "--l2")),
+       "the post had none", low=0.0, kind=float, flags=("--l2", "--l2"), estimator="alpha",
+       example=0.001),
     _s("model", "init", "auto", "initial weights: auto picks blog, glorot or he by activation",
-       "each activation's standard rule", choices=("auto", "blog", "glorot", "he"), kind=str,
-       flags=("--init", "--init")),
+       "each activation's standard rule", choices=INIT_SCHEMES, kind=str,
+       flags=("--init", "--init"), stage="start"),
     _s("model", "init_perturbation", 0.0,
        "each start weight times (1 + this x a uniform draw in [-1, 1]), from the seed",
        "none: the seed's start weights; `nnbench baseline` measures rounding sensitivity "
-       "with a tiny one", low=0.0, high=0.1, kind=float),
+       "with a tiny one", low=0.0, high=0.1, kind=float, stage="start", estimator=None,
+       example=1e-6),
     # -- the grid ----------------------------------------------------------------------
     _s("grid", "batch_size", 50, 'rows per minibatch, a fraction of them when < 1, or "full"',
        "the post's NN class default", kind=BATCH_SIZE, axis=True,
-       flags=("--batch-sizes", "--batch-size")),
+       flags=("--batch-sizes", "--batch-size"), example=16),
     _s("grid", "seed", 1234, "fixes the start weights and the minibatch order",
        "the post's RandomState(1234)", kind=INT, low=0, high=MAX_SEED, axis=True,
-       file_key="seeds", flags=("--seeds", "--seed")),
+       file_key="seeds", flags=("--seeds", "--seed"), stage="start", estimator="random_state",
+       example=7),
     _s("grid", "batch_growth", 1.0, "factor by which the batch grows after every pass",
        "1: fixed batches, as the post ran them", low=1.0, kind=float,
-       flags=("--batch-growth", "--batch-growth")),
+       flags=("--batch-growth", "--batch-growth"), example=1.5),
     # -- the budget: a run stops at whichever comes first ------------------------------
     _s("budget", "max_iter", 100, "minibatch updates", "the post's maxiter", kind=int,
        optional=True, flags=("--max-iter", "--max-iter"), **_POS),
@@ -264,31 +293,31 @@ SCHEMA: tuple[Setting, ...] = (
     _s("budget", "hang_seconds", 600.0,
        "a run that makes no step for this long is stopped and recorded as failed",
        "far beyond any single step on these models", kind=float, scope="control",
-       flags=("--hang-seconds", None), **_POS),
+       flags=("--hang-seconds", None), example=300.0, **_POS),
     # -- evaluation ---------------------------------------------------------------------
     _s("eval", "points", 20,
        "evaluations over the budget, the last at its end (and one at the start)",
        "enough to place a time to target within 5% of the budget", kind=int, low=1,
-       flags=("--eval-points", "--eval-points")),
+       high=MAX_EVAL_POINTS, flags=("--eval-points", "--eval-points"), estimator="eval_points"),
     _s("eval", "spacing", "linear", "how the points are spread: linear, or log for early detail",
        "time to target is read on a linear axis", choices=("linear", "log"), kind=str,
-       flags=("--eval-spacing", "--eval-spacing")),
+       flags=("--eval-spacing", "--eval-spacing"), estimator="eval_spacing"),
     _s("eval", "every", None, 'instead of points: every N iterations, or "epoch"',
        "points adapt to any budget", kind=EVERY, optional=True,
-       flags=("--eval-every", "--eval-every")),
+       flags=("--eval-every", "--eval-every"), estimator="eval_every", example=5),
     _s("eval", "train_rows", 5_000,
        "training-set metrics on a fixed subset of this many rows (all when larger), "
        '"all", or "running": the mean minibatch loss since the previous point, no pass '
        "of its own (scikit-learn's loss_curve_, the estimator's default)",
        "as AlgoPerf does: half the validation set's cost, where all 50,000 MNIST rows "
        "would cost five times it (benchmarks/eval_share.py measures the share)", kind=TRAIN_ROWS,
-       flags=("--train-eval-rows", "--train-eval-rows")),
+       flags=("--train-eval-rows", "--train-eval-rows"), estimator=None, example=100),
     _s("eval", "test_curve", False, "the test split at every evaluation point, not only the last",
        "test accuracy is reported at the end; a curve of it would cost a third of evaluation",
-       kind=bool, flags=("--test-curve", "--test-curve")),
+       kind=bool, flags=("--test-curve", "--test-curve"), estimator=None),
     _s("eval", "tol", None, "stop when the training cost changes by less between evaluations",
        "a benchmark compares optimizers at equal budgets", kind=float, low=0.0, optional=True,
-       flags=("--tol", "--tol")),
+       flags=("--tol", "--tol"), example=0.5),
     # -- tuning (see nnbench.tune) ---------------------------------------------------------
     _s("tune", "trials", 16, "sampled settings per optimizer, per architecture x batch cell",
        "enough for a tuning curve; Choi et al. 2019 used 30 to 100 on larger problems",
@@ -312,6 +341,32 @@ for _setting in SCHEMA:
 BUDGET_KEYS = tuple(s.key for s in SECTIONS["budget"] if s.scope == "run")
 RUN_SETTINGS = tuple(s for s in SCHEMA if s.scope in ("run", "control"))
 DEFAULTS: dict[str, Any] = {s.key: s.default for s in SCHEMA}
+
+
+def example(setting: Setting) -> Any:
+    """A valid value other than the setting's default: its declared ``example``, else
+    the first other choice, the other boolean, or a number the range admits."""
+    if setting.example is not None:
+        return setting.option.convert(setting.example)
+    opt, default = setting.option, setting.default
+    if opt.choices:
+        return next(c for c in opt.choices if c != default)
+    if opt.value_kind.name == "true or false":
+        return not default
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        for candidate in (default * 2, default + 1, default / 2):
+            try:
+                value = opt.convert(type(default)(candidate))
+            except (ValueError, TypeError):
+                continue
+            if value != default:
+                return value
+    raise ValueError(f"{setting.where}: declare an example value (a non-default one)")
+
+
+def keys_of(stage: str) -> tuple[str, ...]:
+    """The run settings a stage of a run consumes."""
+    return tuple(s.key for s in RUN_SETTINGS if s.stage == stage)
 
 
 def section_keys(section: str) -> tuple[str, ...]:

@@ -1,16 +1,14 @@
 """One training run: minibatches, budgets, evaluation on a schedule, stopping.
 
 The loop is the same for every optimizer, which is what makes a comparison
-fair: for one seed, every optimizer starts from the same weights
-(:func:`initial_weights`) and sees the same minibatch order (the batch
-generator comes from the seed alone), and the time spent evaluating is kept
-out of the training time. How a run is built from its settings is
+fair: for one seed, every optimizer starts from the same weights and sees the
+same minibatch order (:mod:`nnbench.seeding`), and the time spent evaluating
+is kept out of the training time. How a run is built from its settings is
 :func:`nnbench.build.build_run`; this module is the loop itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from nnbench import settings
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
 from nnbench.settings import FULL_BATCH, RUNNING, budget_axis
@@ -51,17 +50,6 @@ METRICS = (
     "train_cpu_seconds",
     "eval_seconds",
 )
-
-
-def seed_rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator]:
-    """Independent generators for the initial weights and the minibatch order."""
-    init_seq, batch_seq = np.random.SeedSequence(seed).spawn(2)
-    return np.random.default_rng(init_seq), np.random.default_rng(batch_seq)
-
-
-def initial_weights(model: MLP, seed: int, scheme: str = "auto") -> np.ndarray:
-    """The start vector for ``seed``: the same for every optimizer."""
-    return model.init(seed_rngs(seed)[0], scheme)
 
 
 def resolve_batch_size(batch_size: float | str, n_samples: int) -> int:
@@ -112,50 +100,55 @@ class Budget:
         return dict(vars(self))
 
 
-@dataclass(frozen=True)
 class LoopSettings:
-    """How the loop runs: the budget, the batches, the evaluation schedule, the stops.
+    """How the loop runs: the budget, and every setting of the schema's ``loop``
+    stage (see ``nnbench config``), read as attributes: ``loop.batch_size``.
 
-    The fields are the schema's settings of the same names (see
-    ``nnbench config``); :meth:`from_values` takes them from a run's values.
+    Made from the schema: a setting declared there with ``stage="loop"`` is a
+    field here, with its default and its checks; anything else is an error.
     ``train_rows = "running"`` records the mean minibatch loss since the
     previous point as the training cost (scikit-learn's cheap
-    ``loss_curve_``, the estimator's default) instead of a pass over
-    training rows; the validation and test sets are evaluated all the same.
+    ``loss_curve_``, the estimator's default) instead of a pass over training
+    rows; the validation and test sets are evaluated all the same.
     """
 
-    budget: Budget
-    batch_size: int | float | str = 50
-    batch_growth: float = 1.0
-    points: int = 20
-    spacing: str = "linear"
-    every: int | str | None = None
-    train_rows: int | str = 5_000
-    test_curve: bool = False
-    tol: float | None = None
-    divergence_factor: float = DIVERGENCE_FACTOR
+    def __init__(
+        self, budget: Budget, divergence_factor: float = DIVERGENCE_FACTOR, **values: Any
+    ) -> None:
+        unknown = sorted(set(values) - set(LOOP_KEYS))
+        if unknown:
+            raise ValueError(
+                f"unknown loop setting(s) {', '.join(unknown)}; the loop takes "
+                f"{', '.join(LOOP_KEYS)} (`nnbench config`)"
+            )
+        self.budget = budget
+        self.divergence_factor = divergence_factor
+        self.values = {
+            key: settings.BY_KEY[key].convert(values.get(key, settings.DEFAULTS[key]), "loop")
+            for key in LOOP_KEYS
+        }
 
-    def __post_init__(self) -> None:
-        every = self.every
-        if every is not None and not (isinstance(every, int) and every >= 1) and every != "epoch":
-            raise ValueError(f"eval_every must be an integer >= 1 or 'epoch'; got {every!r}")
-        if not (isinstance(self.batch_growth, (int, float)) and self.batch_growth >= 1):
-            raise ValueError(f"batch_growth must be a number >= 1; got {self.batch_growth!r}")
-        if self.tol is not None and not self.tol >= 0:
-            raise ValueError(f"tol must be >= 0; got {self.tol!r}")
-        if not (isinstance(self.points, int) and self.points >= 1):
-            raise ValueError(f"points must be an integer >= 1; got {self.points!r}")
-        if self.spacing not in ("linear", "log"):
-            raise ValueError(f"spacing must be linear or log; got {self.spacing!r}")
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"LoopSettings has no setting {name!r}")
+
+    def __repr__(self) -> str:
+        return f"LoopSettings({self.budget}, {self.values})"
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], **extra: Any) -> LoopSettings:
-        """From a run's settings (the schema's keys)."""
-        budget = Budget(
-            *(values.get(k) for k in ("max_iter", "max_epochs", "max_grad_evals", "max_seconds"))
-        )
-        keys = [f.name for f in dataclasses.fields(cls) if f.name != "budget"]
-        return cls(budget, **{k: values[k] for k in keys if k in values}, **extra)
+        """From a run's settings (the schema's keys; another key is an error)."""
+        unknown = sorted(set(values) - set(settings.BY_KEY))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {', '.join(unknown)} (`nnbench config`)")
+        budget = Budget(**{k: values.get(k) for k in settings.BUDGET_KEYS})
+        return cls(budget, **{k: values[k] for k in LOOP_KEYS if k in values}, **extra)
+
+
+# The loop's settings: the schema's loop stage, the budget apart (a Budget).
+LOOP_KEYS = tuple(k for k in settings.keys_of("loop") if k not in settings.BUDGET_KEYS)
 
 
 class EvalSchedule:

@@ -38,151 +38,21 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from nnbench import optimizers
-from nnbench.options import Option
-from nnbench.space import Space, is_edge, space_from_table
+from nnbench.experiment import EDGE_FRACTION, Experiment, cells, spaces_of, trial_points, trial_runs
+from nnbench.space import is_edge
 
-EDGE_FRACTION = 0.1
 TUNE_FILE = "tune.json"
 
-__all__ = ["EDGE_FRACTION", "check", "n_runs", "parse_space", "run", "space_from_table"]
+__all__ = ["EDGE_FRACTION", "TUNE_FILE", "choose", "final_runs", "read_choices", "reported"]
 
 
-def parse_space(
-    table: Mapping[str, Any], option: Option, where: str, fail: Callable[[str, str], Exception]
-) -> Space:
-    """A search space from its table in an experiment file, its bounds checked
-    against the option (a learning rate's space cannot include 0)."""
-    try:
-        space = space_from_table(dict(table))
-    except ValueError as exc:
-        raise fail(where, str(exc)) from None
-    if hasattr(space, "values"):
-        canonical = []
-        for value in space.values:
-            try:
-                canonical.append(option.convert(value))
-            except ValueError as exc:
-                raise fail(where, f"the choice {value!r} is not taken: it takes {exc}") from None
-        if len(set(map(repr, canonical))) < len(canonical):
-            raise fail(where, f"the choice names one value twice ({list(space.values)!r}); "
-                       "give each once")  # fmt: skip
-        return space
-    # the values trials take, rounded as they are: both ends must be the option's
-    ends = [space.round(space.value(u)) for u in (0.0, 1.0 - 1e-12)]
-    for bound in ends:
-        try:
-            option.convert(bound)
-        except ValueError as exc:
-            raise fail(
-                where, f"the space reaches {bound!r} (rounded as trials are), but the option "
-                f"takes {exc}"
-            ) from None  # fmt: skip
-    if ends[0] == ends[1]:
-        raise fail(
-            where, f"the space's trials would all be {ends[0]!r} (to {4} significant digits): "
-            "widen it, or give the value instead"
-        )  # fmt: skip
-    return space
-
-
-def spaces_of(opt: Any) -> dict[str, Space]:
-    """The searched options of an ``[[optimizer]]`` table: its own spaces, and the
-    default spaces of the options it leaves unset."""
-    cls = optimizers.get(opt.name)
-    spaces = {
-        key: o.search
-        for key, o in cls.options.items()
-        if o.search is not None and key not in opt.options
-    }
-    spaces.update(opt.spaces)
-    return dict(sorted(spaces.items()))
-
-
-def trial_points(opt: Any, n_trials: int, seed: int) -> list[dict[str, Any]]:
-    """The trials' options of one optimizer: fixed values plus sampled ones.
-
-    One trial when nothing is searched. The points are a scrambled Halton
-    sequence seeded by ``seed`` and the optimizer's name, so adding an
-    optimizer to a study does not move another's trials.
-    """
-    from scipy.stats import qmc
-
-    fixed = {k: v[0] for k, v in opt.options.items()}
-    spaces = spaces_of(opt)
-    if not spaces:
-        return [fixed]
-    stream = np.random.SeedSequence([seed, zlib.crc32(opt.name.encode())])
-    sampler = qmc.Halton(d=len(spaces), scramble=True, seed=np.random.default_rng(stream))
-    points = sampler.random(n_trials)
-    cls = optimizers.get(opt.name)
-    trials = []
-    for u in points:
-        options = dict(fixed)
-        for (key, space), ui in zip(spaces.items(), u):
-            options[key] = cls.options[key].convert(space.round(space.value(float(ui))))
-        trials.append(options)
-    return trials
-
-
-def _cells(experiment: Any) -> list[tuple[Any, Any]]:
-    return [(h, b) for h in experiment.axes["hidden"] for b in experiment.axes["batch_size"]]
-
-
-def n_runs(experiment: Any) -> int:
-    """Trials and finals of every optimizer in every cell, counted without building them."""
-    t = experiment.tune
-    per_cell = 0
-    for opt in experiment.optimizers:
-        n_trials = t["trials"] if spaces_of(opt) else 0  # nothing to search: no trials
-        per_cell += n_trials * len(experiment.axes["seed"]) + len(t["final_seeds"])
-    return per_cell * len(_cells(experiment))
-
-
-def check(experiment: Any, fail: Callable[[str, str], Exception]) -> None:
-    """What a tuned experiment may not hold: option grids (a search space replaces them)."""
-    for i, opt in enumerate(experiment.optimizers, 1):
-        for key, values in opt.options.items():
-            if len(values) > 1:
-                raise fail(
-                    f"[[optimizer]] #{i} {key}",
-                    "is a list: under [tune], give one value or a search space "
-                    "such as { log_uniform = [1e-5, 1e-1] }",
-                )
-
-
-def trial_runs(experiment: Any) -> list[Any]:
-    """Every trial run: cells x optimizers x trials x grid seeds. An optimizer with
-    nothing to search has no trials: its one setting goes straight to the finals."""
-    t = experiment.tune
-    specs = []
-    for opt in experiment.optimizers:
-        if not spaces_of(opt):
-            continue
-        for trial, options in enumerate(trial_points(opt, t["trials"], t["tune_seed"])):
-            for hidden, batch in _cells(experiment):
-                for seed in experiment.axes["seed"]:
-                    specs.append(
-                        experiment.spec(
-                            opt.name,
-                            options,
-                            "trial",
-                            trial,
-                            hidden=hidden,
-                            batch_size=batch,
-                            seed=seed,
-                        )
-                    )
-    return specs
-
-
-def choose(experiment: Any, stored: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
+def choose(experiment: Experiment, stored: Mapping[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """The best trial per optimizer and cell, from the stored trial runs; and how
     many trial runs are missing (then nothing is chosen). A trial run that
     failed counts as accuracy 0: a setting that crashes is a bad setting."""
@@ -208,7 +78,7 @@ def choose(experiment: Any, stored: Mapping[str, Any]) -> tuple[list[dict[str, A
     for opt in experiment.optimizers:  # nothing searched: the one setting, trial 0
         if not spaces[opt.name]:
             fixed = trial_points(opt, 1, 0)[0]
-            for hidden, batch in _cells(experiment):
+            for hidden, batch in cells(experiment):
                 key = (opt.name, tuple(hidden), batch)
                 scores[key], options[key] = {0: [math.nan]}, {0: fixed}
     for key, by_trial in scores.items():
@@ -236,7 +106,7 @@ def _defaults(name: str) -> dict[str, Any]:
     return {k: o.default for k, o in optimizers.get(name).options.items()}
 
 
-def final_runs(experiment: Any, chosen: list[dict[str, Any]]) -> list[Any]:
+def final_runs(experiment: Experiment, chosen: list[dict[str, Any]]) -> list[Any]:
     return [
         experiment.spec(
             c["optimizer"],
@@ -293,7 +163,7 @@ def current_finals(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
     which names another setting once the draws change."""
     if not chosen or "phase" not in frame or frame.empty:
         return frame
-    from nnbench.grid import _canonical_options
+    from nnbench.experiment import _canonical_options
     from nnbench.results import batch_number
 
     keep = set()
@@ -322,26 +192,3 @@ def reported(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
     if finals.any() or (frame["phase"] == "trial").any():
         return frame[finals]
     return frame
-
-
-def run(experiment: Any, work: Any) -> None:
-    """Trials, the choice, then finals, into ``work.out`` (see :func:`nnbench.runner.run_specs`)."""
-    from nnbench import results, runner
-    from nnbench.fileio import atomic_write
-
-    trials = trial_runs(experiment)
-    work.say(f"tuning: {len(trials)} trial runs")
-    runner.run_specs(trials, work)
-    chosen, missing = choose(experiment, results.stored_runs(work.out))
-    if missing:
-        work.say(
-            f"tuning: {missing} trial runs are missing: no finals until they are done "
-            "(run the same command again)"
-        )
-        return
-    for c in chosen:
-        work.say("chosen: " + describe_choice(c))
-    atomic_write(work.out / TUNE_FILE, json.dumps({"chosen": chosen}, indent=2, default=str))
-    finals = final_runs(experiment, chosen)
-    work.say(f"tuning: {len(finals)} final runs")
-    runner.run_specs(finals, work)

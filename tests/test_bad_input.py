@@ -14,11 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nnbench import data, grid, results
+from nnbench import data, experiment, results
 from nnbench.cli import main
 from nnbench.errors import DataError
 
-from .test_grid import BAD as BAD_EXPERIMENTS
+from .test_experiment import BAD as BAD_EXPERIMENTS
 
 
 def run_cli(capsys, *args):
@@ -359,7 +359,8 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys, target
 
 
 def _spec():
-    exp = grid.validate({"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}]})
+    table = {"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}]}
+    exp = experiment.validate(table)
     return exp.runs()[0]
 
 

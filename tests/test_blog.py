@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nnbench import grid, results, runner
+from nnbench import experiment, results, study
 
 from .conftest import REAL_CACHE
 
@@ -14,8 +14,8 @@ PUBLISHED = {"gd": 0.8316, "rmsprop_blog": 0.1863, "cg": 0.8607}  # the post's t
 
 @pytest.mark.slow
 def test_blog_reproduction_on_mnist(mnist, tmp_path):
-    exp = grid.load_experiment(BLOG, {"grid.seeds": [1234, 1, 2]})
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, data_dir=REAL_CACHE, log=None)
+    exp = experiment.load_experiment(BLOG, {"grid.seeds": [1234, 1, 2]})
+    summary = study.run_experiment(exp, tmp_path, n_jobs=2, data_dir=REAL_CACHE, log=None)
     assert summary.statuses == {"completed": len(exp.runs())}
     frame = results.load(tmp_path)
     final = frame[frame["iteration"] == 100].groupby("optimizer")["val_accuracy"].mean()

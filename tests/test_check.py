@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from nnbench import baseline as baseline_mod
-from nnbench import calibration, check, grid, results, runner, stats
+from nnbench import calibration, check, experiment, results, stats, study
 from nnbench.cli import main
 from nnbench.errors import NnbenchError
 
 
-def experiment(seeds=(1, 2, 3, 4), optimizers=None, name="gate"):
-    return grid.validate(
+def grid_of(seeds=(1, 2, 3, 4), optimizers=None, name="gate"):
+    return experiment.validate(
         {
             "name": name,
             "data": {"dataset": "digits"},
@@ -46,7 +46,7 @@ def one_environment_variant(monkeypatch):
 def made(tmp_path_factory):
     """A grid's results and its baseline (calibrated: the runs again, twice)."""
     folder = tmp_path_factory.mktemp("gate")
-    runner.run_experiment(experiment(), folder / "results", n_jobs=2, log=None)
+    study.run_experiment(grid_of(), folder / "results", n_jobs=2, log=None)
     with pytest.MonkeyPatch.context() as mp:
         one_environment_variant(mp)
         baseline_mod.write_baseline(folder / "results", folder / "baseline.json", n_jobs=2)
@@ -130,7 +130,7 @@ def test_unchanged_results_pass_in_both_modes(made):
 
 
 def test_the_same_grid_run_another_way_passes_strictly(made, tmp_path):
-    runner.run_experiment(experiment(), tmp_path / "again", n_jobs=1, log=None)
+    study.run_experiment(grid_of(), tmp_path / "again", n_jobs=1, log=None)
     result = check.check(tmp_path / "again", made / "baseline.json", strict=True)
     assert result.ok, check.format_check(result)
 
@@ -201,14 +201,14 @@ def test_a_missing_final_metric_is_never_read_as_no_drop(made, results_dir, tmp_
 
 
 def test_other_seeds_or_configurations_are_clear_errors(made, tmp_path):
-    runner.run_experiment(experiment(seeds=(3, 4, 5, 6)), tmp_path / "r", n_jobs=2, log=None)
+    study.run_experiment(grid_of(seeds=(3, 4, 5, 6)), tmp_path / "r", n_jobs=2, log=None)
     result = check.check(tmp_path / "r", made / "baseline.json")
     assert not result.ok
     text = " ".join(result.problems)
     assert "seeds 5,6 are not in the baseline (it has 1,2,3,4)" in text
     assert "seeds 1,2 are missing from the results" in text
-    runner.run_experiment(
-        experiment(optimizers=[{"name": "adam"}], name="other"), tmp_path / "o", log=None
+    study.run_experiment(
+        grid_of(optimizers=[{"name": "adam"}], name="other"), tmp_path / "o", log=None
     )
     result = check.check(tmp_path / "o", made / "baseline.json")
     text = " ".join(result.problems)
@@ -366,16 +366,16 @@ def test_an_old_or_malformed_baseline_is_one_clear_line(made, tmp_path, capsys):
 
 
 def test_a_baseline_of_unfinished_runs_is_refused(tmp_path):
-    exp = experiment(optimizers=[{"name": "faulty", "fault": "raise"}], seeds=(1,))
-    runner.run_experiment(exp, tmp_path / "r", log=None)
+    exp = grid_of(optimizers=[{"name": "faulty", "fault": "raise"}], seeds=(1,))
+    study.run_experiment(exp, tmp_path / "r", log=None)
     with pytest.raises(NnbenchError, match="faulty\\[fault=raise\\] seed 1 failed"):
         baseline_mod.write_baseline(tmp_path / "r", tmp_path / "b.json")
     assert not (tmp_path / "b.json").exists()
 
 
 def test_a_baseline_is_valid_json_even_with_non_finite_values(tmp_path):
-    exp = experiment(optimizers=[{"name": "faulty", "fault": "nan"}], seeds=(1, 2))
-    runner.run_experiment(exp, tmp_path / "r", log=None)
+    exp = grid_of(optimizers=[{"name": "faulty", "fault": "nan"}], seeds=(1, 2))
+    study.run_experiment(exp, tmp_path / "r", log=None)
     path = baseline_mod.write_baseline(tmp_path / "r", tmp_path / "b.json")
     raw = json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert raw["configurations"][0]["seeds"]["1"]["status"] == "diverged"

@@ -149,17 +149,17 @@ def test_a_failed_forced_rerun_is_an_error_exit(cli, tmp_path, monkeypatch):
     checks must not pass on the old results."""
     from collections import Counter
 
-    from nnbench import runner
+    from nnbench import runner, study
 
     def fake(experiment, **kw):
         return runner.GridSummary(tmp_path, 2, statuses=Counter(completed=1), n_kept=1)
 
-    monkeypatch.setattr(runner, "run_experiment", fake)
+    monkeypatch.setattr(study, "run_experiment", fake)
     done = cli("run", "--optimizers", "gd", "--dataset", "digits", "--force", "--quiet")
     assert done.returncode == 1
     assert "1 forced rerun(s) failed, and their earlier results were kept" in done.stderr
     monkeypatch.setattr(
-        runner,
+        study,
         "run_experiment",
         lambda e, **kw: runner.GridSummary(tmp_path, 1, statuses=Counter(completed=1)),
     )

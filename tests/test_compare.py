@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from nnbench import compare, grid, results, runner, tune
+from nnbench import compare, experiment, results, study, tune
 from nnbench.cli import main
 from nnbench.errors import NnbenchError
 
-EXP = grid.validate(
+EXP = experiment.validate(
     {
         "name": "cmp",
         "data": {"dataset": "digits"},
@@ -35,7 +35,7 @@ def write(folder, accuracies, optimizer="gd", options=None, status="completed", 
             continue
         spec = EXP.spec(optimizer, options or {}, hidden=(16,), batch_size=32, seed=seed)
         if spec_kw:
-            spec = grid.RunSpec(**{**spec.__dict__, **spec_kw})
+            spec = experiment.RunSpec(**{**spec.__dict__, **spec_kw})
         row = dict.fromkeys(results.METRICS, 1.0) | {"iteration": 10, "val_accuracy": acc}
         results.write_run(folder, spec, [] if status == "failed" else [row], status, "", {})
 
@@ -47,7 +47,7 @@ def verdicts(comparison, metric="val_accuracy"):
 
 
 def test_a_grid_run_twice_is_identical(tmp_path):
-    exp = grid.validate(
+    exp = experiment.validate(
         {
             "name": "a",
             "data": {"dataset": "digits"},
@@ -57,8 +57,8 @@ def test_a_grid_run_twice_is_identical(tmp_path):
             "optimizer": [{"name": "gd", "learning_rate": 0.5}],
         }
     )
-    runner.run_experiment(exp, tmp_path / "a", log=None)
-    runner.run_experiment(exp, tmp_path / "b", n_jobs=2, log=None)
+    study.run_experiment(exp, tmp_path / "a", log=None)
+    study.run_experiment(exp, tmp_path / "b", n_jobs=2, log=None)
     same = compare.compare(tmp_path / "a", tmp_path / "b")
     assert set(same.table["verdict"]) == {"identical"}
     assert compare.exit_code(same, "different") == 0
@@ -262,14 +262,14 @@ def test_a_folder_with_itself_is_no_difference_even_without_pairs(tmp_path):
 def test_a_real_regression_is_worse_on_real_runs(tmp_path):
     """GD's step doubled past stability on digits: every seed's accuracy falls."""
     def exp(lr, name):
-        return grid.validate({
+        return experiment.validate({
             "name": name, "data": {"dataset": "digits"}, "model": {"hidden": [[16]]},
             "grid": {"batch_size": [32], "seeds": [1, 2, 3, 4]}, "budget": {"max_epochs": 2},
             "optimizer": [{"name": "gd", "learning_rate": lr}],
         })  # fmt: skip
 
-    runner.run_experiment(exp(0.5, "a"), tmp_path / "a", n_jobs=2, log=None)
-    runner.run_experiment(exp(0.02, "b"), tmp_path / "b", n_jobs=2, log=None)
+    study.run_experiment(exp(0.5, "a"), tmp_path / "a", n_jobs=2, log=None)
+    study.run_experiment(exp(0.02, "b"), tmp_path / "b", n_jobs=2, log=None)
     comparison = compare.compare(tmp_path / "a", tmp_path / "b", ignore_options=True)
     assert set(verdicts(comparison).values()) == {"worse"}
     assert np.all(comparison.table["n"] == 4)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnbench import data
+from nnbench import data, experiment, study
 from nnbench.data import fetch as fetch_mod
 from nnbench.data import mnist as mnist_mod
 from nnbench.errors import DataError
@@ -356,14 +356,14 @@ def test_unknown_dataset_names_the_choices():
 
 def test_a_new_dataset_is_one_registration(tmp_path):
     """A dataset registered at run time is found by name everywhere: a grid runs on it."""
-    from nnbench import grid, results, runner
+    from nnbench import results
 
     def load(request):
         return data.make_synthetic(n_samples=120, n_features=5, n_classes=2, seed=7)
 
     data.register(data.DatasetInfo("tiny-test", load, "120 points (test)", shape=(5, 2)))
     try:
-        exp = grid.validate(
+        exp = experiment.validate(
             {
                 "name": "t",
                 "data": {"dataset": "tiny-test"},
@@ -372,7 +372,7 @@ def test_a_new_dataset_is_one_registration(tmp_path):
                 "optimizer": [{"name": "gd"}],
             }
         )
-        runner.run_experiment(exp, tmp_path / "r", log=None)
+        study.run_experiment(exp, tmp_path / "r", log=None)
         assert results.load(tmp_path / "r")["dataset"].unique().tolist() == ["tiny-test"]
     finally:
         data._REGISTRY.pop("tiny-test")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nnbench import grid, results, runner
+from nnbench import experiment, results, runner, study
 from nnbench.errors import NnbenchError
 
 pytestmark = pytest.mark.slow
@@ -288,7 +288,7 @@ def test_sigkill_of_the_runner_leaves_no_process_and_the_grid_resumes(tmp_path, 
     assert_nothing_left(proc.pid)
     finish(exp_file, out, backend)
     clean = tmp_path / "clean"
-    runner.run_experiment(grid.load_experiment(exp_file), clean, n_jobs=2, log=None)
+    study.run_experiment(experiment.load_experiment(exp_file), clean, n_jobs=2, log=None)
     pd.testing.assert_frame_equal(timeless(out), timeless(clean))
 
 
@@ -334,11 +334,11 @@ def test_disk_full_while_writing_results(tmp_path, monkeypatch):
 
     monkeypatch.setattr(results.pq, "write_table", full_disk)
     with pytest.raises(NnbenchError, match="No space left on device; the runs finished so far"):
-        runner.run_experiment(grid.load_experiment(exp_file), out, log=None)
+        study.run_experiment(experiment.load_experiment(exp_file), out, log=None)
     assert n_files(out) == 3  # the three written before are intact ...
     assert not list((out / "runs").glob(".*"))  # ... and no partial file is left
     monkeypatch.setattr(results.pq, "write_table", real_write)
-    summary = runner.run_experiment(grid.load_experiment(exp_file), out, log=None)
+    summary = study.run_experiment(experiment.load_experiment(exp_file), out, log=None)
     assert summary.n_skipped == 3 and statuses(out) == {"completed": N_SLOW}
 
 
@@ -358,7 +358,7 @@ def test_a_read_only_results_folder(tmp_path, monkeypatch):
         monkeypatch.setattr(runner, "open_lock_file", refuse)
     try:
         with pytest.raises(NnbenchError, match=r"Permission denied; give a writable folder"):
-            runner.run_experiment(grid.load_experiment(exp_file), out, log=None)
+            study.run_experiment(experiment.load_experiment(exp_file), out, log=None)
     finally:
         out.chmod(0o755)
 
@@ -382,7 +382,7 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path):
 
 def test_results_are_never_unpickled(tmp_path, monkeypatch):
     exp_file = write(tmp_path, SLOW.replace('fault = "sleep"', 'fault = "none"'))
-    runner.run_experiment(grid.load_experiment(exp_file), tmp_path / "r", log=None)
+    study.run_experiment(experiment.load_experiment(exp_file), tmp_path / "r", log=None)
     bomb = pickle.dumps(type("Boom", (), {"__reduce__": lambda s: (os.system, ("exit 7",))})())
     (tmp_path / "r" / "runs" / "0123456789abcdef.parquet").write_bytes(bomb)
 
@@ -487,7 +487,7 @@ def test_ctrl_c_while_the_run_processes_start_prints_no_traceback(tmp_path):
 ABANDON = """
 import os, sys
 from multiprocessing import forkserver
-from nnbench import isolation
+from nnbench import isolation, study
 
 isolation._mp_context()
 status_r, data_w = forkserver.connect_to_new_process([])

@@ -24,12 +24,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnbench import data, grid, results, runner
+from nnbench import data, experiment, results, runner, study
 from nnbench import settings as schema
 from nnbench.errors import ConfigError, DataError
 
 from .test_bad_input import run_cli
-from .test_grid import GOOD
+from .test_experiment import GOOD
 
 pytestmark = pytest.mark.slow
 DEADLINE = timedelta(seconds=20)
@@ -87,13 +87,13 @@ def assert_clean(code, err, allowed=(0, 2)):
 @given(mutated_experiments())
 def test_property_validation_accepts_or_names_the_problem(raw):
     try:
-        experiment = grid.validate(raw, "prop.toml")
+        exp = experiment.validate(raw, "prop.toml")
     except ConfigError as exc:
         assert str(exc).startswith("prop.toml: ") and "\n" not in str(exc)
         return
-    if experiment.tune is None:
-        runs = experiment.runs()
-        assert len(runs) == experiment.n_runs and len({r.run_id for r in runs}) == len(runs)
+    if exp.tune is None:
+        runs = exp.runs()
+        assert len(runs) == exp.n_runs and len({r.run_id for r in runs}) == len(runs)
 
 
 @FUZZ
@@ -368,7 +368,7 @@ def baselines(draw):
 @pytest.fixture(scope="module")
 def small_results(tmp_path_factory):
     folder = tmp_path_factory.mktemp("small")
-    exp = grid.validate(
+    exp = experiment.validate(
         {
             "name": "s",
             "data": {"dataset": "digits"},
@@ -377,7 +377,7 @@ def small_results(tmp_path_factory):
             "optimizer": [{"name": "gd"}],
         }
     )
-    runner.run_experiment(exp, folder, log=None)
+    study.run_experiment(exp, folder, log=None)
     return folder
 
 

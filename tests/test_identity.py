@@ -4,7 +4,7 @@ results are recognised by them, and run files of an older nnbench still are."""
 import shutil
 from pathlib import Path
 
-from nnbench import grid, results, runner
+from nnbench import experiment, results, study
 
 ROOT = Path(__file__).parent.parent
 BLOG = ROOT / "experiments" / "blog.toml"
@@ -46,7 +46,7 @@ BLOG_IDS = [
 
 
 def test_the_posts_experiment_has_its_pinned_run_ids():
-    assert sorted(s.run_id for s in grid.load_experiment(BLOG).runs()) == BLOG_IDS
+    assert sorted(s.run_id for s in experiment.load_experiment(BLOG).runs()) == BLOG_IDS
 
 
 def test_the_committed_results_are_recognised_and_a_rerun_runs_nothing(tmp_path):
@@ -56,7 +56,7 @@ def test_the_committed_results_are_recognised_and_a_rerun_runs_nothing(tmp_path)
     copy = tmp_path / "blog"
     shutil.copytree(ROOT / "results" / "blog" / "runs", copy / "runs")
     shutil.copy(ROOT / "results" / "blog" / "experiment.json", copy)
-    summary = runner.run_experiment(grid.load_experiment(BLOG), copy, log=None)
+    summary = study.run_experiment(experiment.load_experiment(BLOG), copy, log=None)
     assert summary.n_skipped == 30 and summary.n_done == 0
 
 

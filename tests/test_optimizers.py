@@ -10,7 +10,8 @@ from nnbench import optimizers
 from nnbench.errors import ConfigError
 from nnbench.mlp import MLP
 from nnbench.optimizers import ScipyStatusWarning
-from nnbench.train import Budget, LoopSettings, initial_weights, seed_rngs, train
+from nnbench.seeding import initial_weights, seed_rngs
+from nnbench.train import Budget, LoopSettings, train
 
 
 class Quadratic:

@@ -13,12 +13,12 @@ import pytest
 from matplotlib.figure import Figure
 from PIL import Image
 
-from nnbench import grid, report, results
+from nnbench import experiment, report, results
 from nnbench.errors import NnbenchError
 from nnbench.report import figures, tables
 from nnbench.train import METRICS
 
-BASE = grid.validate(
+BASE = experiment.validate(
     {
         "name": "hand",
         "data": {"dataset": "mnist"},
@@ -370,14 +370,14 @@ def test_markup_planted_in_every_user_and_plugin_string_is_shown_never_read(tmp_
     """A plugin's option values (in labels and the tuning tables), an exception's
     message (the failures table) and a figure's error (a note): every one shown
     as text in report.md and report.html, none read as markup."""
-    exp = grid.validate(
+    exp = experiment.validate(
         {"name": "m_a_r_k", "data": {"dataset": "digits"}, "budget": {"max_iter": 100},
          "eval": {"every": 50}, "optimizer": [{"name": "gd"}]}
     )  # fmt: skip
-    spec_ok = grid.RunSpec(**{**exp.spec("gd", {}, hidden=(25,), batch_size=50, seed=1).__dict__,
-                              "optimizer": "plugged", "options": dict(MARKUP)})  # fmt: skip
+    base = exp.spec("gd", {}, hidden=(25,), batch_size=50, seed=1).__dict__
+    spec_ok = experiment.RunSpec(**{**base, "optimizer": "plugged", "options": dict(MARKUP)})
     results.write_run(tmp_path, spec_ok, rows([0.1, 0.5, 0.8], [0, 1, 2]), "completed", "", {})
-    spec_bad = grid.RunSpec(**{**spec_ok.__dict__, "values": {**spec_ok.values, "seed": 2}})
+    spec_bad = experiment.RunSpec(**{**spec_ok.__dict__, "values": {**spec_ok.values, "seed": 2}})
     message = "RuntimeError: " + " ".join(MARKUP.values())
     results.write_run(tmp_path, spec_bad, [], "failed", message, {})
 

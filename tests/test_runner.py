@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnbench import backends, grid, optimizers, results, runner
+from nnbench import backends, experiment, optimizers, results, runner, study
 from nnbench.data import share_dataset
 from nnbench.errors import ConfigError, NnbenchError
 from nnbench.status import Status
@@ -29,7 +29,7 @@ TIMELESS = [
 ]
 
 
-def experiment(
+def grid_of(
     name="small", optimizers=None, seeds=(1, 2), hidden=((16,),), max_iter=30, batch_size=(32,)
 ):
     raw = {
@@ -46,7 +46,7 @@ def experiment(
             {"name": "cg", "mb_maxiter": 3},
         ],
     }
-    return grid.validate(raw)
+    return experiment.validate(raw)
 
 
 def metrics(out):
@@ -55,15 +55,15 @@ def metrics(out):
 
 
 def test_one_and_two_jobs_give_the_same_metrics(tmp_path):
-    exp = experiment()
-    s1 = runner.run_experiment(exp, tmp_path / "j1", n_jobs=1, log=None)
-    s2 = runner.run_experiment(exp, tmp_path / "j2", n_jobs=2, log=None)
+    exp = grid_of()
+    s1 = study.run_experiment(exp, tmp_path / "j1", n_jobs=1, log=None)
+    s2 = study.run_experiment(exp, tmp_path / "j2", n_jobs=2, log=None)
     assert s1.statuses == s2.statuses == {"completed": 6}
     pd.testing.assert_frame_equal(metrics(tmp_path / "j1"), metrics(tmp_path / "j2"))
 
 
 def test_results_table_has_the_documented_columns(tmp_path):
-    runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None)
+    study.run_experiment(grid_of(seeds=(1,)), tmp_path, log=None)
     frame = results.load(tmp_path)
     for column in (*results.CONFIG_COLUMNS, "train_seconds", "eval_seconds"):
         assert column in frame.columns
@@ -77,22 +77,22 @@ def test_results_table_has_the_documented_columns(tmp_path):
 
 
 def test_a_rerun_skips_finished_runs_and_force_reruns(tmp_path):
-    exp = experiment(seeds=(1,))
-    runner.run_experiment(exp, tmp_path, log=None)
+    exp = grid_of(seeds=(1,))
+    study.run_experiment(exp, tmp_path, log=None)
     files = sorted((tmp_path / "runs").glob("*.parquet"))
     stamps = [f.stat().st_mtime_ns for f in files]
-    again = runner.run_experiment(exp, tmp_path, log=None)
+    again = study.run_experiment(exp, tmp_path, log=None)
     assert again.n_skipped == 3 and again.n_done == 0
     assert [f.stat().st_mtime_ns for f in files] == stamps
-    forced = runner.run_experiment(exp, tmp_path, log=None, force=True)
+    forced = study.run_experiment(exp, tmp_path, log=None, force=True)
     assert forced.n_done == 3 and len(list((tmp_path / "runs").glob("*.parquet"))) == 3
 
 
 def test_every_end_of_a_run_is_a_row_and_the_grid_goes_on(tmp_path):
     """In-process faults of a run, each with -j 1: the runner survives them all."""
     faults = ["raise", "sysexit", "keyboard", "generatorexit", "exit", "segfault"]
-    exp = experiment(optimizers=[{"name": "faulty", "fault": faults}, {"name": "adam"}], seeds=(1,))
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=1, log=None)
+    exp = grid_of(optimizers=[{"name": "faulty", "fault": faults}, {"name": "adam"}], seeds=(1,))
+    summary = study.run_experiment(exp, tmp_path, n_jobs=1, log=None)
     assert summary.statuses == {"failed": len(faults), "completed": 1}
     runs = results.load_runs(tmp_path).set_index("label")
     message = runs["message"].to_dict()
@@ -110,7 +110,7 @@ def test_every_end_of_a_run_is_a_row_and_the_grid_goes_on(tmp_path):
     failed = results.load(tmp_path).query("status == 'failed'")
     assert failed.groupby("run_id").size().max() >= 1  # never silently dropped
     # failed runs are tried again by the next run of the grid; finished ones are not
-    assert runner.run_experiment(exp, tmp_path, log=None).n_skipped == 1
+    assert study.run_experiment(exp, tmp_path, log=None).n_skipped == 1
 
 
 def test_a_hung_run_is_stopped_and_recorded(tmp_path):
@@ -121,22 +121,22 @@ def test_a_hung_run_is_stopped_and_recorded(tmp_path):
         "budget": {"max_iter": 20, "hang_seconds": 1.0},
         "optimizer": [{"name": "faulty", "fault": "hang"}, {"name": "gd"}],
     }
-    summary = runner.run_experiment(grid.validate(raw), tmp_path, n_jobs=2, log=None)
+    summary = study.run_experiment(experiment.validate(raw), tmp_path, n_jobs=2, log=None)
     assert summary.statuses == {"failed": 1, "completed": 1}
     message = results.load_runs(tmp_path).query("status == 'failed'")["message"].iloc[0]
     assert message.startswith("hung: no step for 1 s (after iteration 2)")
 
 
 def test_a_diverging_run_is_recorded_as_diverged(tmp_path):
-    exp = experiment(optimizers=[{"name": "faulty", "fault": "nan"}], seeds=(1,))
-    summary = runner.run_experiment(exp, tmp_path, log=None)
+    exp = grid_of(optimizers=[{"name": "faulty", "fault": "nan"}], seeds=(1,))
+    summary = study.run_experiment(exp, tmp_path, log=None)
     assert summary.statuses == {"diverged": 1}
     assert "minibatch loss became nan" in results.load(tmp_path)["message"].iloc[0]
 
 
 def test_a_failed_rerun_never_replaces_a_final_result(tmp_path):
-    exp = experiment(seeds=(1,), optimizers=[{"name": "gd"}])
-    runner.run_experiment(exp, tmp_path, log=None)
+    exp = grid_of(seeds=(1,), optimizers=[{"name": "gd"}])
+    study.run_experiment(exp, tmp_path, log=None)
     spec = exp.runs()[0]
     path = results.run_path(tmp_path, spec.run_id)
     before = path.read_bytes()
@@ -151,18 +151,18 @@ def test_a_failed_rerun_never_replaces_a_final_result(tmp_path):
 
 def test_a_second_runner_on_the_same_folder_is_refused(tmp_path):
     with runner.results_lock(tmp_path), pytest.raises(NnbenchError, match="another nnbench run"):
-        runner.run_experiment(experiment(), tmp_path, log=None)
+        study.run_experiment(grid_of(), tmp_path, log=None)
     # released afterwards
-    assert runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None).n_done == 3
+    assert study.run_experiment(grid_of(seeds=(1,)), tmp_path, log=None).n_done == 3
 
 
 def test_a_results_folder_belongs_to_one_experiment(tmp_path):
-    runner.run_experiment(experiment("first", seeds=(1,)), tmp_path, log=None)
+    study.run_experiment(grid_of("first", seeds=(1,)), tmp_path, log=None)
     with pytest.raises(NnbenchError, match="holds the results of experiment 'first', not 'second'"):
-        runner.run_experiment(experiment("second", seeds=(2,)), tmp_path, log=None)
+        study.run_experiment(grid_of("second", seeds=(2,)), tmp_path, log=None)
     assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
-    summary = runner.run_experiment(
-        experiment("second", seeds=(2,)), tmp_path, log=None, merge=True
+    summary = study.run_experiment(
+        grid_of("second", seeds=(2,)), tmp_path, log=None, merge=True
     )
     assert summary.n_done == 3
     assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
@@ -173,7 +173,7 @@ def test_a_results_folder_belongs_to_one_experiment(tmp_path):
 def test_an_experiment_json_nnbench_did_not_write_is_never_replaced(tmp_path, content):
     (tmp_path / "experiment.json").write_text(content)
     with pytest.raises(NnbenchError, match="is not a description nnbench wrote"):
-        runner.run_experiment(experiment(seeds=(1,)), tmp_path, log=None)
+        study.run_experiment(grid_of(seeds=(1,)), tmp_path, log=None)
     assert (tmp_path / "experiment.json").read_text() == content
 
 
@@ -193,7 +193,7 @@ def test_an_experiment_json_nnbench_did_not_write_is_never_replaced(tmp_path, co
 def test_bad_runner_settings_are_refused_before_anything_is_written(tmp_path, kwargs, match):
     kwargs.setdefault("out_dir", tmp_path / "out")
     with pytest.raises(ConfigError, match=match):
-        runner.run_experiment(experiment(), log=None, **kwargs)
+        study.run_experiment(grid_of(), log=None, **kwargs)
     assert not (tmp_path / "out").exists()
 
 
@@ -216,8 +216,8 @@ def test_workers_memory_map_one_copy_of_the_data():
 def test_results_are_read_and_reported_without_the_plugin_that_made_them(tmp_path, monkeypatch):
     from nnbench import report
 
-    exp = experiment(optimizers=[{"name": "signsgd", "learning_rate": 0.02}], seeds=(1, 2))
-    runner.run_experiment(exp, tmp_path, log=None)
+    exp = grid_of(optimizers=[{"name": "signsgd", "learning_rate": 0.02}], seeds=(1, 2))
+    study.run_experiment(exp, tmp_path, log=None)
     # the plugin is gone: uninstalled, or another machine
     registry = dict(optimizers._REGISTRY)
     registry.pop("signsgd")
@@ -250,12 +250,12 @@ def test_a_script_without_a_main_guard_runs_its_grid_once(tmp_path):
 
     script = tmp_path / "script.py"
     script.write_text(
-        "from nnbench import grid, runner\n"
-        "exp = grid.validate({'name': 'ng', 'data': {'dataset': 'digits'},\n"
+        "from nnbench import experiment, study\n"
+        "exp = experiment.validate({'name': 'ng', 'data': {'dataset': 'digits'},\n"
         "    'budget': {'max_iter': 10}, 'optimizer': [{'name': 'gd'}],\n"
         "    'grid': {'seeds': [1, 2]}})\n"
         f"out = {str(tmp_path / 'out')!r}\n"
-        "print(runner.run_experiment(exp, out, n_jobs=2, log=None).statuses)\n"
+        "print(study.run_experiment(exp, out, n_jobs=2, log=None).statuses)\n"
     )
     done = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path
@@ -301,7 +301,7 @@ def test_runs_import_the_nnbench_the_runner_imports(tmp_path):
 
 
 def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
-    exp = grid.validate(
+    exp = experiment.validate(
         {
             "name": "f32",
             "data": {"dataset": "digits", "dtype": "float32"},
@@ -310,7 +310,7 @@ def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
             "optimizer": [{"name": "cg", "mb_maxiter": 3}, {"name": "lbfgsb", "mb_maxiter": 3}],
         }
     )
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    summary = study.run_experiment(exp, tmp_path, n_jobs=2, log=None)
     assert summary.statuses == {"completed": 4}
     last = results.final_rows(results.load(tmp_path))
     assert (last["dtype"] == "float32").all() and (last["val_accuracy"] > 0.3).all()
@@ -318,20 +318,20 @@ def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
 
 
 def test_runs_of_an_earlier_version_of_the_experiment_are_pointed_out(tmp_path):
-    runner.run_experiment(experiment(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
-    longer = experiment(seeds=(1,), optimizers=[{"name": "gd"}], max_iter=40)
-    with pytest.warns(runner.OtherRunsWarning, match="holds 1 runs of 1 configuration"):
-        runner.run_experiment(longer, tmp_path, log=None)
-    more_seeds = experiment(seeds=(1, 2), optimizers=[{"name": "gd"}], max_iter=40)
+    study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
+    longer = grid_of(seeds=(1,), optimizers=[{"name": "gd"}], max_iter=40)
+    with pytest.warns(study.OtherRunsWarning, match="holds 1 runs of 1 configuration"):
+        study.run_experiment(longer, tmp_path, log=None)
+    more_seeds = grid_of(seeds=(1, 2), optimizers=[{"name": "gd"}], max_iter=40)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", runner.OtherRunsWarning)
-        with pytest.raises(runner.OtherRunsWarning):  # the 30-iteration runs are still there
-            runner.run_experiment(more_seeds, tmp_path, log=None)
+        warnings.simplefilter("error", study.OtherRunsWarning)
+        with pytest.raises(study.OtherRunsWarning):  # the 30-iteration runs are still there
+            study.run_experiment(more_seeds, tmp_path, log=None)
     fresh = tmp_path / "fresh"
-    runner.run_experiment(longer, fresh, log=None)
+    study.run_experiment(longer, fresh, log=None)
     with warnings.catch_warnings():
-        warnings.simplefilter("error", runner.OtherRunsWarning)
-        runner.run_experiment(more_seeds, fresh, log=None)  # more seeds: nothing foreign
+        warnings.simplefilter("error", study.OtherRunsWarning)
+        study.run_experiment(more_seeds, fresh, log=None)  # more seeds: nothing foreign
 
 
 def test_a_finished_run_without_rows_is_run_again(tmp_path):
@@ -340,8 +340,8 @@ def test_a_finished_run_without_rows_is_run_again(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    exp = experiment(seeds=(1, 2), optimizers=[{"name": "gd"}])
-    runner.run_experiment(exp, tmp_path, log=None)
+    exp = grid_of(seeds=(1, 2), optimizers=[{"name": "gd"}])
+    study.run_experiment(exp, tmp_path, log=None)
     for spec, change in zip(
         exp.runs(), (lambda f: f.iloc[:0], lambda f: f.drop(columns="iteration")), strict=True
     ):
@@ -350,5 +350,5 @@ def test_a_finished_run_without_rows_is_run_again(tmp_path):
         new = pa.Table.from_pandas(change(table.to_pandas()), preserve_index=False)
         pq.write_table(new.replace_schema_metadata(table.schema.metadata), path)
     assert results.stored_runs(tmp_path) == {}
-    assert runner.run_experiment(exp, tmp_path, log=None).n_done == 2
+    assert study.run_experiment(exp, tmp_path, log=None).n_done == 2
     assert len(results.stored_runs(tmp_path)) == 2

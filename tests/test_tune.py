@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from nnbench import grid, report, results, runner, tune
+from nnbench import experiment, report, results, study, tune
 from nnbench.errors import ConfigError, NnbenchError
 from nnbench.train import METRICS
 
 
 def tuned(final_seeds=(11, 12), trials=3, space=None, name="tuned"):
-    return grid.validate(
+    return experiment.validate(
         {
             "name": name,
             "data": {"dataset": "digits"},
@@ -31,7 +31,7 @@ def tuned(final_seeds=(11, 12), trials=3, space=None, name="tuned"):
 
 def test_a_tuned_study_runs_chooses_on_validation_and_resumes(tmp_path):
     exp = tuned()
-    summary = runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    summary = study.run_experiment(exp, tmp_path, n_jobs=2, log=None)
     # gd: 3 trials x 2 seeds + 2 finals; cg: 2 finals
     assert summary.n_done == 10 and summary.statuses == {"completed": 10}
     runs = results.load_runs(tmp_path)
@@ -46,7 +46,7 @@ def test_a_tuned_study_runs_chooses_on_validation_and_resumes(tmp_path):
     assert gd["val_accuracy"] == pytest.approx(by_trial.max())
     finals = last.query("optimizer == 'gd' and phase == 'final'")
     assert set(finals["trial"]) == {gd["trial"]}
-    assert runner.run_experiment(exp, tmp_path, log=None).n_done == 0  # resumed: nothing new
+    assert study.run_experiment(exp, tmp_path, log=None).n_done == 0  # resumed: nothing new
 
 
 def test_the_choice_never_looks_at_test_accuracy(tmp_path):
@@ -84,7 +84,7 @@ def test_a_second_choice_retires_the_finals_of_the_first(tmp_path):
     """A rerun can choose again (a failed trial retried, say): the earlier
     finals stay on disk but are no longer the optimizer's numbers."""
     exp = tuned()
-    runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    study.run_experiment(exp, tmp_path, n_jobs=2, log=None)
     chosen = json.loads((tmp_path / tune.TUNE_FILE).read_text())["chosen"]
     gd = next(c for c in chosen if c["optimizer"] == "gd")
     other = next(t for t in range(3) if t != gd["trial"])
@@ -112,7 +112,7 @@ def test_finals_are_matched_on_the_chosen_setting_not_the_trial_index(tmp_path):
     """Another [tune] seed draws other settings under the same trial indices: the
     finals of the earlier study's setting at the chosen index are not pooled in."""
     exp = tuned()
-    runner.run_experiment(exp, tmp_path, n_jobs=2, log=None)
+    study.run_experiment(exp, tmp_path, n_jobs=2, log=None)
     chosen = json.loads((tmp_path / tune.TUNE_FILE).read_text())["chosen"]
     gd = next(c for c in chosen if c["optimizer"] == "gd")
     stale_options = {"learning_rate": 0.01234}  # another setting, the same trial index
@@ -139,8 +139,8 @@ def test_a_study_whose_finals_are_missing_reports_its_trials(tmp_path):
 
 
 def test_merging_into_or_from_a_tuning_study_is_refused(tmp_path):
-    runner.run_experiment(tuned(), tmp_path, n_jobs=2, log=None)
-    plain = grid.validate(
+    study.run_experiment(tuned(), tmp_path, n_jobs=2, log=None)
+    plain = experiment.validate(
         {
             "name": "plain",
             "data": {"dataset": "digits"},
@@ -150,10 +150,10 @@ def test_merging_into_or_from_a_tuning_study_is_refused(tmp_path):
         }
     )
     with pytest.raises(NnbenchError, match="--merge cannot mix a tuning study"):
-        runner.run_experiment(plain, tmp_path, merge=True, log=None)
-    runner.run_experiment(plain, tmp_path / "p", log=None)
+        study.run_experiment(plain, tmp_path, merge=True, log=None)
+    study.run_experiment(plain, tmp_path / "p", log=None)
     with pytest.raises(NnbenchError, match="--merge cannot mix a tuning study"):
-        runner.run_experiment(tuned(name="other"), tmp_path / "p", merge=True, log=None)
+        study.run_experiment(tuned(name="other"), tmp_path / "p", merge=True, log=None)
 
 
 @pytest.mark.parametrize(
@@ -178,10 +178,10 @@ def test_search_spaces_that_rounding_or_repeats_would_spoil_are_refused(space, m
         ],
     }
     if message is None:
-        exp = grid.validate(table, "exp.toml")
+        exp = experiment.validate(table, "exp.toml")
         points = tune.trial_points(exp.optimizers[0], 4, 0)
         assert all(0.9 <= p["momentum"] <= 0.99999 < 1 for p in points)
         return
     with pytest.raises(ConfigError, match=message) as err:
-        grid.validate(table, "exp.toml")
+        experiment.validate(table, "exp.toml")
     assert str(err.value).startswith("exp.toml: [[optimizer]] #1 ")  # names file and key

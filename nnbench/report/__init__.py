@@ -134,7 +134,7 @@ def _sections(
         _missing_finals(page, frame)
     summary = summary_table(shown, target, time_col) if not shown.empty else pd.DataFrame()
     best = best_settings(summary) if not summary.empty else summary
-    several = not summary.empty and summary["label"].nunique() > best["label"].nunique()
+    several = not summary.empty and summary["name"].nunique() > best["name"].nunique()
     if is_blog_setting(frame):
         _blog_section(page, frame)
     if not summary.empty:
@@ -151,7 +151,7 @@ def _sections(
         _aggregate_section(page, ok)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
-    return best["label"].tolist() if several else None
+    return best["name"].tolist() if several else None
 
 
 def _missing_finals(page: render.Page, frame: pd.DataFrame) -> None:
@@ -167,7 +167,8 @@ def _missing_finals(page: render.Page, frame: pd.DataFrame) -> None:
 
 
 def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
-    view = summary[["label", "hidden", "batch_size", "seeds", "ok"]].copy()
+    view = summary[["name", "hidden", "batch_size", "seeds", "ok"]].copy()
+    view = view.rename(columns={"name": "configuration"})
     view["batch_size"] = summary["batch_size"].map(tables.batch_text)
     for split, name in (("val", "val acc [95% CI]"), ("test", "test acc [95% CI]")):
         view[name] = [
@@ -258,7 +259,7 @@ def _tuning_section(page: render.Page, chosen: pd.DataFrame) -> None:
 
 
 def _best_section(page: render.Page, best: pd.DataFrame) -> None:
-    view = best[["optimizer", "hidden", "batch_size", "label", "val_mean"]].copy()
+    view = best[["optimizer", "hidden", "batch_size", "name", "val_mean"]].copy()
     view["batch_size"] = view["batch_size"].map(tables.batch_text)
     view["test acc [95% CI]"] = [
         render.interval(m, lo, hi, c)
@@ -266,7 +267,7 @@ def _best_section(page: render.Page, best: pd.DataFrame) -> None:
             best["test_mean"], best["test_low"], best["test_high"], best["test_clipped"]
         )
     ]
-    view = view.rename(columns={"label": "best setting", "val_mean": "val acc"})
+    view = view.rename(columns={"name": "best setting", "val_mean": "val acc"})
     page.add("Best setting per optimizer, chosen on validation", "", view)
 
 

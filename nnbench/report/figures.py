@@ -63,7 +63,7 @@ class Context:
 
     frame: pd.DataFrame
     target: float | None = None
-    labels: list[str] | None = None  # the settings to draw (best per optimizer), or all
+    labels: list[str] | None = None  # the configurations to draw (by name), or all
     spaces: dict | None = None  # tuned experiments: the search spaces
     cache: dict = field(default_factory=dict)
     shown: pd.DataFrame | None = None
@@ -137,7 +137,7 @@ def _shown(ctx: Context) -> pd.DataFrame:
     of each optimizer when it has several."""
     data = ctx.shown.dropna(subset=["iteration"])
     if ctx.labels is not None:
-        data = data[data["label"].isin(ctx.labels)]
+        data = data[data["name"].isin(ctx.labels)]
     return data
 
 
@@ -181,7 +181,7 @@ def convergence(ctx: Context, x: str, y: str) -> Figure | None:
         cell = data[(data["hidden"] == hidden) & (data["batch_size"] == batch)].copy()
         cell["point"] = cell.groupby("run_id").cumcount()
         styles: dict[str, Any] = {}
-        for label, runs in cell.groupby("label", sort=True):
+        for label, runs in cell.groupby("name", sort=True):
             opt = runs["optimizer"].iloc[0]
             styles.setdefault(opt, iter(["-", "--", ":", "-."] * 10))
             agg = runs.groupby("point").agg(
@@ -224,13 +224,13 @@ def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure 
     cells = _cells(last)
     if not cells:
         return None
-    fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.5 + 0.42 * last["label"].nunique()))
+    fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.5 + 0.42 * last["name"].nunique()))
     rng = np.random.default_rng(0)  # jitter only
     for ax, (hidden, batch) in zip(axes.flat, cells):
         cell = last[(last["hidden"] == hidden) & (last["batch_size"] == batch)]
-        order = sorted(cell["label"].unique())
+        order = sorted(cell["name"].unique())
         for i, label in enumerate(order):
-            runs = cell[cell["label"] == label]
+            runs = cell[cell["name"] == label]
             vals = runs[column].to_numpy(dtype=float)
             c = colour(runs["optimizer"].iloc[0])
             ok = runs["status"].isin(tables.OK).to_numpy()

@@ -29,7 +29,7 @@ from nnbench.stats import stratified_resamples
 from nnbench.status import Status
 
 CELL = ["hidden", "batch_size"]
-CONFIG = ["config_id", "label", "optimizer", *CELL]
+CONFIG = ["config_id", "name", "label", "optimizer", *CELL]
 OK = [s.value for s in Status if s.is_ok]
 # Where a tuned choice sits in its search space, as a fraction of it (in log
 # scale for log-uniform spaces): outside [EDGE, 1 - EDGE] it is an "edge".
@@ -130,7 +130,7 @@ def summary_table(
     if target is not None:
         last = last.merge(with_time_to_target(frame, target), on="run_id", how="left")
     out = []
-    last = last.sort_values(["label", "hidden", "batch_size"], kind="stable")
+    last = last.sort_values(["name", "hidden", "batch_size"], kind="stable")
     for key, group in last.groupby(CONFIG, sort=False, dropna=False):
         row = dict(zip(CONFIG, key))
         row["phase"] = group["phase"].iloc[0] if "phase" in group else "grid"
@@ -159,7 +159,7 @@ def best_settings(summary: pd.DataFrame) -> pd.DataFrame:
     """Per optimizer and cell, the configuration with the best mean validation accuracy."""
     if summary.empty:
         return summary
-    ranked = summary.sort_values(["val_mean", "label"], ascending=[False, True])
+    ranked = summary.sort_values(["val_mean", "name"], ascending=[False, True])
     return (
         ranked.groupby(["optimizer", *CELL], sort=True)
         .head(1)
@@ -174,7 +174,7 @@ def status_table(frame: pd.DataFrame) -> pd.DataFrame:
     if last.empty:
         return last
     bad = last[~last["status"].isin(OK)]
-    return bad[["label", "hidden", "batch_size", "seed", "status", "iteration", "message"]]
+    return bad[["name", "hidden", "batch_size", "seed", "status", "iteration", "message"]]
 
 
 def blog_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -264,7 +264,7 @@ def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
     return pd.Series(out, dtype=float)
 
 
-def profile_trials(frame: pd.DataFrame, study: str = "seed", trial: str = "label") -> pd.DataFrame:
+def profile_trials(frame: pd.DataFrame, study: str = "seed", trial: str = "name") -> pd.DataFrame:
     """The evaluations in the shape AlgoPerf's scoring reads: submission (an
     optimizer), workload (a cell), study, trial, eval_index, score, times.
 
@@ -383,12 +383,12 @@ def timing_spread(frame: pd.DataFrame) -> pd.DataFrame:
     for config_id, group in last.groupby("config_id"):
         if len(group) < 2:
             continue
-        row = {"config_id": config_id, "label": group["label"].iloc[0]}
+        row = {"config_id": config_id, "name": group["name"].iloc[0]}
         for col in TIME_AXES:
             per = group[col] / group["grad_evals"]
             row[col] = float(per.max() / per.min() - 1) if per.min() > 0 else math.nan
         rows.append(row)
-    return pd.DataFrame(rows, columns=["config_id", "label", *TIME_AXES])
+    return pd.DataFrame(rows, columns=["config_id", "name", *TIME_AXES])
 
 
 def ties_with_fastest(times: pd.DataFrame, spread: float) -> pd.DataFrame:
@@ -495,7 +495,7 @@ def trial_table(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     trials = trials.assign(val_accuracy=trials["val_accuracy"].fillna(0.0))  # failed: 0
     out = (
-        trials.groupby(["optimizer", *CELL, "trial", "label", "options"], sort=True)
+        trials.groupby(["optimizer", *CELL, "trial", "name", "options"], sort=True)
         .agg(val_mean=("val_accuracy", "mean"), seeds=("seed", "size"))
         .reset_index()
     )

@@ -16,16 +16,21 @@ import itertools
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+import zlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from nnbench import optimizers, settings
 from nnbench.errors import ConfigError
 from nnbench.fileio import is_regular_file
 from nnbench.optimizers.base import make_label
+from nnbench.options import Option
 from nnbench.settings import BY_KEY, SECTIONS
+from nnbench.space import Space, space_from_table
 
 # Version of the run spec as stored in a run file. 0: the flat spec of nnbench
 # 0.1, before the schema (still read, see RunSpec.from_dict).
@@ -200,9 +205,7 @@ class Experiment:
     def n_runs(self) -> int:
         """The number of runs of the grid, computed without building them."""
         if self.tune is not None:
-            from nnbench import tune
-
-            return tune.n_runs(self)
+            return _tuned_runs(self)
         cells = math.prod(len(v) for v in self.axes.values())
         return cells * sum(o.n_settings for o in self.optimizers)
 
@@ -227,13 +230,11 @@ class Experiment:
     def runs(self) -> list[RunSpec]:
         """One spec per run: architectures x optimizer settings x batch sizes x seeds.
 
-        Under ``[tune]`` the runs depend on results (the finals rerun the best
-        trial), so the tuning protocol builds them: see :mod:`nnbench.tune`.
+        Under ``[tune]``, the trials: the finals depend on their results (they
+        rerun the best trial), and :mod:`nnbench.tune` makes them.
         """
         if self.tune is not None:
-            from nnbench import tune
-
-            return tune.trial_runs(self)
+            return trial_runs(self)
         specs = []
         for hidden, opt, batch_size, seed in itertools.product(
             self.axes["hidden"], self.optimizers, self.axes["batch_size"], self.axes["seed"]
@@ -248,9 +249,7 @@ class Experiment:
         """The spaces an optimizer is searched over: under [tune], its defaults too."""
         if self.tune is None:
             return opt.spaces
-        from nnbench import tune
-
-        return tune.spaces_of(opt)
+        return spaces_of(opt)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -275,6 +274,139 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "to_table"):
         return value.to_table()
     return value
+
+
+# -- the tuning protocol's trials (nnbench.tune chooses and reruns) -----------------
+
+EDGE_FRACTION = 0.1  # a choice in the outer tenth of its space is at an edge
+
+
+def parse_space(
+    table: Mapping[str, Any], option: Option, where: str, fail: Callable[[str, str], Exception]
+) -> Space:
+    """A search space from its table in an experiment file, its bounds checked
+    against the option (a learning rate's space cannot include 0)."""
+    try:
+        space = space_from_table(dict(table))
+    except ValueError as exc:
+        raise fail(where, str(exc)) from None
+    if hasattr(space, "values"):
+        canonical = []
+        for value in space.values:
+            try:
+                canonical.append(option.convert(value))
+            except ValueError as exc:
+                raise fail(where, f"the choice {value!r} is not taken: it takes {exc}") from None
+        if len(set(map(repr, canonical))) < len(canonical):
+            raise fail(where, f"the choice names one value twice ({list(space.values)!r}); "
+                       "give each once")  # fmt: skip
+        return space
+    # the values trials take, rounded as they are: both ends must be the option's
+    ends = [space.round(space.value(u)) for u in (0.0, 1.0 - 1e-12)]
+    for bound in ends:
+        try:
+            option.convert(bound)
+        except ValueError as exc:
+            raise fail(
+                where, f"the space reaches {bound!r} (rounded as trials are), but the option "
+                f"takes {exc}"
+            ) from None  # fmt: skip
+    if ends[0] == ends[1]:
+        raise fail(
+            where, f"the space's trials would all be {ends[0]!r} (to {4} significant digits): "
+            "widen it, or give the value instead"
+        )  # fmt: skip
+    return space
+
+
+def spaces_of(opt: Any) -> dict[str, Space]:
+    """The searched options of an ``[[optimizer]]`` table: its own spaces, and the
+    default spaces of the options it leaves unset."""
+    cls = optimizers.get(opt.name)
+    spaces = {
+        key: o.search
+        for key, o in cls.options.items()
+        if o.search is not None and key not in opt.options
+    }
+    spaces.update(opt.spaces)
+    return dict(sorted(spaces.items()))
+
+
+def trial_points(opt: Any, n_trials: int, seed: int) -> list[dict[str, Any]]:
+    """The trials' options of one optimizer: fixed values plus sampled ones.
+
+    One trial when nothing is searched. The points are a scrambled Halton
+    sequence seeded by ``seed`` and the optimizer's name, so adding an
+    optimizer to a study does not move another's trials.
+    """
+    from scipy.stats import qmc
+
+    fixed = {k: v[0] for k, v in opt.options.items()}
+    spaces = spaces_of(opt)
+    if not spaces:
+        return [fixed]
+    stream = np.random.SeedSequence([seed, zlib.crc32(opt.name.encode())])
+    sampler = qmc.Halton(d=len(spaces), scramble=True, seed=np.random.default_rng(stream))
+    points = sampler.random(n_trials)
+    cls = optimizers.get(opt.name)
+    trials = []
+    for u in points:
+        options = dict(fixed)
+        for (key, space), ui in zip(spaces.items(), u):
+            options[key] = cls.options[key].convert(space.round(space.value(float(ui))))
+        trials.append(options)
+    return trials
+
+
+def cells(experiment: Any) -> list[tuple[Any, Any]]:
+    return [(h, b) for h in experiment.axes["hidden"] for b in experiment.axes["batch_size"]]
+
+
+def _tuned_runs(experiment: Any) -> int:
+    """Trials and finals of every optimizer in every cell, counted without building them."""
+    t = experiment.tune
+    per_cell = 0
+    for opt in experiment.optimizers:
+        n_trials = t["trials"] if spaces_of(opt) else 0  # nothing to search: no trials
+        per_cell += n_trials * len(experiment.axes["seed"]) + len(t["final_seeds"])
+    return per_cell * len(cells(experiment))
+
+
+def _validate_tuning(experiment: Any, fail: Callable[[str, str], Exception]) -> None:
+    """What a tuned experiment may not hold: option grids (a search space replaces them)."""
+    for i, opt in enumerate(experiment.optimizers, 1):
+        for key, values in opt.options.items():
+            if len(values) > 1:
+                raise fail(
+                    f"[[optimizer]] #{i} {key}",
+                    "is a list: under [tune], give one value or a search space "
+                    "such as { log_uniform = [1e-5, 1e-1] }",
+                )
+
+
+def trial_runs(experiment: Any) -> list[Any]:
+    """Every trial run: cells x optimizers x trials x grid seeds. An optimizer with
+    nothing to search has no trials: its one setting goes straight to the finals."""
+    t = experiment.tune
+    specs = []
+    for opt in experiment.optimizers:
+        if not spaces_of(opt):
+            continue
+        for trial, options in enumerate(trial_points(opt, t["trials"], t["tune_seed"])):
+            for hidden, batch in cells(experiment):
+                for seed in experiment.axes["seed"]:
+                    specs.append(
+                        experiment.spec(
+                            opt.name,
+                            options,
+                            "trial",
+                            trial,
+                            hidden=hidden,
+                            batch_size=batch,
+                            seed=seed,
+                        )
+                    )
+    return specs
 
 
 # -- validation ----------------------------------------------------------------------
@@ -392,9 +524,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
             f"has {n_runs:,} runs, more than the {settings.MAX_RUNS:,} allowed; shrink the lists",
         )
     if tune_cfg is not None:
-        from nnbench import tune
-
-        tune.check(exp, c.fail)
+        _validate_tuning(exp, c.fail)
     _check_repeats(c, exp)
     return exp
 
@@ -483,9 +613,7 @@ def _optimizers(c: _Checker, top: Mapping[str, Any], tuning: bool) -> list[Optim
                         f"{where} {key}",
                         "a search space needs a [tune] section (a list is a grid)",
                     )
-                from nnbench import tune
-
-                spaces[key] = tune.parse_space(value, cls.options[key], f"{where} {key}", c.fail)
+                spaces[key] = parse_space(value, cls.options[key], f"{where} {key}", c.fail)
                 continue
             items = value if isinstance(value, list) else [value]
             if not items:

@@ -1,4 +1,4 @@
-"""One run of a grid, executed in the process the supervisor made for it.
+"""What a run's own process executes: one run, in the process its supervisor made for it.
 
 Kept apart from the runner so that the run's process imports only what
 training needs (numpy, scipy and nnbench's core), not pandas, pyarrow or
@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from nnbench.build import build_run
 from nnbench.data.shared import SharedData
-from nnbench.grid import RunSpec
+from nnbench.experiment import RunSpec
 from nnbench.optimizers import ScipyStatusWarning
 from nnbench.status import Status
 

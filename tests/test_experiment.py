@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from nnbench import grid
+from nnbench import experiment
 from nnbench.errors import ConfigError
 
 GOOD = """
@@ -35,7 +35,7 @@ def write(tmp_path, text, name="exp.toml"):
 
 
 def test_a_good_file_expands_to_the_full_grid(tmp_path):
-    exp = grid.load_experiment(write(tmp_path, GOOD))
+    exp = experiment.load_experiment(write(tmp_path, GOOD))
     runs = exp.runs()
     # 2 architectures x (2 gd learning rates + adam) x 2 batch sizes x 2 seeds
     assert len(runs) == 2 * 3 * 2 * 2
@@ -55,33 +55,33 @@ def test_a_good_file_expands_to_the_full_grid(tmp_path):
 
 
 def test_run_ids_are_stable_and_ignore_the_experiment_name(tmp_path):
-    a = grid.load_experiment(write(tmp_path, GOOD)).runs()
-    b = grid.load_experiment(write(tmp_path, GOOD.replace('"small"', '"other"'), "b.toml"))
+    a = experiment.load_experiment(write(tmp_path, GOOD)).runs()
+    b = experiment.load_experiment(write(tmp_path, GOOD.replace('"small"', '"other"'), "b.toml"))
     assert [r.run_id for r in a] == [r.run_id for r in b.runs()]
-    changed = grid.load_experiment(
+    changed = experiment.load_experiment(
         write(tmp_path, GOOD.replace("max_iter = 30", "max_iter = 31"), "c.toml")
     )
     assert not {r.run_id for r in a} & {r.run_id for r in changed.runs()}
 
 
 def test_no_budget_is_the_posts_100_iterations(tmp_path):
-    exp = grid.load_experiment(write(tmp_path, GOOD.replace("max_iter = 30", "")))
+    exp = experiment.load_experiment(write(tmp_path, GOOD.replace("max_iter = 30", "")))
     assert exp.values["max_iter"] == 100 and exp.values["max_epochs"] is None
 
 
 def test_identity_depends_on_values_not_spelling(tmp_path):
-    a = grid.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1})
-    b = grid.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1.0})
+    a = experiment.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1})
+    b = experiment.load_experiment(write(tmp_path, GOOD), {"budget.max_epochs": 1.0})
     assert [r.run_id for r in a.runs()] == [r.run_id for r in b.runs()]
-    c = grid.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5]"), "c.toml"))
-    d = grid.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5.0]"), "d.toml"))
+    c = experiment.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5]"), "c"))
+    d = experiment.load_experiment(write(tmp_path, GOOD.replace("[0.1, 0.5]", "[0.1, 5.0]"), "d"))
     assert [r.run_id for r in c.runs()] == [r.run_id for r in d.runs()]
     # a setting at its default is the same run as one left out
-    e = grid.load_experiment(
+    e = experiment.load_experiment(
         write(tmp_path, GOOD.replace("[data]", "[data]\ndtype = 'float64'"), "e.toml")
     )
     assert [r.run_id for r in e.runs()] == [
-        r.run_id for r in grid.load_experiment(write(tmp_path, GOOD)).runs()
+        r.run_id for r in experiment.load_experiment(write(tmp_path, GOOD)).runs()
     ]
 
 
@@ -93,13 +93,13 @@ def test_a_huge_option_grid_is_refused_before_it_is_built(tmp_path):
         f"\nbeta2 = [{values.replace('0.0', '0.')}]\neps = [{values}]",
     )
     with pytest.raises(ConfigError, match=r"has [\d,]+ runs, more than the 100,000 allowed"):
-        grid.load_experiment(write(tmp_path, text))
+        experiment.load_experiment(write(tmp_path, text))
 
 
 def test_specs_round_trip_and_older_specs_keep_their_identity():
-    exp = grid.validate(tomllib.loads(GOOD))
+    exp = experiment.validate(tomllib.loads(GOOD))
     for spec in exp.runs():
-        again = grid.RunSpec.from_dict(spec.to_dict())
+        again = experiment.RunSpec.from_dict(spec.to_dict())
         assert again == spec and again.run_id == spec.run_id
     # a spec as nnbench 0.1 stored it (one flat mapping, every field spelled out)
     old = {
@@ -127,18 +127,18 @@ def test_specs_round_trip_and_older_specs_keep_their_identity():
         "eval_every": 10,
         "tol": None,
     }
-    spec = grid.RunSpec.from_dict(old)
+    spec = experiment.RunSpec.from_dict(old)
     new = exp.spec("gd", {"learning_rate": 0.1}, hidden=(16,), batch_size=32, seed=1)
     # format 0 evaluated every training row, and the test split at every point: the
     # same run as train_rows = "all" and test_curve = true now
     assert spec.run_id != new.run_id
     values = {**new.values, "train_rows": "all", "test_curve": True}
-    new = grid.RunSpec(**{**new.__dict__, "values": values})
+    new = experiment.RunSpec(**{**new.__dict__, "values": values})
     assert spec.run_id == new.run_id and spec.label == "gd[learning_rate=0.1]"
 
 
 def test_overrides_replace_parts_of_the_file(tmp_path):
-    exp = grid.load_experiment(
+    exp = experiment.load_experiment(
         write(tmp_path, GOOD),
         {
             "grid.seeds": [7],
@@ -159,7 +159,7 @@ def test_the_shipped_experiment_files_are_valid():
     files = sorted((Path(__file__).parent.parent / "experiments").glob("*.toml"))
     assert files
     for path in files:
-        assert grid.load_experiment(path).runs()
+        assert experiment.load_experiment(path).runs()
 
 
 TUNED = GOOD.replace(
@@ -269,24 +269,24 @@ BAD = [
 def test_malformed_files_name_the_problem(tmp_path, text, match):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=match) as info:
-        grid.load_experiment(path)
+        experiment.load_experiment(path)
     message = str(info.value)
     assert message.startswith(str(path)) and "\n" not in message
 
 
 def test_a_missing_file_and_a_binary_file(tmp_path):
     with pytest.raises(ConfigError, match="no such experiment file"):
-        grid.load_experiment(tmp_path / "nope.toml")
+        experiment.load_experiment(tmp_path / "nope.toml")
     (tmp_path / "bin.toml").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match=r"cannot be read|not valid TOML"):
-        grid.load_experiment(tmp_path / "bin.toml")
+        experiment.load_experiment(tmp_path / "bin.toml")
 
 
 def test_overrides_that_cannot_apply_are_clear_errors():
     with pytest.raises(ConfigError, match=r"cannot override data\.dataset: data is not a table"):
-        grid.apply_overrides({"name": "x", "data": 3}, {"data.dataset": "digits"})
+        experiment.apply_overrides({"name": "x", "data": 3}, {"data.dataset": "digits"})
     # a budget flag replaces the whole budget, and keeps the hang limit
-    raw = grid.apply_overrides(
+    raw = experiment.apply_overrides(
         {"budget": {"max_iter": 5, "hang_seconds": 9}}, {"budget.max_epochs": 2}
     )
     assert raw["budget"] == {"hang_seconds": 9, "max_epochs": 2}
