@@ -1,6 +1,6 @@
 """Baselines: a results folder's trajectories, and how far rounding moves each configuration.
 
-**A baseline** (``nnbench baseline RESULTS -o FILE``; JSON, version 3) holds,
+**A baseline** (``nnbench baseline RESULTS --out FILE``; JSON, version 3) holds,
 per configuration (everything that determines a run but the seed, its
 ``config_id``), every seed's trajectory (the metrics at every evaluation
 point) and work (gradient evaluations; for scipy's minimisers, the
@@ -487,7 +487,7 @@ def describe_needs(baseline: Mapping[str, Any], strict: bool = False) -> list[st
 def read_baseline(path: str | Path) -> dict[str, Any]:
     """A baseline file, checked; anything else is a clear error."""
     path = Path(path)
-    remake = "make one with `nnbench baseline RESULTS_DIR -o FILE`"
+    remake = "make one with `nnbench baseline RESULTS_DIR --out FILE`"
     if path.exists() and not is_regular_file(path):
         raise NnbenchError(f"{path}: not a baseline file (not a regular file); {remake}")
     try:

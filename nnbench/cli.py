@@ -176,26 +176,32 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     from nnbench import data
 
-    root = data.fetch_mnist(
+    info = data.get(args.dataset)
+    if info.fetch is None:
+        raise NnbenchError(
+            f"dataset {args.dataset!r} needs no fetching; these do: {', '.join(data.fetchable())}"
+        )
+    root = info.fetch(
         args.data_dir,
         force=args.force,
         progress=lambda m: print(m, file=sys.stderr),
         show_bar=sys.stderr.isatty(),
     )
-    print(f"MNIST is in {root}")
+    print(f"{args.dataset} is in {root}")
     return 0
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
     from nnbench import data
 
-    info = data.mnist_info(args.data_dir)
+    info = data.cache_info(args.data_dir)
     print(f"cache: {info['cache_dir']}")
+    fetch = " or ".join(f"`nnbench data fetch {name}`" for name in data.fetchable())
     if not info["files"]:
-        print("nothing cached; run `nnbench data fetch mnist`")
+        print(f"nothing cached; run {fetch}")
     for f in info["files"]:
         if f.get("damaged"):
-            print(f"  {f['path']:<44} damaged manifest: `nnbench data fetch mnist --force`")
+            print(f"  {f['path']:<44} damaged manifest: {fetch} with --force")
             continue
         kind = "(derived) " if f.get("derived") else ""
         print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {kind}sha256 {f['sha256']}")
@@ -206,8 +212,11 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     from nnbench import data
 
     for name, info in data.available().items():
-        shape = f" ({info.shape[0]} features, {info.shape[1]} classes)" if info.shape else ""
-        print(f"{name}: {info.summary}{shape}")
+        shape = info.shape_of({})
+        size = f" ({shape[0]} features, {shape[1]} classes)" if shape else ""
+        print(f"{name}: {info.summary}{size}")
+        for key, opt in info.options.items():
+            print(f"    {key} = {opt.default!r}  ({opt.describe_range()}) {opt.doc}")
     return 0
 
 
@@ -220,6 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         for s in settings.SCHEMA
         if s.flags[1] and getattr(args, s.key, None) is not None
     }
+    if args.data_option:
+        given["data_options"] = dict(args.data_option)
     values = run_values(**given)
     ds = data.load_dataset(
         values["dataset"],
@@ -227,6 +238,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         mmap=True,
         path=values["path"],
         progress=lambda m: print(m, file=sys.stderr),
+        options=values["data_options"],
     )
     splits = {"train": ds.train, "valid": ds.valid, "test": ds.test}
     run = build_run(values, args.optimizer, splits, ds.n_classes, dict(args.option))
@@ -251,8 +263,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The flags that replace parts of an experiment file, by dotted key."""
+def grid_overrides(
+    args: argparse.Namespace, file_optimizers: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """The flags that replace parts of an experiment file, by dotted key.
+
+    ``--optimizers a,b`` keeps the file's ``[[optimizer]]`` tables of those
+    names, their options included (a name the file lacks gets its defaults);
+    ``--option a.key=value`` then sets that option in every table of ``a``.
+    """
     over: dict[str, Any] = {
         s.dotted: getattr(args, s.key)
         for s in settings.SCHEMA
@@ -260,9 +279,17 @@ def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
     if "model.hidden" in over:
         over["model.hidden"] = [list(a) for a in over["model.hidden"]]
+    for key, value in getattr(args, "data_option", []):
+        over[f"data.options.{key}"] = value
     if args.optimizers:
-        tables: list[dict[str, Any]] = [{"name": name} for name in args.optimizers]
-        by_name = {t["name"]: t for t in tables}
+        given = [t for t in (file_optimizers or []) if isinstance(t, dict)]
+        tables: list[dict[str, Any]] = []
+        for name in args.optimizers:
+            mine = [dict(t) for t in given if t.get("name") == name]
+            tables += mine or [{"name": name}]
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for t in tables:
+            by_name.setdefault(t["name"], []).append(t)
         for key, value in args.option:
             opt_name, dot, opt_key = key.partition(".")
             if not dot:
@@ -279,7 +306,8 @@ def grid_overrides(args: argparse.Namespace) -> dict[str, Any]:
                 raise NnbenchError(
                     f"--option {key}: name is not an option; give the optimizer in --optimizers"
                 )
-            by_name[opt_name][opt_key] = value
+            for table in by_name[opt_name]:
+                table[opt_key] = value
         over["optimizer"] = tables
     elif args.option:
         raise NnbenchError("--option needs --optimizers (to say which optimizer it sets)")
@@ -309,12 +337,14 @@ def print_grid_table(out_dir: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from nnbench import study
-    from nnbench.experiment import apply_overrides, load_experiment, validate
+    from nnbench.experiment import apply_overrides, read_toml, validate
 
-    overrides = grid_overrides(args)
     if args.file:
-        experiment = load_experiment(args.file, overrides)
+        raw = read_toml(args.file)
+        overrides = grid_overrides(args, raw.get("optimizer"))
+        experiment = validate(apply_overrides(raw, overrides), str(args.file))
     else:
+        overrides = grid_overrides(args)
         if not args.optimizers:
             raise NnbenchError(
                 "give an experiment file (nnbench run experiments/blog.toml) or at least "
@@ -366,6 +396,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_baseline(args: argparse.Namespace) -> int:
     from nnbench import baseline as baseline_mod
 
+    if not args.output:
+        raise NnbenchError("give the baseline file to write: nnbench baseline RESULTS --out FILE")
     path = baseline_mod.write_baseline(
         args.results, args.output, effect=args.effect, **execution(args)
     )
@@ -455,7 +487,53 @@ def add_setting_flags(parser: argparse.ArgumentParser, command: int) -> None:
             if many:
                 kwargs["action"] = "append"
                 kwargs["help"] = "an architecture, e.g. 500,300 (or none); repeat for several"
+        if s.key == "data_options":  # one option a flag, repeatable
+            group.add_argument(
+                "--data-option",
+                type=parse_option,
+                action="append",
+                default=[],
+                metavar="KEY=VALUE",
+                help="a dataset option (`nnbench data list`), repeatable",
+            )
+            continue
         group.add_argument(flag, **kwargs)
+        for old in DEPRECATED_FLAGS.get(flag, ()):
+            group.add_argument(old, **{**kwargs, **deprecated(flag)})
+
+
+# Flags renamed for clarity, kept one release as deprecated aliases: the network's
+# output layer was --output, which read as a file to write.
+DEPRECATED_FLAGS = {"--output-layer": ("--output",)}
+
+
+class _Deprecated(argparse.Action):
+    """A flag kept for one release: it works, and says which flag replaces it."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, replacement: str = "",
+                 **kwargs: Any) -> None:  # fmt: skip
+        kwargs.pop("action", None)
+        super().__init__(option_strings, dest, **kwargs)
+        self.replacement = replacement
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: Any = None) -> None:
+        warnings.warn(
+            f"{option_string} is deprecated and goes in the next release; use {self.replacement}",
+            NnbenchDeprecationWarning,
+            stacklevel=2,
+        )
+        if self.nargs == 0:
+            values = self.const
+        setattr(namespace, self.dest, values)
+
+
+class NnbenchDeprecationWarning(UserWarning):
+    """A flag or name that still works but goes in the next release."""
+
+
+def deprecated(replacement: str) -> dict[str, Any]:
+    """argparse keywords of a deprecated alias of ``replacement`` (hidden from --help)."""
+    return {"action": _Deprecated, "replacement": replacement, "help": argparse.SUPPRESS}
 
 
 def execution(args: argparse.Namespace) -> dict[str, Any]:
@@ -501,7 +579,7 @@ def _parser_data(sub: Any) -> None:
         dest="data_command", metavar="ACTION", required=True, parser_class=_Parser
     )
     f = data_sub.add_parser("fetch", help="download and verify MNIST into the cache")
-    f.add_argument("dataset", choices=["mnist"])
+    f.add_argument("dataset", help="a dataset to fetch into the cache (`nnbench data list`)")
     f.add_argument("--force", action="store_true", help="fetch again even if cached")
     f.set_defaults(func=cmd_data_fetch)
     i = data_sub.add_parser("info", help="what is cached, where, with checksums")
@@ -517,7 +595,8 @@ def _parser_data(sub: Any) -> None:
 
 def _parser_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train one network and print its evaluations")
-    p.add_argument("-o", "--optimizer", default="gd", help="optimizer name (`nnbench list`)")
+    p.add_argument("--optimizer", default="gd", help="optimizer name (`nnbench list`)")
+    p.add_argument("-o", dest="optimizer", **deprecated("--optimizer"))
     p.add_argument(
         "--option",
         type=parse_option,
@@ -556,7 +635,8 @@ def _parser_run(sub: Any) -> None:
 def _parser_report(sub: Any) -> None:
     p = sub.add_parser("report", help="tables and figures from a results folder")
     p.add_argument("results", help="results folder, e.g. results/blog")
-    p.add_argument("-o", "--out", type=nonempty, help="where to write (default: the folder)")
+    p.add_argument("--out", type=nonempty, help="where to write (default: the folder)")
+    p.add_argument("-o", dest="out", type=nonempty, **deprecated("--out"))
     p.add_argument(
         "--target",
         type=probability,
@@ -573,7 +653,8 @@ def _parser_gate(sub: Any) -> None:
         "baseline", help="a baseline of a results folder, its rounding measured by rerunning"
     )
     p.add_argument("results", help="results folder")
-    p.add_argument("-o", "--output", required=True, type=nonempty, help="baseline file to write")
+    p.add_argument("--out", dest="output", type=nonempty, help="baseline file to write")
+    p.add_argument("-o", "--output", dest="output", type=nonempty, **deprecated("--out"))
     add_execution_flags(p)
     p.add_argument(
         "--effect",
@@ -684,10 +765,11 @@ def _warn(message: Warning | str, category: type, *args: Any, **kwargs: Any) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     with warnings.catch_warnings():
-        if not args.debug:
+        if "--debug" not in argv:  # parsing warns too (a deprecated flag)
             warnings.showwarning = _warn
+        args = parser.parse_args(argv)
         return _call(args)
 
 

@@ -565,15 +565,20 @@ def _check_data(
     if len(set(used)) != len(used):
         raise c.fail("[data]", f"train, validation and test must be different splits; got {used}")
     if values["path"] == "":
-        raise c.fail("[data] path", "must be a path to mnist.pkl.gz or a folder of IDX files")
+        raise c.fail("[data] path", "must name the file or folder the dataset reads")
     from nnbench import data as data_mod
 
     info = data_mod.get(values["dataset"])
     if values["path"] is not None and not info.takes_path:
         raise c.fail("[data] path", f"is not taken by dataset {values['dataset']!r}")
-    if info.shape is not None:
+    try:  # canonical, the defaults left out: what identity hashes
+        values["data_options"] = info.given(values["data_options"])
+    except ConfigError as exc:
+        raise c.fail("[data.options]", str(exc)) from None
+    shape = info.shape_of(values["data_options"])
+    if shape is not None:
         for arch in axes["hidden"]:
-            settings.check_size((info.shape[0], *arch, info.shape[1]), f"{source}: [model] hidden")
+            settings.check_size((shape[0], *arch, shape[1]), f"{source}: [model] hidden")
 
 
 def _optimizers(c: _Checker, top: Mapping[str, Any], tuning: bool) -> list[OptimizerGrid]:

@@ -142,6 +142,8 @@ def column_value(key: str, value: Any) -> Any:
         return batch_number(value)
     if isinstance(value, (list, tuple)):
         return json.dumps(list(value))
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
     return value
 
 

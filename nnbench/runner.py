@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import json
 import os
 import signal
 import sys
@@ -270,8 +271,11 @@ def task_of(spec: RunSpec, shared: data_mod.SharedData, threads: int) -> RunTask
 
 
 def data_key(spec: RunSpec) -> tuple:
-    """What selects a run's data: the ``source`` settings and its dtype."""
-    return (*(spec.values[k] for k in settings.keys_of("source")), spec.dtype)
+    """What selects a run's data: the ``source`` settings and its dtype (a table as
+    its JSON, so that the key can key a dict)."""
+    values = [spec.values[k] for k in settings.keys_of("source")]
+    plain = [json.dumps(v, sort_keys=True) if isinstance(v, dict) else v for v in values]
+    return (*plain, spec.dtype)
 
 
 def prepare_folder(out: Path, experiment: Mapping[str, Any], merge: bool) -> None:
@@ -291,10 +295,12 @@ def share_data(
     specs: Sequence[RunSpec], data_dir: str | Path | None, say: Callable[[str], None]
 ) -> dict[tuple, data_mod.SharedData]:
     """Every dataset the specs need, in the dtypes they need, ready to memory-map."""
-    keys = sorted({data_key(s) for s in specs}, key=str)
+    by_key = {data_key(s): s for s in specs}
     return {
-        key: data_mod.share_dataset(key[0], key[-1], data_dir=data_dir, path=key[1], progress=say)
-        for key in keys
+        key: data_mod.share_dataset(
+            s.dataset, s.dtype, data_dir, s.path, say, options=s.values["data_options"]
+        )
+        for key, s in sorted(by_key.items(), key=lambda kv: str(kv[0]))
     }
 
 

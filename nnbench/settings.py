@@ -158,7 +158,14 @@ def _seed_list(value: Any) -> tuple[int, ...]:
     return seeds
 
 
+def _table(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise ValueError
+    return dict(sorted(value.items()))
+
+
 DATASET = Kind(_dataset_names, _dataset)
+TABLE = Kind("a table of the dataset's options, e.g. { noise = 0.2 }", _table)
 TRAIN_ROWS = Kind('an integer >= 1, "all", or "running"', _train_rows)
 SEED_LIST = Kind("a non-empty list of distinct integers >= 0", _seed_list)
 
@@ -233,9 +240,13 @@ SCHEMA: tuple[Setting, ...] = (
     # -- data --------------------------------------------------------------------------
     _s("data", "dataset", "mnist", "the dataset (`nnbench data list`)", "the post's",
        kind=DATASET, flags=("--dataset", "--dataset"), stage="source", example="digits"),
-    _s("data", "path", None, "mnist only: a .pkl.gz or a folder of IDX files",
+    _s("data", "path", None, "a file or folder the dataset reads, for a dataset that reads one "
+       "(`nnbench data list`)",
        "the cache, filled by `nnbench data fetch`", kind=str, optional=True,
        flags=("--data-path", "--data-path"), stage="source"),
+    _s("data", "data_options", {}, "the dataset's own settings (`nnbench data list`), as "
+       "[data.options]", "each dataset's defaults", kind=TABLE, file_key="options",
+       stage="source", example={"noise": 0.2}, flags=("--data-option", "--data-option")),
     _s("data", "train", "train", "the split that trains", "the post's",
        choices=SPLITS, kind=str, estimator=None, example="valid"),
     _s("data", "validation", "valid", "the split that scores and selects",

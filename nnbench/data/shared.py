@@ -9,14 +9,15 @@ written once and checked against their sums each time a grid starts.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from nnbench.data import LoadRequest, Progress, Split, get
-from nnbench.data.cache import ManagedFolder, cache_dir
-from nnbench.data.mnist import NPY_FOLDER
+from nnbench.data.cache import ManagedFolder, cache_dir, managed_entries
+from nnbench.data.registry import LoadRequest, Progress, Split, available, get
 from nnbench.errors import DataError
 
 
@@ -53,20 +54,20 @@ def share_dataset(
     data_dir: str | os.PathLike | None = None,
     path: str | os.PathLike | None = None,
     progress: Progress | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> SharedData:
-    """Write (once) the dataset's splits in ``dtype`` to the cache, for memory-mapping."""
+    """Write (once) the dataset's splits in ``dtype`` to the cache, for memory-mapping
+    (or hand out the folder the dataset already prepared in that dtype)."""
     info = get(dataset)
-    request = LoadRequest(data_dir, path, mmap=True, progress=progress)
+    request = LoadRequest(data_dir, path, True, progress, info.with_defaults(options or {}))
     ds = info.load(request)
     splits = {"train": ds.train, "valid": ds.valid}
     if ds.test is not None:
         splits["test"] = ds.test
+    ready = info.prepared(request, dtype) if info.prepared is not None else None
+    if ready is not None:
+        return SharedData(ds.name, ds.n_classes, ds.n_features, str(ready), tuple(splits))
     root = cache_dir(data_dir)
-    if dataset == "mnist" and path is None and np.dtype(dtype) == np.float32:
-        # the MNIST cache holds float32 .npy files under these names, just verified
-        return SharedData(
-            ds.name, ds.n_classes, ds.n_features, str(root / NPY_FOLDER), tuple(splits)
-        )
     folder = ManagedFolder(root / "shared" / f"{info.content_id(request)}-{np.dtype(dtype).name}")
     try:
         manifest = folder.manifest()
@@ -81,6 +82,22 @@ def share_dataset(
             files[f"{name}_y.npy"] = _writer(np.ascontiguousarray(y, dtype=np.int64))
         folder.write(files, {"dataset": dataset, "dtype": np.dtype(dtype).name})
     return SharedData(ds.name, ds.n_classes, ds.n_features, str(folder.folder), tuple(splits))
+
+
+def cache_info(data_dir: str | os.PathLike | None = None) -> dict:
+    """What the cache holds, where, with checksums: every dataset's own files, and
+    the shared copies runs map. Only the files nnbench manages are listed:
+    nothing else under the folder is read, however large it is."""
+    root = cache_dir(data_dir)
+    files: list[dict] = []
+    for info in available().values():
+        if info.cached is not None:
+            files += info.cached(data_dir)
+    shared = root / "shared"
+    if shared.is_dir():
+        for folder in sorted(p for p in shared.iterdir() if p.is_dir() and not p.is_symlink()):
+            files += managed_entries(root, folder, derived=True)
+    return {"cache_dir": str(root), "files": files}
 
 
 def _writer(arr: np.ndarray):

@@ -4,28 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnbench.data import Dataset, DatasetInfo, register, split_three
+from nnbench.data.registry import Dataset, DatasetInfo, register, split_three
+from nnbench.options import Option
 
 
 def make_synthetic(
-    n_samples: int = 600, n_features: int = 20, n_classes: int = 3, seed: int = 0
+    n_samples: int = 600,
+    n_features: int = 20,
+    n_classes: int = 3,
+    seed: int = 0,
+    noise: float = 0.08,
 ) -> Dataset:
-    """Gaussian blobs around random centres in ``[0, 1)^n_features``."""
+    """Gaussian blobs around random centres in ``[0, 1)^n_features``, spread by ``noise``."""
     if n_samples < 10 or n_features < 1 or n_classes < 2:
         raise ValueError("synthetic data needs n_samples >= 10, n_features >= 1, n_classes >= 2")
     rng = np.random.default_rng(seed)
     centres = rng.uniform(0.2, 0.8, size=(n_classes, n_features))
     y = rng.integers(0, n_classes, size=n_samples)
-    X = centres[y] + rng.normal(0.0, 0.08, size=(n_samples, n_features))
+    X = centres[y] + rng.normal(0.0, noise, size=(n_samples, n_features))
     X = np.clip(X, 0.0, 0.999).astype(np.float32)
     return split_three("synthetic", X, y.astype(np.int64), seed, n_classes)
 
 
+OPTIONS = {
+    "n_samples": Option(600, "rows, split 60/20/20", low=10, high=1_000_000, kind=int),
+    "n_features": Option(20, "features per row", low=1, high=10_000, kind=int),
+    "n_classes": Option(3, "classes (blobs)", low=2, high=1_000, kind=int),
+    "noise": Option(0.08, "standard deviation of each blob", low=0.0, high=1.0, kind=float),
+    "seed": Option(0, "draws the centres, the points and the split", low=0, kind=int),
+}
+
 SYNTHETIC = register(
     DatasetInfo(
         "synthetic",
-        lambda request: make_synthetic(),
-        "600 points in 20 dimensions, 3 Gaussian blobs (a smoke test)",
-        shape=(20, 3),
+        lambda request: make_synthetic(**request.options),
+        "Gaussian blobs (a smoke test; its size and noise are options: `nnbench data list`)",
+        shape=lambda options: (options["n_features"], options["n_classes"]),
+        options=OPTIONS,
     )
 )
