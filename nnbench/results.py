@@ -181,7 +181,7 @@ def name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
     varying = [
         key
         for key in SETTING_COLUMNS
-        if key not in NAMED_APART and configs[key].astype(str).nunique() > 1
+        if key not in NAMED_APART and configs[key].nunique(dropna=False) > 1
     ]
     if not varying:
         frame["name"] = frame["label"]
