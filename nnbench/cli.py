@@ -456,10 +456,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nnbench: error: {_printable(message)} (see `{self.prog} --help`)\n")
 
 
+# An error quotes what it was given; beyond this many characters, the start of it.
+MAX_ERROR = 400
+
+
 def _printable(text: str) -> str:
     """``text`` on one line: control characters (a stray ``\\r`` in an argument, say)
-    written as their escapes, so an error stays one readable line."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    written as their escapes, and cut to :data:`MAX_ERROR` characters, saying how
+    many more there were, so an error stays one readable line."""
+    line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    if len(line) <= MAX_ERROR:
+        return line
+    return f"{line[:MAX_ERROR]}... ({len(line) - MAX_ERROR:,} more characters not shown)"
 
 
 # -- the parser --------------------------------------------------------------------------

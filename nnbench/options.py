@@ -64,8 +64,13 @@ def _to_bool(value: Any) -> bool:
     return bool(value)
 
 
+# Text an option or a setting takes: it ends up in labels, names and reports,
+# so a limit keeps a pasted megabyte out of every table.
+MAX_TEXT = 1_000
+
+
 def _to_str(value: Any) -> str:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
         raise ValueError
     return value
 
@@ -73,7 +78,7 @@ def _to_str(value: Any) -> str:
 FLOAT = Kind("a number", _to_float)
 INT = Kind("an integer", _to_int)
 BOOL = Kind("true or false", _to_bool)
-STR = Kind("a string", _to_str)
+STR = Kind(f"a string of at most {MAX_TEXT:,} characters", _to_str)
 _KINDS = {float: FLOAT, int: INT, bool: BOOL, str: STR}
 
 

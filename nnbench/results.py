@@ -22,7 +22,7 @@ import platform
 import socket
 import subprocess
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,8 @@ CONFIG_COLUMNS = (
     "status",
     "message",
 )
+# How a run was run, beside its rows: whether it shared the machine with others.
+PROVENANCE_COLUMNS = ("n_jobs", "backend")
 # A configuration's name shows these apart from the settings that vary between
 # the configurations of a table: the cell is shown beside it, and seeds are
 # what a configuration is summarised over.
@@ -237,14 +239,23 @@ def write_run(
     return atomic_write(dest, lambda fh: pq.write_table(table, fh))
 
 
+# A run file holds one row per evaluation: more than this is no run nnbench
+# wrote (the footer says how many before anything is read).
+MAX_ROWS_PER_RUN = 1_000_000
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The run's spec, status, message and provenance, from the file's footer only.
 
     A file is a run only with nnbench's metadata, a known status, a spec
-    naming its optimizer, and the columns every run has.
+    naming its optimizer, the columns every run has, and at most
+    :data:`MAX_ROWS_PER_RUN` rows.
     """
     footer = pq.read_metadata(path)
-    schema = footer.schema.to_arrow_schema()
+    return _meta_of(footer, footer.schema.to_arrow_schema())
+
+
+def _meta_of(footer: pq.FileMetaData, schema: pa.Schema) -> dict[str, Any]:
     meta = schema.metadata or {}
     if META_KEY not in meta:
         raise ValueError("no nnbench metadata")
@@ -259,6 +270,10 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"no column {', '.join(sorted(missing))}")
     if status.is_ok and footer.num_rows == 0:  # a finished run has its start evaluation
         raise ValueError(f"{status} with no evaluation rows")
+    if footer.num_rows > MAX_ROWS_PER_RUN:
+        raise ValueError(
+            f"{footer.num_rows:,} rows, more than the {MAX_ROWS_PER_RUN:,} a run records"
+        )
     return raw
 
 
@@ -315,23 +330,31 @@ def _run_files(path: Path) -> Iterable[Path]:
     return sorted(p for p in folder.glob("*.parquet") if is_regular_file(p))
 
 
-def load(path: str | Path) -> pd.DataFrame:
+def load(path: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     """Every run under ``path`` as one long DataFrame, a row per evaluation point.
 
     ``path`` is a results folder (``results/<experiment>``), its ``runs``
-    folder, or one run file. Partly finished experiments load what is there;
-    unreadable files are left out with a :class:`ResultsWarning`.
+    folder, or one run file; ``metrics``, the metric columns to read (all by
+    default). Partly finished experiments load what is there; unreadable
+    files are left out with a :class:`ResultsWarning`.
+
+    Each file is opened once (its footer checked before any row is read),
+    only the metric columns are read, and the rows of all runs become one
+    table at once; the configuration columns come from each run's spec, and
+    text columns are categories, so that ten thousand runs fit in memory.
     """
     path = Path(path)
     if not path.exists():
         raise NnbenchError(f"{path}: no such results folder; run an experiment first")
-    found: dict[str, tuple[Status, dict[str, Any], pd.DataFrame]] = {}
+    found: dict[str, tuple[Status, dict[str, Any], pa.Table]] = {}
     for file in _run_files(path):
         try:
-            meta = read_meta(file)
-            spec = RunSpec.from_dict(meta["spec"])
-            names = [n for n in pq.read_schema(file).names if n not in CONFIG_COLUMNS]
-            metrics = _metrics(pq.read_table(file, columns=names).to_pandas())
+            with pq.ParquetFile(file) as pf:
+                schema = pf.schema_arrow  # made anew on every access: once
+                meta = _meta_of(pf.metadata, schema)
+                spec = RunSpec.from_dict(meta["spec"])
+                present = set(schema.names)
+                table = _numeric(pf.read(columns=[n for n in metrics if n in present]), metrics)
         except Exception as exc:
             warnings.warn(
                 f"{file}: left out, not a readable nnbench run ({exc})",
@@ -345,36 +368,39 @@ def load(path: str | Path) -> pd.DataFrame:
         # stored_runs, so no run counts twice
         if previous is None or (status.is_final and not previous[0].is_final):
             config = config_row(spec, meta["status"], meta.get("message", ""))
-            found[spec.run_id] = (status, config, metrics)
-    columns = [*CONFIG_COLUMNS, *METRICS]
+            prov = meta.get("provenance") or {}
+            config.update({k: prov.get(k) for k in PROVENANCE_COLUMNS})
+            found[spec.run_id] = (status, config, table)
     if not found:
-        return pd.DataFrame(columns=columns)
-    # The configuration columns come from each run's spec, whatever the file holds
-    # under those names (a file of an older format lacks some), one table for all.
+        return pd.DataFrame(columns=[*CONFIG_COLUMNS, *PROVENANCE_COLUMNS, *metrics])
     configs = pd.DataFrame([config for _, config, _ in found.values()])
-    lengths = [len(metrics) for _, _, metrics in found.values()]
+    lengths = [table.num_rows for _, _, table in found.values()]
     configs = configs.iloc[np.repeat(np.arange(len(configs)), lengths)].reset_index(drop=True)
-    metrics = pd.concat([m for _, _, m in found.values()], ignore_index=True)
-    frame = name_configurations(pd.concat([configs, metrics], axis=1))
+    for column in configs.columns:  # one copy of each text, however many rows
+        if configs[column].dtype == object or pd.api.types.is_string_dtype(configs[column]):
+            configs[column] = configs[column].astype("category")
+    rows = pa.concat_tables([table for _, _, table in found.values()]).to_pandas()
+    frame = name_configurations(pd.concat([configs, rows], axis=1))
     return frame.sort_values(
         ["name", "hidden", "batch_size", "seed", "iteration"], kind="stable", ignore_index=True
     )
 
 
-def _metrics(frame: pd.DataFrame) -> pd.DataFrame:
-    """A run file's metric columns, as numbers: one not recorded is empty, text
-    is refused (``iteration`` is there: :func:`read_meta` checked)."""
-    for metric in METRICS:
-        if metric not in frame.columns:
-            frame[metric] = np.nan
-        elif frame[metric].dtype == bool or not pd.api.types.is_numeric_dtype(frame[metric]):
-            try:  # an all-null column reads as objects: NaN; text is refused
-                frame[metric] = pd.to_numeric(frame[metric], errors="raise").astype(float)
-            except (ValueError, TypeError):
-                raise ValueError(
-                    f"column {metric} holds {frame[metric].dtype}, not numbers"
-                ) from None
-    return frame
+def _numeric(table: pa.Table, metrics: Sequence[str]) -> pa.Table:
+    """A run file's metric columns, as float64 numbers: one not recorded is empty,
+    text is refused (``iteration`` is there: :func:`read_meta` checked)."""
+    columns = []
+    for metric in metrics:
+        if metric not in table.column_names:
+            columns.append(pa.nulls(table.num_rows, pa.float64()))
+            continue
+        column = table.column(metric)
+        kind = column.type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
+                or pa.types.is_boolean(kind) or pa.types.is_null(kind)):  # fmt: skip
+            raise ValueError(f"column {metric} holds {kind}, not numbers")
+        columns.append(column.cast(pa.float64()))
+    return pa.table(columns, names=list(metrics))
 
 
 def final_rows(frame: pd.DataFrame) -> pd.DataFrame:

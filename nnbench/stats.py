@@ -365,24 +365,29 @@ def algoperf_study_times(
     reaches the target counts as infinite. Columns ``submission``,
     ``workload``, ``study``, ``time``.
     """
-    records = []
-    for (sub, work, study_id), study in trials.groupby(
-        ["submission", "workload", "study"], sort=True
-    ):
-        tgt = target[work] if isinstance(target, pd.Series) else target
-        best = None  # (eval index, trial order, time)
-        for order, (_, trial) in enumerate(study.groupby("trial", sort=True)):
-            trial = trial.sort_values("eval_index")
-            reached = trial[trial["score"] >= tgt]
-            if reached.empty:
-                continue
-            first = reached.iloc[0]
-            key = (int(first["eval_index"]), order)
-            if best is None or key < best[:2]:
-                best = (*key, float(first[time_col]))
-        time = best[2] if best is not None else math.inf
-        records.append({"submission": sub, "workload": work, "study": study_id, "time": time})
-    return pd.DataFrame(records, columns=["submission", "workload", "study", "time"])
+    columns = ["submission", "workload", "study", "time"]
+    if trials.empty:
+        return pd.DataFrame(columns=columns)
+    if isinstance(target, pd.Series):
+        goals = {work: float(target[work]) for work in trials["workload"].unique()}
+        goal = trials["workload"].map(goals).to_numpy(dtype=float)
+    else:
+        goal = np.full(len(trials), float(target))
+    keys = ["submission", "workload", "study"]
+    reached = trials[trials["score"].to_numpy(dtype=float) >= goal]
+    # per study, the trial that reached the target at the earliest evaluation index
+    # (the first trial in order on a tie), and its time then
+    best = (
+        reached.sort_values(["eval_index", "trial"], kind="stable")
+        .groupby(keys, sort=False, observed=True)
+        .head(1)
+        .set_index(keys)[time_col]
+        .astype(float)
+    )
+    studies = trials.drop_duplicates(keys)[keys]
+    times = [best.get(tuple(k), math.inf) for k in studies.itertuples(index=False)]
+    out = studies.assign(time=times).sort_values(keys, kind="stable", ignore_index=True)
+    return out[columns]
 
 
 def algoperf_times(

@@ -423,3 +423,49 @@ def test_scheduler_addresses_are_normalised_or_refused():
     for bad in ("garbage", "tcp://host", "host:99999", "foo://host:1"):
         with pytest.raises(NnbenchError, match="must be a Dask scheduler's address"):
             DaskBackend(1, bad)
+
+
+# -- limits before memory ---------------------------------------------------------------------
+
+
+def test_evaluation_points_beyond_the_limit_are_refused_before_the_run(capsys, tmp_path):
+    """A hundred million points on a 3-iteration run once held 4 GB for a minute."""
+    code, _, err = run_cli(
+        capsys, "train", "--dataset", "digits", "--max-iter", "3", "--eval-points", "100000000"
+    )
+    assert code == 2 and "<= 10,000" in err and err.count("\n") == 1
+
+
+def test_a_run_file_claiming_millions_of_rows_is_left_out_before_they_are_read(tmp_path):
+    """The footer says how many rows a file holds: past what a run records, the
+    file is left out without reading them (a crafted 12,000,000-row file once
+    took a report to 1.7 GB)."""
+    table = {"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}]}
+    spec = experiment.validate(table).runs()[0]
+    row = dict.fromkeys(results.METRICS, 1.0) | {"iteration": 0}
+    path = results.write_run(tmp_path, spec, [row], "completed", "", {})
+    n = results.MAX_ROWS_PER_RUN + 1
+    required = ("run_id", "label", "optimizer", "hidden", "batch_size", "seed", "iteration")
+    big = pa.table({k: pa.array(np.zeros(n)) for k in required})
+    meta = pq.read_metadata(path).schema.to_arrow_schema().metadata
+    pq.write_table(big.replace_schema_metadata(meta), path, row_group_size=n)
+    with pytest.warns(results.ResultsWarning, match="1,000,001 rows, more than the 1,000,000"):
+        assert results.load(tmp_path).empty
+    assert results.stored_runs(tmp_path) == {}
+
+
+def test_option_text_beyond_the_limit_is_refused(capsys):
+    long = "x" * 5000
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--optimizer", "faulty",
+                           "--option", f"fault={long}")  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    table = {"name": "x", "description": long, "data": {"dataset": "digits"},
+             "optimizer": [{"name": "gd"}]}  # fmt: skip
+    with pytest.raises(experiment.ConfigError, match="a string of at most 1,000 characters"):
+        experiment.validate(table)
+
+
+def test_an_error_quoting_a_huge_argument_cuts_it_and_says_so(capsys):
+    code, _, err = run_cli(capsys, "train", "--dataset", "digits", "--optimizer", "a" * 10_000)
+    assert code == 2 and err.count("\n") == 1
+    assert len(err) < 700 and "more characters not shown" in err

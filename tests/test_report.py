@@ -406,3 +406,19 @@ def test_markup_planted_in_every_user_and_plugin_string_is_shown_never_read(tmp_
         width = line.replace("\\|", "").count("|")
         columns = width if columns is None else columns
         assert width == columns, line
+
+
+def test_times_are_the_cpu_clock_when_runs_shared_the_machine(tmp_path):
+    """Runs recorded with two at a time: the profile and time to target read their
+    CPU seconds, and the report says so; runs alone: the wall clock."""
+    for seed, (wall, cpu) in enumerate([(4.0, 1.0), (6.0, 1.5)], start=1):
+        r = rows([0.1, 0.5, 0.8], [0, wall / 2, wall])
+        for row, c in zip(r, (0, cpu / 2, cpu)):
+            row["train_cpu_seconds"] = c
+        results.write_run(tmp_path / "shared", spec(seed=seed), r, "completed", "", {"n_jobs": 2})
+        results.write_run(tmp_path / "alone", spec(seed=seed), r, "completed", "", {"n_jobs": 1})
+    assert tables.time_axis(results.load(tmp_path / "shared")) == "train_cpu_seconds"
+    assert tables.time_axis(results.load(tmp_path / "alone")) == "train_seconds"
+    report.build_report(tmp_path / "shared", tmp_path / "r", target=0.7, figures=["final-accuracy"])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "the CPU seconds of each run's own process" in md

@@ -93,10 +93,11 @@ def build_report(
         raise NnbenchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     chosen = read_choices(results_dir)
     shown = reported(frame, chosen)
-    time_col = tables.time_axis(results.load_runs(results_dir), frame)
+    time_col = tables.time_axis(frame)
     page = render.Page(title or f"{frame['experiment'].iloc[0]}: optimizer comparison")
-    labels = _sections(page, frame, shown, chosen, target, time_col)
-    ctx = Context(frame, target, labels, search_spaces(results_dir), shown=shown, time_col=time_col)
+    cache: dict[str, Any] = {}  # what the tables computed that the figures draw again
+    labels = _sections(page, frame, shown, chosen, target, time_col, cache)
+    ctx = Context(frame, target, labels, search_spaces(results_dir), cache, shown, time_col)
     for name in names:
         try:
             fig = _figures.make(name, ctx)
@@ -117,6 +118,7 @@ def _sections(
     chosen: list[dict[str, Any]] | None,
     target: float | None,
     time_col: str,
+    cache: dict[str, Any],
 ) -> list[str] | None:
     """The report's tables and notes; returns the settings the figures draw
     (the best per optimizer, when an optimizer has several; None: all)."""
@@ -147,7 +149,7 @@ def _sections(
         _best_section(page, best)
     ok = shown[shown["status"].isin(tables.OK) | shown["iteration"].notna()]
     if not ok.empty:
-        _profile_section(page, frame, ok, target, time_col)
+        cache["profile"] = _profile_section(page, frame, ok, target, time_col)
         _aggregate_section(page, ok)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
@@ -273,13 +275,13 @@ def _best_section(page: render.Page, best: pd.DataFrame) -> None:
 
 def _profile_section(
     page: render.Page, frame: pd.DataFrame, shown: pd.DataFrame, target: float | None, time_col: str
-) -> None:
+) -> tables.Profile | None:
     try:
         profile = performance_profile(shown, target, time_col)
     except (KeyError, ValueError):
-        return
+        return None
     if profile.times.empty:
-        return
+        return profile
     spread = tables.timing_spread(shown)
     noise = float(spread[time_col].median()) if not spread.empty else 0.0
     ties = tables.ties_with_fastest(profile.times, noise)
@@ -315,6 +317,7 @@ def _profile_section(
     external = tables.external_tuning_scores(frame, target, time_col)
     if external is not None:
         page.add("", _robustness_text(profile.score, external))
+    return profile
 
 
 def _profile_text(

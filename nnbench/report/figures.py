@@ -263,7 +263,9 @@ def performance_profile(ctx: Context) -> Figure | None:
     shown = ctx.shown[ctx.shown["iteration"].notna()]
     if shown.empty:
         return None  # a tuned study without finals: nothing to profile yet
-    profile = tables.performance_profile(shown, ctx.target, ctx.time_col)
+    profile = ctx.cache.get("profile") or tables.performance_profile(
+        shown, ctx.target, ctx.time_col
+    )
     times, rho, score = profile.times, profile.rho, profile.score
     if rho.empty:
         raise NnbenchError("no runs for a performance profile")

@@ -82,18 +82,17 @@ def with_time_to_target(frame: pd.DataFrame, target: float | pd.Series) -> pd.Da
     return pd.DataFrame(rows, columns=columns)
 
 
-def time_axis(runs: pd.DataFrame | None, frame: pd.DataFrame) -> str:
+def time_axis(frame: pd.DataFrame) -> str:
     """The clock that times a folder's runs: their CPU seconds when runs shared
     the machine (more than one at a time, or a Dask cluster) and every run
-    recorded them; else the wall clock. ``runs`` is :func:`results.load_runs`."""
+    recorded them; else the wall clock."""
     cpu = frame["train_cpu_seconds"] if "train_cpu_seconds" in frame else pd.Series(dtype=float)
     if cpu.empty or cpu.isna().all():
         return "train_seconds"
-    shared = False
-    if runs is not None and not runs.empty:
-        empty = pd.Series(dtype=object)
-        jobs = pd.to_numeric(runs.get("prov.n_jobs", empty), errors="coerce")
-        shared = bool((jobs > 1).any()) or bool((runs.get("prov.backend", empty) == "dask").any())
+    empty = pd.Series(dtype=object)
+    jobs = pd.to_numeric(frame.get("n_jobs", empty), errors="coerce")
+    backend = frame.get("backend", empty).astype(object)
+    shared = bool((jobs > 1).any()) or bool((backend == "dask").any())
     evaluated = frame.dropna(subset=["iteration"])
     complete = not evaluated.empty and evaluated["train_cpu_seconds"].notna().all()
     return "train_cpu_seconds" if shared and complete else "train_seconds"
