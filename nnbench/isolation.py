@@ -15,8 +15,11 @@ that names the cause:
 
 The run's process ignores Ctrl-C (the runner handles it and stops the runs)
 and watches a pipe from its supervisor: when the supervisor dies, even by
-SIGKILL, the pipe closes and the run's process exits. No run outlives its
-grid.
+SIGKILL, the pipe closes and the run's process exits. The supervisor in turn
+watches the runner (the process that made the task, when it runs on the same
+machine): when the runner is gone, even by SIGKILL, it kills the run and
+returns. Both live here, behind the backend seam, so every backend inherits
+them, a plugin's as much as the built-ins': no run outlives its grid.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ import multiprocessing
 import multiprocessing.spawn
 import os
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nnbench.status import Status
@@ -80,13 +84,38 @@ def _install() -> None:
 
 @dataclass(frozen=True)
 class RunTask:
-    """What a supervisor needs: the run (as its spec's dict), the data, the limits."""
+    """What a supervisor needs: the run (as its spec's dict), the data, the limits,
+    and who asked (the runner's host and process id: the supervisor stops the
+    run when that process is gone)."""
 
     run_id: str
     spec: dict[str, Any]
     shared: Any  # nnbench.data.shared.SharedData
     threads: int
     hang_seconds: float
+    runner: tuple[str, int] = field(
+        default_factory=lambda: (socket.gethostname(), os.getpid())
+    )
+    stop_file: str | None = None  # the runner creates it to stop every run
+
+
+def runner_gone(task: RunTask) -> bool:
+    """Whether the runner that made ``task`` has died or asked every run to stop
+    (on its machine: elsewhere, a cluster's scheduler says when to stop)."""
+    host, pid = task.runner
+    if host != socket.gethostname():
+        return False
+    if task.stop_file is not None and os.path.exists(task.stop_file):
+        return True
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's: not ours, but not gone
+        return False
+    return False
 
 
 _server_lock = threading.Lock()
@@ -193,6 +222,7 @@ def supervise(task: RunTask, stop: Callable[[], bool] | None = None) -> dict[str
     the run's process is killed and the result has ``"status": None``
     (nothing to record).
     """
+    _outlive_no_runner(task)
     first = _attempt(task, stop)
     if first.get("retry"):
         second = _attempt(task, stop)
@@ -203,6 +233,35 @@ def supervise(task: RunTask, stop: Callable[[], bool] | None = None) -> dict[str
             second["message"] = f"{first['message']}; tried again: {again}"
         return _final(second)
     return _final(first)
+
+
+_guarded: set[tuple[str, int]] = set()
+_guard_lock = threading.Lock()
+
+
+def _outlive_no_runner(task: RunTask) -> None:
+    """In a process that supervises runs for a runner elsewhere on this machine (a
+    pool's worker, whatever the pool), a watchdog that ends the process when
+    that runner is gone: idle or busy, a worker never outlives its grid."""
+    host, pid = task.runner
+    if host != socket.gethostname() or pid == os.getpid():
+        return
+    with _guard_lock:
+        if task.runner in _guarded:
+            return
+        _guarded.add(task.runner)
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                os._exit(EXIT_ORPHANED)
+            except PermissionError:
+                pass
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, daemon=True, name="nnbench-runner-watch").start()
 
 
 def _final(out: dict[str, Any]) -> dict[str, Any]:
@@ -301,7 +360,7 @@ def _watch(
             if result_r.poll(0):
                 continue  # its result arrived as it exited
             return None
-        if stop is not None and stop():
+        if (stop is not None and stop()) or runner_gone(task):
             _kill(proc)
             return {"run_id": task.run_id, "status": None, "message": "stopped"}
         now = time.monotonic()

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -176,6 +177,11 @@ class Session:
         self.say = execution.log or (lambda _msg: None)
         self._specs = specs
         self._stack = contextlib.ExitStack()
+        # created to stop every run of the session, whatever supervises it (see
+        # isolation.runner_gone): the seam's own stop, inherited by every backend
+        self.stop_file = os.path.join(
+            tempfile.gettempdir(), f"nnbench-stop-{os.getpid()}-{id(self):x}"
+        )
 
     def __enter__(self) -> Session:
         ex = self.execution
@@ -205,7 +211,14 @@ class Session:
             self.stopped = True
             self.summary.interrupted = True
             self.summary.terminated = issubclass(kind, Terminated)
-        self._stack.__exit__(kind, exc, tb)
+        if kind is not None:
+            with contextlib.suppress(OSError):
+                open(self.stop_file, "w").close()  # every supervisor stops its run
+        try:
+            self._stack.__exit__(kind, exc, tb)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(self.stop_file)
         return stopped  # a stop is in the summary, not raised
 
     def run(self, specs: Sequence[RunSpec]) -> None:
@@ -235,7 +248,10 @@ class Session:
         todo = sorted(todo, key=lambda s: _expected_cost(s, self.shared), reverse=True)
         ex = self.execution
         recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
-        tasks = {s.run_id: task_of(s, self.shared[data_key(s)], ex.threads) for s in todo}
+        tasks = {
+            s.run_id: task_of(s, self.shared[data_key(s)], ex.threads, self.stop_file)
+            for s in todo
+        }
         self.say(
             f"running {len(todo)} runs on {self.backend.describe()}, {ex.threads} BLAS "
             f"thread{'s' if ex.threads > 1 else ''} each -> {self.out}"
@@ -264,10 +280,14 @@ def run_specs(
     return session.summary
 
 
-def task_of(spec: RunSpec, shared: data_mod.SharedData, threads: int) -> RunTask:
+def task_of(
+    spec: RunSpec, shared: data_mod.SharedData, threads: int, stop_file: str | None = None
+) -> RunTask:
     """What a supervisor needs to run ``spec``: the run, its data, its limits
-    (the ``control`` settings of the schema)."""
-    return RunTask(spec.run_id, spec.to_dict(), shared, threads, spec.hang_seconds)
+    (the ``control`` settings of the schema), and how the runner stops it."""
+    return RunTask(
+        spec.run_id, spec.to_dict(), shared, threads, spec.hang_seconds, stop_file=stop_file
+    )
 
 
 def data_key(spec: RunSpec) -> tuple:

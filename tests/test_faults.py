@@ -1,7 +1,9 @@
 """The fault suite (slow tier): the same scenarios under every backend.
 
-Backends: ``threading`` (the default), ``loky``, ``dask`` with a local
-cluster, and ``dask`` against a real ``dask scheduler`` and two ``dask
+Backends: every one the registry knows (``nnbench.backends.available()``:
+the built-ins ``threading``, ``loky`` and ``dask`` with a local cluster, and
+plugins: the test plugin's ``procpool``, a process pool that codes no safety
+of its own), and ``dask`` against a real ``dask scheduler`` and two ``dask
 worker`` processes started on loopback. For each: every way a run can end
 badly becomes a row naming the cause; Ctrl-C and SIGTERM stop the grid,
 keep what is finished and leave no process behind; SIGKILL of the runner
@@ -23,13 +25,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from nnbench import experiment, results, runner, study
+from nnbench import backends, experiment, results, runner, study
 from nnbench.errors import NnbenchError
 
 pytestmark = pytest.mark.slow
 
 PLUGINS = str(Path(__file__).parent / "plugin_site")
-BACKENDS = ["threading", "loky", "dask", "dask-cluster"]
+BACKENDS = [*backends.available(), "dask-cluster"]  # a backend registered is fault-tested
 
 FAULTS = """
 name = "faults"

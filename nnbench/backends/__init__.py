@@ -2,8 +2,12 @@
 
 A backend only dispatches: every run itself executes in a process of its own
 under :func:`nnbench.isolation.supervise`, whichever backend sent it, so
-isolation, hang detection and the recorded statuses are the same under all
-of them. A backend is a subclass of :class:`Backend` in a module of its own,
+isolation, hang detection, the recorded statuses and the safety guarantees
+are the same under all of them: on Ctrl-C or SIGTERM the runner asks every
+supervisor on its machine to stop its run, and a supervisor whose runner is
+gone (even by SIGKILL) kills its run and ends its own process. A backend
+codes none of that (the fault suite runs every registered backend, a test
+plugin's process pool among them, through the same scenarios). A backend is a subclass of :class:`Backend` in a module of its own,
 registered here (built-ins) or as an entry point of the group
 ``nnbench.backends`` (plugins). The runner knows only this interface:
 

@@ -1,7 +1,8 @@
 """joblib's loky process pool: worker processes of the runner supervise the run processes.
 
-Each worker watches the runner: if the runner dies (even by SIGKILL), the
-worker stops its run and exits, and loky's pool does not outlive the grid.
+That a worker stops its run and exits when the runner dies (even by SIGKILL)
+is the seam's, not this backend's (:mod:`nnbench.isolation`): loky's pool
+does not outlive the grid, as no pool does.
 
 Workers ignore Ctrl-C, which a terminal sends to the whole process group:
 stopping them is the runner's job (it kills them), and a worker interrupted
@@ -12,45 +13,11 @@ blocked, so that it cannot reach them before their initializer ignores it.
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
-import threading
 from collections.abc import Callable
 from typing import Any
 
 from nnbench.backends import Backend
-
-
-class _RunnerGone:
-    """A stop check for a loky worker: True once the runner (its parent) is gone.
-
-    On first use it also starts a watchdog thread that ends the worker then,
-    idle or not (loky keeps idle workers for minutes).
-    """
-
-    def __init__(self, runner_pid: int) -> None:
-        self.runner_pid = runner_pid
-
-    def __call__(self) -> bool:
-        _watch_runner(self.runner_pid)
-        return os.getppid() != self.runner_pid
-
-
-_watching = False
-
-
-def _watch_runner(runner_pid: int) -> None:
-    global _watching
-    if _watching:
-        return
-    _watching = True
-
-    def watch() -> None:
-        while os.getppid() == runner_pid:
-            threading.Event().wait(0.5)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True, name="nnbench-runner-watch").start()
 
 
 def _ignore_ctrl_c() -> None:
@@ -85,9 +52,6 @@ class LokyBackend(Backend):
             return self.track(self._executor.submit(fn, *args))
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, masked)
-
-    def stop_check(self) -> Callable[[], bool]:
-        return _RunnerGone(os.getpid())
 
     def stop(self) -> None:
         """Kill the workers and every process they started (runs' processes, the

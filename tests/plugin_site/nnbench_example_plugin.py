@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from nnbench.backends import Backend
 from nnbench.optimizers import Optimizer, Option
 
 
@@ -81,3 +82,26 @@ class Faulty(Optimizer):
         loss, grad = fun(theta)
         theta -= self.config["learning_rate"] * grad
         return loss
+
+
+class ProcessPoolBackend(Backend):
+    """concurrent.futures' process pool: a backend a plugin adds in a few lines
+    (test plugin). It codes no safety of its own: stopping runs on Ctrl-C and
+    ending them when the runner is killed come with the seam."""
+
+    name = "procpool"
+    summary = "concurrent.futures process pool (test plugin)"
+
+    def __enter__(self):
+        import concurrent.futures
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        self._pool = concurrent.futures.ProcessPoolExecutor(self.n_jobs, mp_context=ctx)
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, fn, *args):
+        return self.track(self._pool.submit(fn, *args))
