@@ -456,18 +456,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"nnbench: error: {_printable(message)} (see `{self.prog} --help`)\n")
 
 
-# An error quotes what it was given; beyond this many characters, the start of it.
-MAX_ERROR = 400
+# An error quotes what it was given; beyond this many characters it keeps its
+# start and its end (where the fix is), and says how much it left out.
+MAX_ERROR = 800
 
 
 def _printable(text: str) -> str:
     """``text`` on one line: control characters (a stray ``\\r`` in an argument, say)
-    written as their escapes, and cut to :data:`MAX_ERROR` characters, saying how
-    many more there were, so an error stays one readable line."""
+    written as their escapes, and at most :data:`MAX_ERROR` characters, so an
+    error stays one readable line."""
     line = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     if len(line) <= MAX_ERROR:
         return line
-    return f"{line[:MAX_ERROR]}... ({len(line) - MAX_ERROR:,} more characters not shown)"
+    half = MAX_ERROR // 2
+    return f"{line[:half]} ... ({len(line) - 2 * half:,} characters not shown) ... {line[-half:]}"
 
 
 # -- the parser --------------------------------------------------------------------------

@@ -187,7 +187,9 @@ class Session:
         ex = self.execution
         backends.check_jobs(ex.n_jobs, ex.threads)
         self.backend = backends.make(ex.backend, ex.n_jobs, ex.scheduler)
-        self.shared = share_data(self._specs, ex.data_dir, self.say)
+        # the data of the runs to do (none when every run is finished: a rerun of a
+        # finished grid needs no dataset at hand)
+        self.shared = share_data(self._unfinished(self._specs), ex.data_dir, self.say)
         self.stopped = False
         try:
             self._stack.enter_context(sigterm_stops())
@@ -221,17 +223,22 @@ class Session:
                 os.unlink(self.stop_file)
         return stopped  # a stop is in the summary, not raised
 
+    def _unfinished(self, specs: Sequence[RunSpec]) -> list[RunSpec]:
+        """The specs not finished in the folder (all of them with ``force``)."""
+        stored = results.stored_runs(self.out) if self.out.is_dir() else {}
+        return [
+            s
+            for s in specs
+            if self.force or not (s.run_id in stored and stored[s.run_id].status.is_final)
+        ]
+
     def run(self, specs: Sequence[RunSpec]) -> None:
         """Run the specs not finished in the folder (all of them with ``force``), and
         record each as it ends. Nothing once the session was stopped."""
         if self.stopped:
             return
         stored = results.stored_runs(self.out)
-        todo = [
-            s
-            for s in specs
-            if self.force or not (s.run_id in stored and stored[s.run_id].status.is_final)
-        ]
+        todo = self._unfinished(specs)
         self.summary.n_skipped += len(specs) - len(todo)
         if len(specs) - len(todo):
             self.say(

@@ -34,12 +34,25 @@ def grid_of(seeds=(1, 2, 3, 4), optimizers=None, name="gate"):
     )
 
 
+REAL_VARIANTS = calibration.variants  # before any test replaces it
+
+
 def one_environment_variant(monkeypatch):
     """Calibrate with one environment variant: another kernel family when this
     CPU runs one (a child process), else the 2-thread variant."""
-    found, notes = calibration.variants()
+    found, notes = REAL_VARIANTS()
     families = [v for v in found if v.family]
     monkeypatch.setattr(calibration, "variants", lambda: ((families or found)[:1], notes))
+
+
+@pytest.fixture(autouse=True)
+def _in_process_calibration(monkeypatch):
+    """Baselines made by the tests below calibrate with 2 threads only, in this
+    process (a kernel family's child process costs seconds; the test of kernel
+    families, in the slow tier, calibrates with one)."""
+    notes = calibration.variants()[1]
+    threads = [calibration.Variant("threads-2", 2)]
+    monkeypatch.setattr(calibration, "variants", lambda: (threads, notes))
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +61,8 @@ def made(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gate")
     study.run_experiment(grid_of(), folder / "results", n_jobs=2, log=None)
     with pytest.MonkeyPatch.context() as mp:
-        one_environment_variant(mp)
+        threads = [calibration.Variant("threads-2", 2)]
+        mp.setattr(calibration, "variants", lambda: (threads, []))
         baseline_mod.write_baseline(folder / "results", folder / "baseline.json", n_jobs=2)
     return folder
 
@@ -91,13 +105,14 @@ def test_the_baseline_measures_rounding_per_configuration(made):
     assert len(list((made_for / variant / "runs").glob("*.parquet"))) == 8
 
 
-def test_calibration_is_reused_only_for_the_results_it_was_made_for(made, tmp_path, monkeypatch):
+def test_calibration_is_reused_only_for_the_results_it_was_made_for(tmp_path):
     """A baseline after Ctrl-C reuses the calibration runs; a baseline of results
     the code has changed makes them again (stale ones would measure old against
     new code as 'rounding')."""
-    one_environment_variant(monkeypatch)
     folder = tmp_path / "results"
-    shutil.copytree(made / "results", folder)
+    small = grid_of(seeds=(1, 2), optimizers=[{"name": "gd", "learning_rate": 0.5}])
+    study.run_experiment(small, folder, n_jobs=2, log=None)
+    baseline_mod.make_baseline(folder, n_jobs=2)  # as if stopped once it had made them
     log: list[str] = []
     baseline_mod.make_baseline(folder, n_jobs=2, log=log.append)
     assert len(list((folder / "calibration").iterdir())) == 1
@@ -402,27 +417,30 @@ def test_seeds_that_stop_at_different_points_make_a_valid_baseline(made, tmp_pat
     assert baseline_mod.read_baseline(path)["configurations"][0]["seeds"][seed]
 
 
-def test_a_baseline_made_under_one_kernel_family_passes_under_another(made, tmp_path):
+@pytest.mark.slow  # child processes under another kernel family: seconds
+def test_a_baseline_made_under_one_kernel_family_passes_under_another(tmp_path, monkeypatch):
     """The same grid, computed by a child process under another BLAS kernel
     family (OPENBLAS_CORETYPE: what another CPU computes), checked against the
-    baseline this CPU made: the stable configuration passes within its floors
-    point by point, the chaotic one passes or is unresolved, and the check says
-    which family ran and that the baseline's calibration measured it."""
-    raw = baseline(made)
-    families = raw["calibration"]["blas"]["calibrated"]
-    if not families:
+    baseline this CPU made, calibrated under that family: the stable
+    configuration passes within its floors point by point, the chaotic one
+    passes or is unresolved, and the check says which family ran and that the
+    baseline's calibration measured it."""
+    one_environment_variant(monkeypatch)
+    found = calibration.variants()[0]
+    if not found or found[0].family is None:
         pytest.skip("this CPU's BLAS runs no other kernel family")
-    family = families[0]
-    specs = [run.spec for run in results.stored_runs(made / "results").values()]
-    variant = calibration.Variant(f"blas-{family}", env={"OPENBLAS_CORETYPE": family},
-                                  family=family)  # fmt: skip
+    variant = found[0]
+    study.run_experiment(grid_of(), tmp_path / "results", n_jobs=2, log=None)
+    path = baseline_mod.write_baseline(tmp_path / "results", tmp_path / "b.json", n_jobs=2)
+    assert json.loads(path.read_text())["calibration"]["blas"]["calibrated"] == [variant.family]
+    specs = [run.spec for run in results.stored_runs(tmp_path / "results").values()]
     calibration.run_variant(variant, specs, tmp_path / "other", 2, 1, run_here=None)
-    result = check.check(tmp_path / "other", made / "baseline.json")
+    result = check.check(tmp_path / "other", path)
     assert result.ok, check.format_check(result)
     verdicts = result.table.set_index("kind")["verdict"]
     assert verdicts["stable"] == "ok" and verdicts["chaotic"] in ("identical", "unresolved", "ok")
     (note,) = [n for n in result.notes if n.startswith("environment")]
-    assert f"-> {family}, which the baseline's calibration measured" in note
-    strict = check.check(tmp_path / "other", made / "baseline.json", strict=True)
+    assert f"-> {variant.family}, which the baseline's calibration measured" in note
+    strict = check.check(tmp_path / "other", path, strict=True)
     gd = strict.table.set_index("kind").loc["stable"]
     assert gd["verdict"] == "ok"  # every point of GD's trajectories within its floors

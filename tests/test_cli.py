@@ -134,12 +134,14 @@ def test_bad_flags_are_usage_errors(cli, args, message):
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.slow  # a real child process: seconds of start-up
 def test_a_user_error_in_a_real_process_has_no_traceback():
     done = nnbench("train", "--dataset", "digits", "--optimizer", "adamw")
     assert done.returncode == 2 and done.stderr.startswith("nnbench: error: unknown optimizer")
     assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # a real child process: seconds of start-up
 def test_debug_shows_the_traceback():
     done = nnbench("--debug", "train", "--dataset", "digits", "--optimizer", "nope")
     assert done.returncode != 0 and "Traceback" in done.stderr

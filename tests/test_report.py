@@ -192,9 +192,10 @@ def test_a_report_is_the_same_bytes_when_rebuilt(hand_made, tmp_path):
     def files() -> dict[str, bytes]:
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.*"))}
 
-    report.build_report(hand_made, out, target=0.75)
+    drawn = ["final-accuracy", "accuracy-vs-epoch"]  # a PNG and an SVG of each
+    report.build_report(hand_made, out, target=0.75, figures=drawn)
     first = files()
-    report.build_report(hand_made, out, target=0.75)
+    report.build_report(hand_made, out, target=0.75, figures=drawn)
     assert any(name.endswith(".svg") for name in first) and files() == first
 
 
@@ -208,7 +209,7 @@ def test_a_report_of_failures_only_lists_them(tmp_path):
         "the starting cost is not finite",
         {},
     )
-    report.build_report(tmp_path)
+    report.build_report(tmp_path, figures=["final-accuracy", "accuracy-vs-train_seconds"])
     md = (tmp_path / "report.md").read_text()
     assert "Runs that did not end normally (2)" in md and "starting cost is not finite" in md
 
@@ -232,7 +233,7 @@ def test_the_blog_table_has_one_configuration_per_row(tmp_path):
     gd = table.loc["GD, learning rate 0.3"]
     assert gd["post_accuracy"] == 0.8316 and gd["accuracy_mean"] == pytest.approx(0.83)
     assert gd["seeds"] == 1 and "time_fraction" not in table.columns
-    report.build_report(out)
+    report.build_report(out, figures=[])
     assert "The post's table, reproduced" in (out / "report.md").read_text()
 
 
@@ -242,7 +243,7 @@ def test_report_on_a_partly_finished_experiment(hand_made, tmp_path):
     for f in sorted((part / "runs").glob("*.parquet"))[:3]:
         f.unlink()
     (part / "runs" / ".half.parquet.123.tmp").write_bytes(b"PAR1 half written")
-    report.build_report(part)
+    report.build_report(part, figures=["final-accuracy", "performance-profile"])
     assert (part / "report.html").exists()
 
 
@@ -272,10 +273,10 @@ def test_the_report_names_the_target_it_profiled(hand_made, tmp_path):
     """Without --target each cell's target is 99% of the best median final accuracy:
     gd's seeds end at 0.8, 0.9, 0.7 (median 0.8), adam's at 0.95 and, diverged, 0.2
     (median 0.575; the failed seed has no evaluations), so 0.99 * 0.8 = 0.792."""
-    report.build_report(hand_made, tmp_path / "derived")
+    report.build_report(hand_made, tmp_path / "derived", figures=[])
     derived = (tmp_path / "derived" / "report.md").read_text()
     assert "Target per cell: 99% of the best median" in derived and "batch 50: 0.7920" in derived
-    report.build_report(hand_made, tmp_path / "given", target=0.75)
+    report.build_report(hand_made, tmp_path / "given", target=0.75, figures=[])
     assert (
         "Target: validation accuracy 0.75 in every cell."
         in (tmp_path / "given" / "report.md").read_text()
@@ -353,7 +354,7 @@ def test_loading_trusts_the_spec_and_numbers_only(tmp_path):
     assert len(frame) == 4 and set(frame["batch_size"]) == {50} and set(frame["label"]) == {"gd"}
     assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 2, 3]
     with pytest.warns(results.ResultsWarning):
-        report.build_report(tmp_path, tmp_path / "rep")  # no traceback either
+        report.build_report(tmp_path, tmp_path / "rep", figures=[])  # no traceback either
 
 
 MARKUP = {

@@ -243,6 +243,7 @@ def test_statuses_say_what_is_final_and_what_is_ok():
     assert {s.value for s in Status if s.is_ok} == {"completed", "converged", "stopped"}
 
 
+@pytest.mark.slow  # a real child process: seconds of start-up
 def test_a_script_without_a_main_guard_runs_its_grid_once(tmp_path):
     """The run processes never re-run the caller's script: no `if __name__` needed."""
     import subprocess
@@ -264,6 +265,7 @@ def test_a_script_without_a_main_guard_runs_its_grid_once(tmp_path):
     assert done.stdout.strip() == "Counter({<Status.COMPLETED: 'completed'>: 2})"
 
 
+@pytest.mark.slow  # a real child process: seconds of start-up
 def test_runs_import_the_nnbench_the_runner_imports(tmp_path):
     """Started from a folder holding another `nnbench` (a source tree, say), the
     run processes still use the runner's: Python 3.11's fork server would put

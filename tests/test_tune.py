@@ -103,7 +103,7 @@ def test_a_second_choice_retires_the_finals_of_the_first(tmp_path):
         other,
     }
     assert set(current.query("phase == 'final' and optimizer == 'gd'")["trial"]) == {gd["trial"]}
-    report.build_report(tmp_path, tmp_path / "rep")
+    report.build_report(tmp_path, tmp_path / "rep", figures=[])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "0.0100" not in md  # the retired finals' accuracy appears nowhere
 
@@ -132,7 +132,7 @@ def test_a_study_whose_finals_are_missing_reports_its_trials(tmp_path):
     for spec in tune.trial_runs(exp):  # the trials only, as if stopped before the finals
         row = dict.fromkeys(METRICS, 1.0) | {"iteration": 20, "val_accuracy": 0.5}
         results.write_run(tmp_path, spec, [row], "completed", "", {})
-    report.build_report(tmp_path, tmp_path / "rep")
+    report.build_report(tmp_path, tmp_path / "rep", figures=[])
     md = (tmp_path / "rep" / "report.md").read_text()
     assert "Tuning: trials only" in md and "Run the same command again" in md
     assert "gd[learning_rate=" in md  # the trials' table

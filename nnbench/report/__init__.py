@@ -79,7 +79,7 @@ def build_report(
     frame = results.load(results_dir)
     if frame.empty:
         raise NnbenchError(f"{results_dir}: no runs to report on; run an experiment first")
-    names = list(figures) if figures else _figures.available()
+    names = _figures.available() if figures is None else list(figures)  # [] draws none
     for name in names:
         if name not in _figures.available():
             raise NnbenchError(
