@@ -48,3 +48,11 @@ def _excepthook(
 
 _default_hook = sys.excepthook
 sys.excepthook = _excepthook
+
+# Every run's process is forked from this server: with its objects frozen, the
+# garbage collector of a run never walks (and so never copies, page by page)
+# the tens of megabytes the imports above built, which cost each run tens of
+# milliseconds of CPU (benchmarks/run_overhead.py measures it).
+import gc  # noqa: E402
+
+gc.freeze()

@@ -119,7 +119,12 @@ def runner_gone(task: RunTask) -> bool:
 
 
 _server_lock = threading.Lock()
-_ENV_KEYS = ("PYTHONPATH", "PYTHONSAFEPATH")
+# The BLAS libraries' thread counts as their libraries read them at load: the
+# fork server loads them with one thread, so that a run's process starts with no
+# thread pool to rebuild after the fork (tens of milliseconds of CPU a run); a
+# run with more threads asks for them (threadpoolctl grows the pool).
+_SINGLE_THREADED = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+_ENV_KEYS = ("PYTHONPATH", "PYTHONSAFEPATH", *_SINGLE_THREADED)
 _SAVED_ENV = "_NNBENCH_SAVED_ENV"
 
 
@@ -159,6 +164,7 @@ def _start_server() -> None:
     try:
         os.environ["PYTHONPATH"] = os.pathsep.join(path)
         os.environ["PYTHONSAFEPATH"] = "1"
+        os.environ.update(dict.fromkeys(_SINGLE_THREADED, "1"))
         os.environ[_SAVED_ENV] = json.dumps(saved)
         forkserver.ensure_running()
     finally:

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from nnbench.build import build_run
 from nnbench.data.shared import SharedData
@@ -22,11 +22,16 @@ from nnbench.experiment import RunSpec
 from nnbench.optimizers import ScipyStatusWarning
 from nnbench.status import Status
 
+# The BLAS libraries of this process, found once: in the fork server that
+# imports this module before it forks every run (finding them anew costs a run
+# tens of milliseconds).
+_CONTROLLER = ThreadpoolController()
+
 
 def blas_info() -> list[dict[str, Any]]:
     """The BLAS libraries in use in this process and their thread counts."""
     keep = ("internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: lib.get(k) for k in keep} for lib in threadpool_info()]
+    return [{k: lib.get(k) for k in keep} for lib in _CONTROLLER.info()]
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -45,7 +50,7 @@ def execute(
 ) -> dict[str, Any]:
     """Train one run and return its rows, status, message and diagnostics."""
     spec = RunSpec.from_dict(spec_dict)
-    limits = threadpool_limits(threads) if threads else contextlib.nullcontext()
+    limits = _CONTROLLER.limit(limits=threads) if threads else contextlib.nullcontext()
     out: dict[str, Any] = {"rows": [], "blas": [], "diagnostics": {}}
     try:
         with limits:

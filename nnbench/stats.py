@@ -84,7 +84,7 @@ def t_interval(
     mean = float(x.mean())
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) / math.sqrt(n)
+    half = float(special.stdtrit(n - 1, 0.5 + level / 2)) * float(x.std(ddof=1)) / math.sqrt(n)
     low, high = mean - half, mean + half
     lo_bound, hi_bound = bounds
     clipped = False

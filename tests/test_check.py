@@ -26,7 +26,7 @@ def grid_of(seeds=(1, 2, 3, 4), optimizers=None, name="gate"):
             "data": {"dataset": "digits"},
             "model": {"hidden": [[16]]},
             "grid": {"batch_size": [32], "seeds": list(seeds)},
-            "budget": {"max_epochs": 3},
+            "budget": {"max_epochs": 2},
             "eval": {"every": 10},
             "optimizer": optimizers
             or [{"name": "gd", "learning_rate": 0.5}, {"name": "cg", "mb_maxiter": 5}],

@@ -7,7 +7,9 @@ are the same under all of them: on Ctrl-C or SIGTERM the runner asks every
 supervisor on its machine to stop its run, and a supervisor whose runner is
 gone (even by SIGKILL) kills its run and ends its own process. A backend
 codes none of that (the fault suite runs every registered backend, a test
-plugin's process pool among them, through the same scenarios). A backend is a subclass of :class:`Backend` in a module of its own,
+plugin's process pool among them, through the same scenarios).
+
+A backend is a subclass of :class:`Backend` in a module of its own,
 registered here (built-ins) or as an entry point of the group
 ``nnbench.backends`` (plugins). The runner knows only this interface:
 
