@@ -146,18 +146,7 @@ def make_baseline(
     if not 0 < effect < 1:
         raise NnbenchError(f"--effect must be an accuracy difference in (0, 1); got {effect!r}")
     with results_lock(results_dir):
-        by_config, rows = runs_by_config(results_dir)
-        if not by_config:
-            raise NnbenchError(
-                f"{results_dir}: no runs; run the experiment before taking a baseline"
-            )
-        for seeds in by_config.values():
-            for run in seeds.values():
-                if not run.status.is_final:
-                    raise NnbenchError(
-                        f"{run.path}: {run.spec.label} seed {run.spec.seed} {run.status}; a "
-                        "baseline needs every run finished: run the experiment again to retry it"
-                    )
+        by_config, rows = _finished_runs(results_dir)
         ordered = sorted(by_config.items(), key=lambda kv: _sort_key(kv[1]))
         runs = [run for _, seeds in ordered for _, run in sorted(seeds.items())]
         folder = results_dir / "calibration" / _calibrated(runs, rows, threads)
@@ -194,6 +183,23 @@ def make_baseline(
         },
         "configurations": configurations,
     }
+
+
+def _finished_runs(
+    results_dir: Path,
+) -> tuple[dict[str, dict[int, results.StoredRun]], dict[str, pd.DataFrame]]:
+    """The folder's runs by configuration and their rows; every run must be finished."""
+    by_config, rows = runs_by_config(results_dir)
+    if not by_config:
+        raise NnbenchError(f"{results_dir}: no runs; run the experiment before taking a baseline")
+    for seeds in by_config.values():
+        for run in seeds.values():
+            if not run.status.is_final:
+                raise NnbenchError(
+                    f"{run.path}: {run.spec.label} seed {run.spec.seed} {run.status}; a "
+                    "baseline needs every run finished: run the experiment again to retry it"
+                )
+    return by_config, rows
 
 
 def _sort_key(seeds: Mapping[int, results.StoredRun]) -> tuple:
@@ -264,32 +270,45 @@ def _calibration_runs(
         if log:
             log(f"calibration: {len(specs)} runs {variant.name}")
         calibration.run_variant(variant, specs, out, jobs, threads, run_here)
-        stored = results.stored_runs(out)
-        frame = results.load(out) if stored else pd.DataFrame()
-        by_id = {rid: g for rid, g in frame.groupby("run_id")} if not frame.empty else {}
-        honoured = True
-        for base, spec in zip(members, specs):
-            run = stored.get(spec.run_id)
-            if run is None or not run.status.is_final:
-                raise NnbenchError(
-                    f"the rounding calibration of {base.spec.label} seed {base.spec.seed} did not "
-                    f"finish ({run.status if run else 'missing'}); run `nnbench baseline` again"
-                )
-            blas = results.read_meta(run.path).get("provenance", {}).get("blas", [])
-            honoured = honoured and calibration.honoured(variant, blas)
-            trajectory_ = rows_of(by_id, run)
-            measured[base.spec.run_id].append(
-                {"variant": variant.name, "rows": trajectory_, "work": work_of(run, trajectory_)}
-            )
+        found, honoured = _measured(variant, members, specs, out)
         if not honoured:  # the library ignored the family: the runs measured nothing new
             notes.append(f"{variant.name}: the BLAS did not run that kernel family; left out")
-            for base in members:
-                measured[base.spec.run_id] = [
-                    m for m in measured[base.spec.run_id] if m["variant"] != variant.name
-                ]
             continue
+        for run_id, entry in found.items():
+            measured[run_id].append(entry)
         used.append(variant.name)
     return measured, [u for u in used if u != "perturbed"]
+
+
+def _measured(
+    variant: calibration.Variant,
+    members: Sequence[results.StoredRun],
+    specs: Sequence[RunSpec],
+    out: Path,
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """One variant's recomputed runs, per base run id, and whether the BLAS ran
+    the kernel family the variant asked for."""
+    stored = results.stored_runs(out)
+    frame = results.load(out) if stored else pd.DataFrame()
+    by_id = {rid: g for rid, g in frame.groupby("run_id")} if not frame.empty else {}
+    found: dict[str, dict[str, Any]] = {}
+    honoured = True
+    for base, spec in zip(members, specs):
+        run = stored.get(spec.run_id)
+        if run is None or not run.status.is_final:
+            raise NnbenchError(
+                f"the rounding calibration of {base.spec.label} seed {base.spec.seed} did not "
+                f"finish ({run.status if run else 'missing'}); run `nnbench baseline` again"
+            )
+        blas = results.read_meta(run.path).get("provenance", {}).get("blas", [])
+        honoured = honoured and calibration.honoured(variant, blas)
+        rows = rows_of(by_id, run)
+        found[base.spec.run_id] = {
+            "variant": variant.name,
+            "rows": rows,
+            "work": work_of(run, rows),
+        }
+    return found, honoured
 
 
 def _configuration(
@@ -312,15 +331,7 @@ def _configuration(
         )
         for m in TRACKED
     }
-    rtol = HORIZON_RTOL[spec.dtype]
-    horizon = -1
-    for i in range(n_rows):
-        costs_ok = all(
-            not shifts[m][i] > rtol * max(np.nan_to_num(scale[m][i]), 1e-300) for m in COSTS
-        )
-        if not (costs_ok and all(shifts[m][i] == 0 for m in ACCURACIES)):
-            break
-        horizon = i
+    horizon = _horizon(shifts, scale, HORIZON_RTOL[spec.dtype], n_rows)
     floors = {
         m: [
             # an accuracy moves by at most 1: a floor of 1 already allows anything
@@ -359,6 +370,22 @@ def _configuration(
         },
         "floors": floors,
     }
+
+
+def _horizon(
+    shifts: Mapping[str, np.ndarray], scale: Mapping[str, np.ndarray], rtol: float, n_rows: int
+) -> int:
+    """The last row up to which rounding moves no accuracy and the costs only
+    within ``rtol`` (relative): -1 when even the first row moves."""
+    horizon = -1
+    for i in range(n_rows):
+        costs_ok = all(
+            not shifts[m][i] > rtol * max(np.nan_to_num(scale[m][i]), 1e-300) for m in COSTS
+        )
+        if not (costs_ok and all(shifts[m][i] == 0 for m in ACCURACIES)):
+            break
+        horizon = i
+    return horizon
 
 
 def _shifts(

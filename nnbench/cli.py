@@ -657,8 +657,7 @@ def _parser_report(sub: Any) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _parser_gate(sub: Any) -> None:
-    """baseline, check and compare: the verdicts."""
+def _parser_baseline(sub: Any) -> None:
     p = sub.add_parser(
         "baseline", help="a baseline of a results folder, its rounding measured by rerunning"
     )
@@ -674,6 +673,8 @@ def _parser_gate(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_baseline)
 
+
+def _parser_check(sub: Any) -> None:
     p = sub.add_parser("check", help="exit 1 when the results regressed from a baseline")
     p.add_argument("results", help="results folder")
     p.add_argument("--baseline", required=True, help="baseline file from `nnbench baseline`")
@@ -700,6 +701,8 @@ def _parser_gate(sub: Any) -> None:
     )
     p.set_defaults(func=cmd_check)
 
+
+def _parser_compare(sub: Any) -> None:
     p = sub.add_parser("compare", help="seed-paired comparison of two results folders")
     p.add_argument("a", help="results folder A (before)")
     p.add_argument("b", help="results folder B (after)")
@@ -763,7 +766,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="every run setting: default, reason, flag")
     p.add_argument("--markdown", action="store_true", help="as a Markdown table")
     p.set_defaults(func=cmd_config)
-    for add in (_parser_data, _parser_train, _parser_run, _parser_report, _parser_gate):
+    parts = (_parser_data, _parser_train, _parser_run, _parser_report, _parser_baseline,
+             _parser_check, _parser_compare)  # fmt: skip
+    for add in parts:
         add(sub)
     return parser
 

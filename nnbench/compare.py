@@ -211,8 +211,7 @@ def compare(
         for side, frame in (("A", fa), ("B", fb))
     }
     groups = [
-        (fa[fa["key"] == k].set_index("seed"), fb[fb["key"] == k].set_index("seed"))
-        for k in common
+        (fa[fa["key"] == k].set_index("seed"), fb[fb["key"] == k].set_index("seed")) for k in common
     ]
     out = []
     for ga, gb in groups:

@@ -99,35 +99,35 @@ def _seed_from(random_state: Any) -> int:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier trained by any registered optimizer.
 
-    Its parameters are nnbench's run settings (``nnbench config``), under
-    scikit-learn's names where it has them (``alpha`` for the L2 penalty,
-    ``random_state`` for the seed, ``hidden_layer_sizes``), then its own.
+        Its parameters are nnbench's run settings (``nnbench config``), under
+        scikit-learn's names where it has them (``alpha`` for the L2 penalty,
+        ``random_state`` for the seed, ``hidden_layer_sizes``), then its own.
 
-    Parameters
-    ----------
-{parameters}
+        Parameters
+        ----------
+    {parameters}
 
-    With no budget at all (``max_iter``, ``max_epochs``, ``max_grad_evals``,
-    ``max_seconds`` all None) a fit runs the default 100 iterations;
-    ``random_state`` may also be None (a fresh seed), a numpy Generator or a
-    RandomState.
+        With no budget at all (``max_iter``, ``max_epochs``, ``max_grad_evals``,
+        ``max_seconds`` all None) a fit runs the default 100 iterations;
+        ``random_state`` may also be None (a fresh seed), a numpy Generator or a
+        RandomState.
 
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-    coef_ : ndarray of shape (n_params,)
-        The flat weight vector.
-    coefs_ : list of ndarray of shape (n_in, n_out)
-        Per-layer weights, views into ``coef_``.
-    intercepts_ : list of ndarray of shape (n_out,)
-        Per-layer biases, views into ``coef_``.
-    model_ : MLP
-        The network; ``model_.loss_and_grad(coef_, X, y)``.
-    history_ : pandas.DataFrame
-        One row per evaluation.
-    status_ : str
-        How the fit ended (completed, converged, stopped, diverged, interrupted).
-    n_iter_ : int
+        Attributes
+        ----------
+        classes_ : ndarray of shape (n_classes,)
+        coef_ : ndarray of shape (n_params,)
+            The flat weight vector.
+        coefs_ : list of ndarray of shape (n_in, n_out)
+            Per-layer weights, views into ``coef_``.
+        intercepts_ : list of ndarray of shape (n_out,)
+            Per-layer biases, views into ``coef_``.
+        model_ : MLP
+            The network; ``model_.loss_and_grad(coef_, X, y)``.
+        history_ : pandas.DataFrame
+            One row per evaluation.
+        status_ : str
+            How the fit ended (completed, converged, stopped, diverged, interrupted).
+        n_iter_ : int
     """
 
     def __init__(self, **params: Any) -> None:

@@ -499,21 +499,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
 
     _check_data(c, values, axes, source)
 
-    tune_cfg = None
-    if "tune" in top:
-        tune_cfg = {
-            s.key: s.convert(sections["tune"].get(s.in_file, s.default), source)
-            for s in SECTIONS["tune"]
-        }
-        if tune_cfg["final_seeds"] is None:
-            raise c.fail("[tune] final_seeds", "must be set: the seeds that rerun the best trial")
-        seen = sorted(set(tune_cfg["final_seeds"]) & set(axes["seed"]))
-        if seen:
-            raise c.fail(
-                "[tune] final_seeds",
-                f"shares seeds {', '.join(map(str, seen))} with [grid] seeds, the trials' seeds: "
-                "the finals must run on seeds the choice never saw",
-            )
+    tune_cfg = _tune_section(c, sections["tune"], axes["seed"]) if "tune" in top else None
     opts = _optimizers(c, top, tuning=tune_cfg is not None)
 
     exp = Experiment(experiment["name"], experiment["description"], values, axes, opts, tune_cfg)
@@ -527,6 +513,25 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         _validate_tuning(exp, c.fail)
     _check_repeats(c, exp)
     return exp
+
+
+def _tune_section(
+    c: _Checker, section: Mapping[str, Any], trial_seeds: list[int]
+) -> dict[str, Any]:
+    """The checked ``[tune]`` table: its finals run on seeds the trials never used."""
+    tune_cfg = {
+        s.key: s.convert(section.get(s.in_file, s.default), c.source) for s in SECTIONS["tune"]
+    }
+    if tune_cfg["final_seeds"] is None:
+        raise c.fail("[tune] final_seeds", "must be set: the seeds that rerun the best trial")
+    seen = sorted(set(tune_cfg["final_seeds"]) & set(trial_seeds))
+    if seen:
+        raise c.fail(
+            "[tune] final_seeds",
+            f"shares seeds {', '.join(map(str, seen))} with [grid] seeds, the trials' seeds: "
+            "the finals must run on seeds the choice never saw",
+        )
+    return tune_cfg
 
 
 def _check_repeats(c: _Checker, exp: Experiment) -> None:

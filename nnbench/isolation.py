@@ -93,9 +93,7 @@ class RunTask:
     shared: Any  # nnbench.data.shared.SharedData
     threads: int
     hang_seconds: float
-    runner: tuple[str, int] = field(
-        default_factory=lambda: (socket.gethostname(), os.getpid())
-    )
+    runner: tuple[str, int] = field(default_factory=lambda: (socket.gethostname(), os.getpid()))
     stop_file: str | None = None  # the runner creates it to stop every run
 
 

@@ -256,8 +256,7 @@ class Session:
         ex = self.execution
         recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
         tasks = {
-            s.run_id: task_of(s, self.shared[data_key(s)], ex.threads, self.stop_file)
-            for s in todo
+            s.run_id: task_of(s, self.shared[data_key(s)], ex.threads, self.stop_file) for s in todo
         }
         self.say(
             f"running {len(todo)} runs on {self.backend.describe()}, {ex.threads} BLAS "

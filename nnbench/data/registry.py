@@ -218,5 +218,3 @@ def load_dataset(
 def fetchable() -> list[str]:
     """The datasets ``nnbench data fetch`` can put in the cache."""
     return [name for name, info in available().items() if info.fetch is not None]
-
-

@@ -50,9 +50,7 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def interval(
-    mean: float, low: float, high: float, clipped: bool = False, digits: int = 4
-) -> str:
+def interval(mean: float, low: float, high: float, clipped: bool = False, digits: int = 4) -> str:
     """``0.8353 [0.8240, 0.8460]``, with ``*`` when the interval was cut to the
     metric's range; the mean alone without an interval."""
     if not np.isfinite(mean):
