@@ -113,10 +113,9 @@ def peer_run(X, y, hidden, batch, dtype) -> Run:
         seed=0,
         max_epochs=1,
         every=10**9,
+        train_rows="running",
     )
-    return build_run(
-        values, "gd", {"train": (X, y)}, 10, {"learning_rate": LEARNING_RATE}, evaluate="running"
-    )
+    return build_run(values, "gd", {"train": (X, y)}, 10, {"learning_rate": LEARNING_RATE})
 
 
 def peer_model(n_features: int, hidden, dtype) -> MLP:
