@@ -95,9 +95,10 @@ def test_the_baseline_measures_rounding_per_configuration(made):
     # CG's work is recorded per seed: its gradient evaluations and line-search failures
     work = cg["seeds"]["1"]["work"]
     assert work["grad_evals"] == cg["seeds"]["1"]["rows"]["grad_evals"][-1] > 0
-    assert 0 <= work["line_search_failures"] <= 1 and gd["seeds"]["1"]["work"][
-        "line_search_failures"
-    ] is None
+    assert (
+        0 <= work["line_search_failures"] <= 1
+        and gd["seeds"]["1"]["work"]["line_search_failures"] is None
+    )
     (made_for,) = (made / "results" / "calibration").iterdir()  # one set of results
     assert (made_for / "perturbed" / "runs").is_dir()
     # every run was recomputed once perturbed and once under an environment variant
@@ -130,7 +131,9 @@ def test_seeds_needed_by_hand():
     from scipy import stats as scipy_stats
 
     n = stats.seeds_needed(0.01, 0.02, 0.01)
-    need = lambda k: (scipy_stats.t.ppf(0.99, k - 1) + scipy_stats.t.ppf(0.8, k - 1)) * 0.01 / math.sqrt(k)  # noqa: E731, E501
+    need = lambda k: (
+        (scipy_stats.t.ppf(0.99, k - 1) + scipy_stats.t.ppf(0.8, k - 1)) * 0.01 / math.sqrt(k)
+    )  # noqa: E731, E501
     assert need(n) <= 0.02 < need(n - 1)
     assert stats.seeds_needed(0.0, 0.02, 0.01) == 2
     assert stats.resolution(0.01, n, 0.01) == pytest.approx(need(n))

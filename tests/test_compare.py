@@ -261,6 +261,7 @@ def test_a_folder_with_itself_is_no_difference_even_without_pairs(tmp_path):
 
 def test_a_real_regression_is_worse_on_real_runs(tmp_path):
     """GD's step doubled past stability on digits: every seed's accuracy falls."""
+
     def exp(lr, name):
         return experiment.validate({
             "name": name, "data": {"dataset": "digits"}, "model": {"hidden": [[16]]},

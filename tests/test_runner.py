@@ -161,9 +161,7 @@ def test_a_results_folder_belongs_to_one_experiment(tmp_path):
     with pytest.raises(NnbenchError, match="holds the results of experiment 'first', not 'second'"):
         study.run_experiment(grid_of("second", seeds=(2,)), tmp_path, log=None)
     assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
-    summary = study.run_experiment(
-        grid_of("second", seeds=(2,)), tmp_path, log=None, merge=True
-    )
+    summary = study.run_experiment(grid_of("second", seeds=(2,)), tmp_path, log=None, merge=True)
     assert summary.n_done == 3
     assert json.loads((tmp_path / "experiment.json").read_text())["name"] == "first"
     assert (tmp_path / "experiment.second.json").exists()
