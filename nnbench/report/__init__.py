@@ -332,12 +332,16 @@ def _profile_text(
     )
     timing = ""
     if not spread.empty:
+        clocks = ", ".join(
+            f"{name} {spread[col].median():.0%}"
+            for name, col in (("CPU", "train_cpu_seconds"), ("wall", "train_seconds"))
+            if col in spread and spread[col].notna().any()  # older runs have no CPU clock
+        )
         timing = (
             f" Repeated timings of one setting (its seeds, which do the same work per "
             f"gradient evaluation) spread by a median {noise:.0%} on this clock "
-            f"(CPU {spread['train_cpu_seconds'].median():.0%}, wall "
-            f"{spread['train_seconds'].median():.0%}); a time within that of the cell's "
-            "fastest is marked (tie): the runs cannot rank the two."
+            f"({clocks}); a time within that of the cell's fastest is marked (tie): the "
+            "runs cannot rank the two."
         )
     return (
         _target_text(shown, target)
