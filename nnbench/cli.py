@@ -325,7 +325,7 @@ def print_grid_table(out_dir: Any) -> None:
     # by configuration: two with one label (another budget, say) stay two rows
     table = last.groupby(["name", "hidden", "batch_size", "config_id"], sort=True).agg(
         runs=("run_id", "size"),
-        ok=("status", lambda s: int(s.map(lambda v: Status(v).is_ok).sum())),
+        ok=("status", lambda s: sum(Status(str(v)).is_ok for v in s)),
         val_acc=("val_accuracy", "mean"),
         val_sd=("val_accuracy", "std"),
         test_acc=("test_accuracy", "mean"),

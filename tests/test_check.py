@@ -131,9 +131,12 @@ def test_seeds_needed_by_hand():
     from scipy import stats as scipy_stats
 
     n = stats.seeds_needed(0.01, 0.02, 0.01)
-    need = lambda k: (
-        (scipy_stats.t.ppf(0.99, k - 1) + scipy_stats.t.ppf(0.8, k - 1)) * 0.01 / math.sqrt(k)
-    )  # noqa: E731, E501
+
+    def need(k: int) -> float:
+        return (
+            (scipy_stats.t.ppf(0.99, k - 1) + scipy_stats.t.ppf(0.8, k - 1)) * 0.01 / math.sqrt(k)
+        )
+
     assert need(n) <= 0.02 < need(n - 1)
     assert stats.seeds_needed(0.0, 0.02, 0.01) == 2
     assert stats.resolution(0.01, n, 0.01) == pytest.approx(need(n))

@@ -183,3 +183,17 @@ def test_a_failed_forced_rerun_is_an_error_exit(cli, tmp_path, monkeypatch):
         lambda e, **kw: runner.GridSummary(tmp_path, 1, statuses=Counter(completed=1)),
     )
     assert cli("run", "--optimizers", "gd", "--dataset", "digits", "--quiet").returncode == 0
+
+
+def test_a_grid_whose_runs_all_completed_prints_its_table(capsys, tmp_path):
+    # every run "completed": the stored status column is one category, which
+    # pandas maps to a categorical that cannot be summed
+    out = tmp_path / "grid"
+    code = main(
+        ["run", "--dataset", "synthetic", "--optimizers", "gd,adam", "--hidden", "8",
+         "--seeds", "1,2", "--max-iter", "5", "--name", "all-ok", "--out", str(out)]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    table = [line for line in printed.splitlines() if line.startswith(("adam", "gd"))]
+    assert len(table) == 2 and all(" 2 " in line for line in table), printed
