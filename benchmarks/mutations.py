@@ -211,8 +211,8 @@ BUGS = [
         "the estimator ignores alpha",
         "estimator",
         "estimator.py",
-        "l2=self.alpha,",
-        "l2=0.0,",
+        'given["hidden"] = self._hidden()',
+        'given["hidden"] = self._hidden()\n        given["l2"] = 0.0',
     ),
     Patch(
         "a fraction of the rows rounded instead of floored",
@@ -236,7 +236,7 @@ BUGS = [
         'loss = running["loss"] / (running["n"] + 1) if running["n"] else np.nan',
     ),
     Patch(
-        "tol compares with the first cost, not the previous",
+        "tol compares with the first cost instead of the previous",
         "stopping",
         "train.py",
         "if loop.tol is not None and abs(cost - prev_cost) < loop.tol:",

@@ -183,11 +183,11 @@ def no_heavy_work(monkeypatch, tmp_path):
     from nnbench import backends, build
     from nnbench.train import TrainResult
 
-    def run_experiment(
-        experiment, out_dir=None, n_jobs=1, backend="threading", scheduler=None, threads=1, **kwargs
-    ):
-        backends.check_jobs(n_jobs, threads)
-        backends.make(backend, n_jobs, scheduler)
+    def run_experiment(experiment, out_dir=None, execution=None, **kwargs):
+        options = {k: v for k, v in kwargs.items() if k in runner.Execution.__dataclass_fields__}
+        ex = execution or runner.Execution(**options)
+        backends.check_jobs(ex.n_jobs, ex.threads)
+        backends.make(ex.backend, ex.n_jobs, ex.scheduler)
         return runner.GridSummary(tmp_path / "none", experiment.n_runs)
 
     def load_dataset(name, **kwargs):
@@ -212,7 +212,7 @@ def no_heavy_work(monkeypatch, tmp_path):
         )
         return TrainResult(self.theta, [row], "completed")
 
-    monkeypatch.setattr(runner, "run_experiment", run_experiment)
+    monkeypatch.setattr(study, "run_experiment", run_experiment)
     monkeypatch.setattr(data, "load_dataset", load_dataset)
     monkeypatch.setattr(data, "fetch_mnist", fetch)
     monkeypatch.setattr(build.Run, "__call__", train_it)
