@@ -127,6 +127,43 @@ def test_scipy_minimisers_solve_a_quadratic_in_one_step(name):
     assert len(fun.points) >= 2  # scipy evaluates as often as it needs
 
 
+def _rosenbrock(x):
+    from scipy import optimize
+
+    return float(optimize.rosen(x)), optimize.rosen_der(x)
+
+
+def _quartic(x):
+    return float(np.sum(x**4)), 4 * x**3
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "fun", "start"),
+    [("cg", "CG", _rosenbrock, [0.5] * 4), ("lbfgsb", "L-BFGS-B", _quartic, [1.0, -2.0, 0.5])],
+)
+def test_scipy_minimisers_run_with_scipys_own_tolerances(name, method, fun, start):
+    # Run to convergence, the gradient crosses scipy's gtol (1e-5) slowly on
+    # its way down, so a tolerance moved 2x either way changes the end point
+    # (checked first): nnbench's step must be scipy's with its defaults, bit
+    # for bit, with as many evaluations.
+    from scipy import optimize
+
+    start = np.array(start)
+    options = {"maxiter": 500}
+    want = optimize.minimize(fun, start, jac=True, method=method, options=options)
+    for factor in (2.0, 0.5):
+        moved = optimize.minimize(
+            fun, start, jac=True, method=method, options={**options, "gtol": 1e-5 * factor}
+        )
+        assert not np.array_equal(moved.x, want.x)  # the case tells the tolerances apart
+    calls = []
+    opt = optimizers.make(name, {"mb_maxiter": 500})
+    w = start.copy()
+    opt.update(lambda x: calls.append(1) or fun(x), w, opt.start(w))
+    np.testing.assert_array_equal(w, want.x)
+    assert len(calls) == want.nfev
+
+
 def test_scipy_failure_status_becomes_a_warning_and_a_count():
     opt = optimizers.make("cg", {"mb_maxiter": 10})
     w = np.array([1.0, -2.0])
