@@ -9,6 +9,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
@@ -426,3 +427,60 @@ def test_times_are_the_cpu_clock_when_runs_shared_the_machine(tmp_path):
     report.build_report(tmp_path / "shared", tmp_path / "r", target=0.7, figures=["final-accuracy"])
     md = (tmp_path / "r" / "report.md").read_text()
     assert "the CPU seconds of each run's own process" in md
+
+
+# -- which optimizer ends higher: paired tests with Holm's correction ----------------------
+
+
+def final_frame(values):
+    """A results table of final rows: values[(optimizer, cell)] = test accuracies by seed."""
+    rows = []
+    for (opt, (hidden, batch)), accs in values.items():
+        for seed, acc in enumerate(accs, start=1):
+            rows.append(
+                {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
+                 "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
+                 "config_id": f"{opt}-{hidden}-{batch}", "seed": seed,
+                 "val_accuracy": acc, "test_accuracy": acc}
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_pairwise_verdicts_on_a_known_case():
+    cells = [("25", 50.0), ("128", 50.0)]
+    base = {cell: np.array([0.950, 0.952, 0.949]) + i * 0.01 for i, cell in enumerate(cells)}
+    values = {}
+    for cell in cells:
+        values[("a", cell)] = base[cell]
+        values[("b", cell)] = base[cell] + 0.02 + np.array([0.0, 0.001, -0.001])  # always higher
+        values[("c", cell)] = base[cell]  # the same numbers as a
+    study, per_cell = tables.pairwise_verdicts(final_frame(values))
+    got = {(r["a"], r["b"]): r for r in study.to_dict("records")}
+    assert got[("a", "b")]["verdict"] == "b" and got[("b", "c")]["verdict"] == "b"
+    assert got[("a", "b")]["n"] == 6 and got[("a", "b")]["cells"] == 2
+    assert got[("a", "b")]["mean"] == pytest.approx(0.02)
+    assert got[("a", "c")]["verdict"] == ""  # identical: no test, no verdict
+    # Holm over the family: the adjusted p-value is the smallest p times the tests left
+    tested = study.dropna(subset=["p"]).sort_values("p")
+    assert tested["p_holm"].iloc[0] == pytest.approx(len(tested) * tested["p"].iloc[0])
+    assert set(per_cell["cell"]) == set(cells) and len(per_cell) == 3 * len(cells)
+
+
+@pytest.mark.slow
+def test_pairwise_verdicts_keep_the_familywise_error_rate():
+    # Six optimizers that are all the same, three seeds in four cells: any
+    # verdict is a false one. Holm keeps P(any) <= 5%; 1,000 simulated studies
+    # give a Monte Carlo standard error of 0.7%, so the bound is checked at 7%.
+    rng = np.random.default_rng(7)
+    cells = [("25", 50.0), ("25", 200.0), ("128", 50.0), ("128", 200.0)]
+    any_study = any_cell = 0
+    n_sim = 1000
+    for _ in range(n_sim):
+        values = {
+            (opt, cell): 0.95 + 0.005 * rng.standard_normal(3) for opt in "abcdef" for cell in cells
+        }
+        study, per_cell = tables.pairwise_verdicts(final_frame(values))
+        any_study += bool((study["verdict"] != "").any())
+        any_cell += bool((per_cell["verdict"] != "").any())
+    assert any_study / n_sim <= 0.07
+    assert any_cell / n_sim <= 0.07

@@ -481,6 +481,89 @@ def aggregates(
     return iqm_table, pd.DataFrame(pi_rows)
 
 
+# -- which optimizer ends higher ----------------------------------------------------------------
+
+
+def _paired_finals(frame: pd.DataFrame, metric: str) -> dict[tuple, dict[int, float]]:
+    """Per (optimizer, cell): ``metric`` by seed, for one configuration each
+    (the best on validation where an optimizer has several in a cell)."""
+    last = final_rows(frame)
+    last = last[last["status"].isin(OK)].dropna(subset=[metric])
+    if last.empty:
+        return {}
+    means = last.groupby(["optimizer", *CELL, "config_id"], sort=True)["val_accuracy"].mean()
+    best = (
+        means.reset_index()
+        .sort_values(["val_accuracy", "config_id"], ascending=[False, True], kind="stable")
+        .groupby(["optimizer", *CELL], sort=True)
+        .head(1)
+    )
+    last = last[last["config_id"].isin(best["config_id"])]
+    return {
+        (opt, (hidden, batch)): dict(zip(group["seed"].tolist(), group[metric].tolist()))
+        for (opt, hidden, batch), group in last.groupby(["optimizer", *CELL], sort=True)
+    }
+
+
+def pairwise_verdicts(
+    frame: pd.DataFrame, metric: str = "test_accuracy", alpha: float = 0.05
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Which optimizer ends higher on ``metric``, by tests whose errors are controlled.
+
+    Runs of two optimizers with the same seed in the same cell start from the
+    same weights and see the same minibatch order, so they are paired.
+
+    - Over the study: per pair of optimizers, every seed-paired difference
+      of every cell both ran, one two-sided paired t-test; Holm's correction
+      over all pairs (``stats.decide``). The chance of any wrong verdict in
+      the table is at most ``alpha``. It asks whether one optimizer ends
+      higher on average over the study's cells.
+    - Per cell: the same test in each cell, Holm's correction over every cell
+      and pair together (one family).
+
+    Returns the study-wide table (columns a, b, cells, n, mean, low, high, p,
+    p_holm, verdict: ``"a"``, ``"b"`` (which ends higher) or ``""``) and the
+    per-cell one (the same, with ``cell``).
+    """
+    finals = _paired_finals(frame, metric)
+    names = sorted({opt for opt, _ in finals})
+    cells = sorted({cell for _, cell in finals}, key=lambda c: (str(c[0]), c[1]))
+    study: list[tuple[dict, tuple]] = []
+    per_cell: list[tuple[dict, tuple]] = []
+    for a, b in itertools.combinations(names, 2):
+        xs, ys, n_cells = [], [], 0
+        for cell in cells:
+            if (a, cell) not in finals or (b, cell) not in finals:
+                continue
+            va, vb = finals[(a, cell)], finals[(b, cell)]
+            seeds = sorted(va.keys() & vb.keys())
+            if not seeds:
+                continue
+            n_cells += 1
+            pair = ([va[s] for s in seeds], [vb[s] for s in seeds])
+            xs += pair[0]
+            ys += pair[1]
+            per_cell.append(({"a": a, "b": b, "cell": cell}, pair))
+        if n_cells:
+            study.append(({"a": a, "b": b, "cells": n_cells}, (xs, ys)))
+    return _verdicts(study, alpha), _verdicts(per_cell, alpha)
+
+
+def _verdicts(tests: list[tuple[dict, tuple]], alpha: float) -> pd.DataFrame:
+    if not tests:
+        return pd.DataFrame()
+    pairs = [t[1] for t in tests]
+    zeros = [0.0] * len(pairs)
+    rows = []
+    for (row, (xs, _)), d in zip(tests, stats.decide(pairs, zeros, zeros, alpha=alpha)):
+        higher = {"better": row["b"], "worse": row["a"]}.get(d.verdict, "")
+        rows.append(
+            {**row, "n": len(xs), "mean": d.mean, "low": d.low, "high": d.high,
+             "p": d.p, "p_holm": d.p_holm, "verdict": higher}
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 # -- tuning -----------------------------------------------------------------------------------
 
 
