@@ -429,6 +429,22 @@ def test_times_are_the_cpu_clock_when_runs_shared_the_machine(tmp_path):
     assert "the CPU seconds of each run's own process" in md
 
 
+def test_shared_runs_without_a_cpu_clock_are_not_said_to_be_alone(tmp_path):
+    """Older runs: two at a time, no CPU seconds. The wall clock it must be,
+    and the report says the runs shared the machine, never that they ran alone."""
+    for seed in (1, 2):
+        r = rows([0.1, 0.5, 0.8], [0, 2.0, 4.0])
+        for row in r:
+            row.pop("train_cpu_seconds", None)
+        results.write_run(tmp_path / "old", spec(seed=seed), r, "completed", "", {"n_jobs": 2})
+    frame = results.load(tmp_path / "old")
+    assert tables.time_axis(frame) == "train_seconds" and tables.shared_machine(frame)
+    report.build_report(tmp_path / "old", tmp_path / "r", target=0.7, figures=[])
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "wall seconds of runs that shared the machine" in md
+    assert "had the machine to itself" not in md
+
+
 # -- which optimizer ends higher: paired tests with Holm's correction ----------------------
 
 

@@ -141,7 +141,8 @@ def _sections(
         _blog_section(page, frame)
     if not summary.empty:
         page.add("Summary over seeds", "", _summary_view(summary, target))
-        page.add("", _summary_text(summary, target, time_col))
+        clock = tables.clock_text(time_col, tables.shared_machine(frame))
+        page.add("", _summary_text(summary, target, clock))
     chosen_table = tables.chosen_settings(shown, chosen)
     if not chosen_table.empty:
         _tuning_section(page, chosen_table)
@@ -192,7 +193,7 @@ def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
     return view
 
 
-def _summary_text(summary: pd.DataFrame, target: float | None, time_col: str) -> str:
+def _summary_text(summary: pd.DataFrame, target: float | None, clock: str) -> str:
     clipped = bool(summary[["val_clipped", "test_clipped"]].to_numpy().any())
     text = (
         "Accuracy: the mean of the seeds' final accuracies with its 95% Student's t "
@@ -204,7 +205,7 @@ def _summary_text(summary: pd.DataFrame, target: float | None, time_col: str) ->
     text += " 'ok' counts runs that completed, converged or were stopped."
     if target is not None:
         text += (
-            f" Seconds to target: {tables.clock_text(time_col)}, interpolated between "
+            f" Seconds to target: {clock}, interpolated between "
             "evaluations; the median over the seeds that reached it."
         )
     return text
@@ -346,7 +347,8 @@ def _profile_text(
         )
     return (
         _target_text(shown, target)
-        + f" Times: {tables.clock_text(time_col)}. Per cell, by the rule of MLCommons "
+        + f" Times: {tables.clock_text(time_col, tables.shared_machine(shown))}. Per cell, by "
+        "the rule of MLCommons "
         "AlgoPerf's scoring/performance_profile.py: per study the setting that reaches the "
         "target at the earliest evaluation; the median over studies, a study where none "
         "reaches it counting as never (inf); a time beyond 4x the cell's fastest counts as "

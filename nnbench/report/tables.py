@@ -82,29 +82,43 @@ def with_time_to_target(frame: pd.DataFrame, target: float | pd.Series) -> pd.Da
     return pd.DataFrame(rows, columns=columns)
 
 
-def time_axis(frame: pd.DataFrame) -> str:
-    """The clock that times a folder's runs: their CPU seconds when runs shared
-    the machine (more than one at a time, or a Dask cluster) and every run
-    recorded them; else the wall clock."""
-    cpu = frame["train_cpu_seconds"] if "train_cpu_seconds" in frame else pd.Series(dtype=float)
-    if cpu.empty or cpu.isna().all():
-        return "train_seconds"
+def shared_machine(frame: pd.DataFrame) -> bool | None:
+    """Whether runs shared the machine (more than one at a time, or a Dask
+    cluster); None when the runs did not record how they were run."""
     empty = pd.Series(dtype=object)
     jobs = pd.to_numeric(frame.get("n_jobs", empty), errors="coerce")
     backend = frame.get("backend", empty).astype(object)
-    shared = bool((jobs > 1).any()) or bool((backend == "dask").any())
+    if bool((jobs > 1).any()) or bool((backend == "dask").any()):
+        return True
+    return False if jobs.notna().any() else None
+
+
+def time_axis(frame: pd.DataFrame) -> str:
+    """The clock that times a folder's runs: their CPU seconds when runs shared
+    the machine and every run recorded them; else the wall clock."""
+    cpu = frame["train_cpu_seconds"] if "train_cpu_seconds" in frame else pd.Series(dtype=float)
+    if cpu.empty or cpu.isna().all():
+        return "train_seconds"
     evaluated = frame.dropna(subset=["iteration"])
     complete = not evaluated.empty and evaluated["train_cpu_seconds"].notna().all()
-    return "train_cpu_seconds" if shared and complete else "train_seconds"
+    return "train_cpu_seconds" if shared_machine(frame) and complete else "train_seconds"
 
 
-def clock_text(time_col: str) -> str:
-    return (
-        "the CPU seconds of each run's own process (runs shared the machine, and wall "
-        "seconds move with what else runs)"
-        if time_col == "train_cpu_seconds"
-        else "wall seconds (each run had the machine to itself)"
-    )
+def clock_text(time_col: str, shared: bool | None = False) -> str:
+    """What the times of a report are, said where they are shown."""
+    if time_col == "train_cpu_seconds":
+        return (
+            "the CPU seconds of each run's own process (runs shared the machine, and wall "
+            "seconds move with what else runs)"
+        )
+    if shared:
+        return (
+            "wall seconds of runs that shared the machine (they recorded no CPU seconds), "
+            "so they move with what else ran: rank by them only beyond their spread"
+        )
+    if shared is None:
+        return "wall seconds (the runs did not record whether they shared the machine)"
+    return "wall seconds (each run had the machine to itself)"
 
 
 def accuracy_interval(values: pd.Series) -> stats.Interval:
