@@ -116,7 +116,9 @@ def dask_cluster():
 
     with Client(address, timeout=30) as client:
         client.wait_for_workers(2, timeout=60)
+    CLUSTER_SESSIONS.add(procs[1].pid)  # started in a session of its own
     yield address
+    CLUSTER_SESSIONS.discard(procs[1].pid)
     for proc in procs:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -189,18 +191,29 @@ def processes() -> list[tuple[int, int, int, str]]:
     return rows
 
 
-def run_processes() -> list[int]:
-    """The processes running runs: children of a multiprocessing fork server."""
-    rows = processes()
+# The sessions of the test cluster's workers, whose fork servers run the runs
+# of a runner that uses the cluster (see dask_cluster).
+CLUSTER_SESSIONS: set[int] = set()
+
+
+def run_processes(session: int) -> list[int]:
+    """The processes running a runner's runs: children of a multiprocessing fork
+    server of its session or of the test cluster's (nnbench starts no session of
+    its own, so its processes, orphans included, keep their session; another
+    nnbench running on the machine is not this test's business)."""
+    rows = [row for row in processes() if row[2] in {session, *CLUSTER_SESSIONS}]
     servers = {pid for pid, _, _, args in rows if "multiprocessing.forkserver" in args}
     return [pid for pid, ppid, _, _ in rows if ppid in servers]
 
 
 def leftovers(session: int) -> list[str]:
-    """What is still alive of a runner's session, and any run process anywhere."""
-    rows = processes()
-    mine = [args[:100] for pid, _, sid, args in rows if sid == session]
-    return mine + [f"run process {pid}" for pid in run_processes()]
+    """What is still alive of a runner's session (every process it started, fork
+    servers and run processes included, whoever their parent is now), and any
+    run process on the test cluster."""
+    rows = [(pid, args) for pid, _, sid, args in processes() if sid == session]
+    mine = {pid for pid, _ in rows}
+    cluster = [f"run process {pid}" for pid in run_processes(session) if pid not in mine]
+    return [args[:100] for _, args in rows] + cluster
 
 
 def assert_nothing_left(session: int, timeout: float = 20.0) -> None:
@@ -298,8 +311,8 @@ def test_a_run_process_killed_from_outside_is_tried_again(tmp_path, backend):
     exp_file = write(tmp_path, SLOW)
     out = tmp_path / "out"
     proc = start(exp_file, out, "-j", "2", *backend)
-    wait_for(lambda: bool(run_processes()), proc)
-    os.kill(run_processes()[0], signal.SIGKILL)  # the out-of-memory killer, an admin
+    wait_for(lambda: bool(run_processes(proc.pid)), proc)
+    os.kill(run_processes(proc.pid)[0], signal.SIGKILL)  # the out-of-memory killer, an admin
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert statuses(out) == {"completed": N_SLOW}
@@ -310,7 +323,7 @@ def test_force_then_ctrl_c_never_replaces_a_completed_run(tmp_path, backend):
     out = tmp_path / "out"
     finish(exp_file, out, backend)
     proc = start(exp_file, out, "-j", "2", "--force", *backend)
-    wait_for(lambda: bool(run_processes()), proc)
+    wait_for(lambda: bool(run_processes(proc.pid)), proc)
     time.sleep(0.3)
     _signal_the_runner(proc, signal.SIGINT, backend)
     proc.communicate(timeout=60)
@@ -369,7 +382,7 @@ def test_a_second_runner_on_the_same_folder_is_refused(tmp_path):
     exp_file = write(tmp_path, SLOW)
     out = tmp_path / "out"
     first = start(exp_file, out, "-j", "1")
-    wait_for(lambda: (out / ".lock").exists() and bool(run_processes()), first)
+    wait_for(lambda: (out / ".lock").exists() and bool(run_processes(first.pid)), first)
     second = start(exp_file, out, "-j", "1")
     _, err = second.communicate(timeout=60)
     assert second.returncode == 2
