@@ -307,7 +307,8 @@ def _profile_section(
     ])  # fmt: skip
     view = view.loc[uncertainty.index].reset_index().rename(columns={"submission": "optimizer"})
     page.add("Performance profile (AlgoPerf's rule)", "", view)
-    page.add("", _profile_text(shown, target, time_col, spread, noise))
+    clock = tables.clock_text(time_col, tables.shared_machine(frame))
+    page.add("", _profile_text(shown, target, clock, spread, noise))
     beats = uncertainty[[c for c in uncertainty.columns if c.startswith("beats ")]]
     beats = beats.rename(columns=lambda c: c.removeprefix("beats "))
     page.add(
@@ -323,7 +324,7 @@ def _profile_section(
 
 
 def _profile_text(
-    shown: pd.DataFrame, target: float | None, time_col: str, spread: pd.DataFrame, noise: float
+    shown: pd.DataFrame, target: float | None, clock: str, spread: pd.DataFrame, noise: float
 ) -> str:
     tuned = bool((shown["phase"] == "final").any())
     mapping = (
@@ -346,8 +347,7 @@ def _profile_text(
             "runs cannot rank the two."
         )
     return (
-        _target_text(shown, target)
-        + f" Times: {tables.clock_text(time_col, tables.shared_machine(shown))}. Per cell, by "
+        _target_text(shown, target) + f" Times: {clock}. Per cell, by "
         "the rule of MLCommons "
         "AlgoPerf's scoring/performance_profile.py: per study the setting that reaches the "
         "target at the earliest evaluation; the median over studies, a study where none "
@@ -414,7 +414,7 @@ def _aggregate_section(page: render.Page, shown: pd.DataFrame) -> None:
 
 
 def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
-    study, per_cell = tables.pairwise_verdicts(shown)
+    study, per_cell, missing = tables.pairwise_verdicts(shown)
     if study.empty:
         return
     view = pd.DataFrame(
@@ -422,16 +422,15 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
             "pair": study["a"] + " vs " + study["b"],
             "cells": study["cells"],
             "pairs": study["n"],
-            "mean difference (second - first) [95% t]": [
-                render.interval(m, lo, hi, digits=4)
-                for m, lo, hi in zip(study["mean"], study["low"], study["high"])
-            ],
+            "mean difference (second - first)": [render.fmt(m, 4) for m in study["mean"]],
+            "cells where the second is higher": study["higher_cells"],
             "p (Holm)": [render.fmt(p, 3) for p in study["p_holm"]],
             "ends higher": [v or "no verdict" for v in study["verdict"]],
         }
     )
     page.add("Which optimizer ends higher (paired tests, Holm-corrected)", "", view)
     found = per_cell[per_cell["verdict"] != ""]
+    least = int(per_cell["n"].min())
     cell_text = (
         "; ".join(
             f"{r['verdict']} above {r['a'] if r['verdict'] == r['b'] else r['b']} "
@@ -443,21 +442,30 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
         else "none"
     )
     by_cell = (
-        f" Cell by cell ({len(per_cell)} tests, Holm over all of them), the verdicts are: "
-        f"{cell_text}."
+        f" Cell by cell ({len(per_cell)} tests, Holm over all of them at 2.5%): {cell_text}"
+        f" (with {least} seeds a cell's test cannot go below p = {2 / 2**least:.3g})."
         if len(per_cell) > len(study)
+        else ""
+    )
+    left_out = (
+        f" {missing} run(s) with no final value (failed before an evaluation) are left out."
+        if missing
         else ""
     )
     page.add(
         "",
         "Final test accuracy. Runs of two optimizers with the same seed in the same cell "
-        "start from the same weights and see the same minibatches, so they are paired. "
-        "Per pair of optimizers, every seed-paired difference over every cell both ran "
-        "enters one two-sided paired t-test: does one end higher on average over this "
-        "study's cells? Holm's correction over all the pairs keeps the chance of any wrong "
-        "verdict in the table at 5% (simulated: 4.5% for six equal optimizers, in "
-        'tests/test_report.py); each interval is for its own comparison alone. "no '
-        'verdict" is not a tie: the seeds cannot tell.' + by_cell,
+        "start from the same weights and see the same minibatches, so they are paired; a "
+        "run that diverged counts with its final value. Per pair of optimizers: the mean "
+        "over the cells both ran of the mean paired difference, and an exact sign-flip "
+        "test of it (no difference between the two: every paired difference as likely "
+        "positive as negative; no normality assumed, exact for accuracies in steps of one "
+        "image), each difference weighted so that every cell counts the same; differences "
+        "in different cells are taken as independent. Holm's correction over the pairs at "
+        f"2.5% and over the cell-by-cell tests at 2.5%: the chance of any wrong verdict is "
+        f'{tables.PAIRWISE_FWER}. "no verdict" is not a tie: the seeds cannot tell.'
+        + by_cell
+        + left_out,
     )
 
 
