@@ -158,7 +158,7 @@ BUGS = [
         '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= step\n            step += grad',
     ),
     Patch(
-        "CG's line-search tolerance loosened (gtol 1e-5 to 1e-3)",
+        "CG's gradient tolerance loosened (gtol 1e-5 to 1e-3)",
         "cg, scipy",
         "optimizers/scipy_based.py",
         'options={"maxiter": self.config["mb_maxiter"]}',
