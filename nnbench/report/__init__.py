@@ -431,6 +431,7 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
     page.add("Which optimizer ends higher (paired tests, Holm-corrected)", "", view)
     found = per_cell[per_cell["verdict"] != ""]
     least = int(per_cell["n"].min())
+    fewest = int(study["n"].min())
     cell_text = (
         "; ".join(
             f"{r['verdict']} above {r['a'] if r['verdict'] == r['b'] else r['b']} "
@@ -463,7 +464,9 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
         "image), each difference weighted so that every cell counts the same; differences "
         "in different cells are taken as independent. Holm's correction over the pairs at "
         f"2.5% and over the cell-by-cell tests at 2.5%: the chance of any wrong verdict is "
-        f'{tables.PAIRWISE_FWER}. "no verdict" is not a tie: the seeds cannot tell.'
+        f'{tables.PAIRWISE_FWER}. "no verdict" is not a tie: the seeds cannot tell'
+        f" (with {fewest} pairs, as here, a pair's test cannot go below p = "
+        f"{2 / 2**fewest:.3g}, before Holm's correction over {len(study)} pairs)."
         + by_cell
         + left_out,
     )
