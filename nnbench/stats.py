@@ -296,8 +296,13 @@ def _summary(d: np.ndarray, margin: float) -> Decision:
     sd = float(d.std(ddof=1)) if n > 1 else nan
     if n < 2:
         return Decision("inconclusive", n, mean, nan, nan, nan, nan, margin)
-    if sd == 0.0:  # every seed moved alike: no doubt about the mean
-        return Decision("inconclusive", n, mean, mean, mean, 1.0 if mean == 0 else 0.0, nan, margin)
+    if sd <= 1e-9 * abs(mean):  # the last bits of k / n_images differ, nothing more
+        # Every seed moved alike (accuracies move in steps of one image, so with
+        # few seeds this happens): the t-test is undefined, and its limit, p = 0,
+        # would be certainty from a handful of equal steps. The exact sign-flip
+        # p-value says what n equal moves show: 2 / 2^n.
+        p = 1.0 if mean == 0 else sign_flip_p(d)
+        return Decision("inconclusive", n, mean, mean, mean, p, nan, margin)
     sem = sd / math.sqrt(n)
     # scipy.special's t distribution: the same numbers as scipy.stats.t, 50x faster
     half = float(special.stdtrit(n - 1, 0.975)) * sem

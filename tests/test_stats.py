@@ -324,3 +324,20 @@ def test_the_aggregates_bootstrap_covers_what_the_report_says(n, iqm_range, pi_r
     improvement about 92% and 97% (300 datasets each; standard error about 0.018)."""
     iqm, pi = aggregate_coverage(n)
     assert iqm_range[0] <= iqm <= iqm_range[1] and pi_range[0] <= pi <= pi_range[1], (iqm, pi)
+
+
+def test_equal_moves_of_every_seed_are_not_certainty():
+    """Every seed moved by the same step (one image, say): the t-test is
+    undefined; the verdict rests on the exact sign-flip p-value, 2 / 2^n, so
+    three equal moves decide nothing and ten do."""
+    three = stats.decide([([0.95, 0.96, 0.97], [0.96, 0.97, 0.98])], [0.002], [0.0])[0]
+    assert three.p == pytest.approx(0.25) and three.verdict == "inconclusive"
+    a = np.linspace(0.9, 0.99, 10)
+    ten = stats.decide([(a, a + 0.01)], [0.002], [0.0])[0]
+    assert ten.p == pytest.approx(2 / 2**10) and ten.verdict == "better"
+    # accuracies as image counts: one image more in every seed, equal but for the last bits
+    counts = np.array([300, 310, 320])
+    d = (counts + 1) / 359 - counts / 359
+    assert d.std(ddof=1) > 0  # not exactly equal in floating point
+    bits = stats.decide([(counts / 359, (counts + 1) / 359)], [0.002], [0.0])[0]
+    assert bits.p == pytest.approx(0.25) and bits.verdict == "inconclusive"
