@@ -49,6 +49,7 @@ METRICS = (
     "train_seconds",
     "train_cpu_seconds",
     "eval_seconds",
+    "stack_seconds",
 )
 
 

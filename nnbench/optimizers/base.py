@@ -11,15 +11,17 @@ objective counts every call.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from nnbench.errors import ConfigError
-from nnbench.options import Option
+from nnbench.options import FLOAT, Option
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+# A stack's objective: ``fun(thetas) -> (losses (K,), gradients (K, n_params))``.
+StackObjective = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class Optimizer:
@@ -41,6 +43,12 @@ class Optimizer:
 
     The training loop calls :meth:`start` and :meth:`update`, which wrap
     :meth:`init` and :meth:`step` with the schedules.
+
+    A vectorised form is optional: :meth:`stack_init` and :meth:`stack_step`
+    do the same for K runs at once (:class:`Stack`), their weights the rows
+    of a ``(K, n_params)`` array. A tuning study trains trials that share a
+    seed that way (:mod:`nnbench.stack`); an optimizer without the pair runs
+    each trial alone.
     """
 
     name: ClassVar[str] = ""
@@ -95,6 +103,35 @@ class Optimizer:
         """
         raise NotImplementedError
 
+    def stack_init(self, thetas: np.ndarray, opts: Mapping[str, Any]) -> dict[str, Any]:
+        """The state of K runs before their first step: :meth:`init` for each row
+        of ``thetas``, its arrays stacked ``(K, n_params)``. ``opts`` holds every
+        option: a number option as a float64 column ``(K, 1)``, one value per
+        run, any other option as its one value (the same for all K)."""
+        return {}
+
+    def stack_step(
+        self,
+        fun: StackObjective,
+        thetas: np.ndarray,
+        state: dict[str, Any],
+        opts: Mapping[str, Any],
+    ) -> np.ndarray:
+        """:meth:`step` for K runs at once: every row of ``thetas`` updated in
+        place exactly as :meth:`step` would update it; their minibatch losses.
+
+        Exactly means bit for bit: where :meth:`step` meets the weights with a
+        Python float (cast to the weights' dtype first), meet them with the
+        column cast to that dtype (:func:`column`); where it uses a float64
+        number (numpy's ``np.sqrt`` of a float, say), use the float64 column.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def can_stack(cls) -> bool:
+        """Whether the optimizer has a vectorised step (:meth:`stack_step`)."""
+        return cls.stack_step is not Optimizer.stack_step
+
     def diagnostics(self, state: dict[str, Any]) -> dict[str, Any]:
         """What to record about the run, from the final state (JSON-able values)."""
         return {}
@@ -115,6 +152,62 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"<optimizer {self.label}>"
+
+
+class Stack:
+    """K configurations of one optimizer, stepping K runs at once.
+
+    Their options may differ in numbers only (learning rates, decays): any
+    other option (a form, a flag) selects other code, and must be the same
+    for all K. Runs leave the stack with :meth:`keep`.
+    """
+
+    def __init__(self, members: Sequence[Optimizer]) -> None:
+        first = members[0]
+        kind = type(first)
+        if not kind.can_stack():
+            raise ValueError(f"{first.name} has no vectorised step: its runs train alone")
+        if any(type(m) is not kind for m in members):
+            raise ValueError("a stack holds runs of one optimizer")
+        self.first = first
+        self.opts: dict[str, Any] = {}
+        for key, opt in kind.options.items():
+            values = [m.config[key] for m in members]
+            if opt.value_kind is FLOAT and all(v is not None for v in values):
+                self.opts[key] = np.array(values, dtype=np.float64)[:, None]
+            elif any(v != values[0] for v in values):
+                raise ValueError(
+                    f"{first.name}: runs whose option {key} differs cannot share a stack"
+                )
+            else:
+                self.opts[key] = values[0]
+
+    def start(self, thetas: np.ndarray) -> dict[str, Any]:
+        state = self.first.stack_init(thetas, self.opts)
+        for key, (first, _) in self.first.schedules.items():
+            state[key] = self.opts[first].copy()
+        return state
+
+    def update(self, fun: StackObjective, thetas: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+        losses = self.first.stack_step(fun, thetas, state, self.opts)
+        for key, (_, factor) in self.first.schedules.items():
+            state[key] *= self.opts[factor]
+        return losses
+
+    def keep(self, state: dict[str, Any], keep: np.ndarray) -> None:
+        """Only the runs where ``keep`` (a boolean mask over the K) is true go on:
+        every per-run array of the options and of ``state`` shrinks to them."""
+        k = len(keep)
+        for store in (self.opts, state):
+            for key, value in store.items():
+                if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == k:
+                    store[key] = np.ascontiguousarray(value[keep])
+
+
+def column(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A float64 column of per-run numbers in the dtype of ``like`` (the weights):
+    what a Python float becomes where it meets an array."""
+    return values.astype(like.dtype, copy=False)
 
 
 def make_label(name: str, options: Mapping[str, Any]) -> str:

@@ -4,6 +4,11 @@ Notation in the docstrings: ``w`` the flat weights, ``g = grad L(w)`` on the
 current minibatch, ``t`` the step number starting at 1. Every update is done
 in place on ``w`` so the per-layer views stay valid.
 
+Each has a vectorised step (``stack_step``) for K runs at once, the rows of
+``(K, n_params)`` arrays, per-run options in ``(K, 1)`` columns: the same
+operations in the same order and dtypes as ``step``, so every row is
+updated bit for bit as ``step`` updates one run (``tests/test_stack.py``).
+
 Default search spaces (``nnbench.tune``): the learning rate alone,
 log-uniform, as Schmidt et al. 2021 ("Descending through a Crowded Valley")
 tune it, other options at their defaults; the ranges span four decades,
@@ -16,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from nnbench.optimizers.base import Objective, Optimizer, Option
+from nnbench.optimizers.base import Objective, Optimizer, Option, StackObjective, column
 from nnbench.space import LogUniform
 
 _LR = "step size"
@@ -60,6 +65,12 @@ class GD(Optimizer):
         grad *= state["lr"]
         theta -= grad
         return loss
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        losses, grads = fun(thetas)
+        grads *= column(state["lr"], grads)
+        thetas -= grads
+        return losses
 
 
 class Momentum(Optimizer):
@@ -132,6 +143,25 @@ class Momentum(Optimizer):
             theta -= step
         return loss
 
+    def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
+        return {"step": np.zeros_like(thetas)}
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        step = state["step"]
+        step *= column(state["mu"], step)
+        if opts["form"] == "blog":
+            thetas -= step
+            losses, grads = fun(thetas)
+            grads *= column(state["lr"], grads)
+            thetas -= grads
+            step += grads
+        else:
+            losses, grads = fun(thetas)
+            grads *= column(state["lr"], grads)
+            step += grads
+            thetas -= step
+        return losses
+
 
 class Nesterov(Optimizer):
     """Nesterov's accelerated gradient in the standard reformulated form.
@@ -167,6 +197,20 @@ class Nesterov(Optimizer):
         theta += mu * v
         theta -= grad
         return loss
+
+    def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
+        return {"v": np.zeros_like(thetas)}
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        v = state["v"]
+        lr, mu = column(opts["learning_rate"], v), column(opts["momentum"], v)
+        losses, grads = fun(thetas)
+        grads *= lr
+        v *= mu
+        v -= grads
+        thetas += mu * v
+        thetas -= grads
+        return losses
 
 
 class RMSprop(Optimizer):
@@ -209,6 +253,27 @@ class RMSprop(Optimizer):
         grad *= c["learning_rate"]
         theta -= grad
         return loss
+
+    def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
+        ms = np.empty_like(thetas)
+        ms[...] = column(opts["ms_init"], ms)
+        return {"ms": ms}
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        ms = state["ms"]
+        losses, grads = fun(thetas)
+        ms *= column(opts["decay"], ms)
+        ms += column(1 - opts["decay"], ms) * grads * grads
+        eps = column(opts["eps"], ms)
+        if opts["eps_inside_sqrt"]:
+            denom = np.sqrt(ms + eps)
+        else:
+            denom = np.sqrt(ms)
+            denom += eps
+        grads /= denom
+        grads *= column(opts["learning_rate"], grads)
+        thetas -= grads
+        return losses
 
 
 class RMSpropBlog(RMSprop):
@@ -269,6 +334,22 @@ class AdaGrad(Optimizer):
         theta -= grad
         return loss
 
+    def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
+        G = np.empty_like(thetas)
+        G[...] = column(opts["initial_accumulator"], G)
+        return {"G": G}
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        G = state["G"]
+        losses, grads = fun(thetas)
+        G += grads * grads
+        denom = np.sqrt(G)
+        denom += column(opts["eps"], denom)
+        grads /= denom
+        grads *= column(opts["learning_rate"], grads)
+        thetas -= grads
+        return losses
+
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba 2015, Algorithm 1).
@@ -303,15 +384,50 @@ class Adam(Optimizer):
         m += (1 - b1) * grad
         v *= b2
         v += (1 - b2) * grad * grad
-        # Folding both corrections into the step size saves two full-size temporaries.
-        lr_t = c["learning_rate"] * np.sqrt(1 - b2**t) / (1 - b1**t)
-        eps_t = c["eps"] * np.sqrt(1 - b2**t)
+        lr_t, eps_t = _adam_corrections(c["learning_rate"], c["eps"], b1, b2, t)
         denom = np.sqrt(v)
         denom += eps_t
         np.divide(m, denom, out=grad)
         grad *= lr_t
         theta -= grad
         return loss
+
+    def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
+        return {"m": np.zeros_like(thetas), "v": np.zeros_like(thetas), "t": 0}
+
+    def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
+        b1, b2 = opts["beta1"], opts["beta2"]
+        m, v = state["m"], state["v"]
+        state["t"] += 1
+        t = state["t"]
+        losses, grads = fun(thetas)
+        m *= column(b1, m)
+        m += column(1 - b1, m) * grads
+        v *= column(b2, v)
+        v += column(1 - b2, v) * grads * grads
+        # float64, as step's np.float64 scalars: computed run by run, as step computes them
+        columns = (opts["learning_rate"], opts["eps"], b1, b2)
+        corrections = [
+            _adam_corrections(float(lr), float(eps), float(c1), float(c2), t)
+            for lr, eps, c1, c2 in zip(*(c[:, 0] for c in columns))
+        ]
+        lr_t, eps_t = (np.array(col, dtype=np.float64)[:, None] for col in zip(*corrections))
+        denom = np.sqrt(v)
+        denom += eps_t
+        np.divide(m, denom, out=grads)
+        grads *= lr_t
+        thetas -= grads
+        return losses
+
+
+def _adam_corrections(
+    lr: float, eps: float, b1: float, b2: float, t: int
+) -> tuple[np.float64, np.float64]:
+    """Adam's step size and eps at step ``t``, both bias corrections folded in
+    (saving two full-size temporaries): float64 numbers."""
+    lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)
+    eps_t = eps * np.sqrt(1 - b2**t)
+    return lr_t, eps_t
 
 
 BUILTINS = (GD, Momentum, Nesterov, RMSprop, RMSpropBlog, AdaGrad, Adam)

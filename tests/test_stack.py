@@ -1,0 +1,175 @@
+"""Stacked trials: K runs trained as one computation equal the same runs alone, bit for bit."""
+
+import math
+
+import numpy as np
+import pytest
+
+from nnbench import optimizers, stack
+from nnbench.data import make_synthetic
+from nnbench.mlp import MLP
+from nnbench.optimizers.base import Stack
+from nnbench.seeding import initial_weights, seed_rngs
+from nnbench.status import Status
+from nnbench.train import Budget, LoopSettings, train
+
+# Every built-in first-order optimizer, each with settings that differ in
+# numbers across the stack (what a tuning study searches), and its other
+# options' non-default forms.
+STACKS = {
+    "gd": [{"learning_rate": lr} for lr in (0.05, 0.3, 2.0)],
+    "gd-decay": [
+        {"learning_rate": lr, "learning_rate_decay": d} for lr, d in ((0.3, 0.999), (1.0, 0.99))
+    ],
+    "momentum": [
+        {"learning_rate": lr, "momentum": mu, "momentum_decay": 0.999}
+        for lr, mu in ((0.01, 0.9), (0.1, 0.5))
+    ],
+    "momentum-classical": [
+        {"form": "classical", "learning_rate": lr, "learning_rate_decay": 0.995}
+        for lr in (0.01, 0.2)
+    ],
+    "nesterov": [{"learning_rate": lr, "momentum": mu} for lr, mu in ((0.02, 0.9), (0.2, 0.6))],
+    "rmsprop": [{"learning_rate": lr, "decay": d} for lr, d in ((1e-3, 0.9), (3e-2, 0.99))],
+    "rmsprop-inside": [
+        {"learning_rate": lr, "eps_inside_sqrt": True, "ms_init": 1.0} for lr in (1e-3, 1e-2)
+    ],
+    "rmsprop_blog": [{"learning_rate": lr} for lr in (1.0, 0.1)],
+    "adagrad": [
+        {"learning_rate": lr, "initial_accumulator": a} for lr, a in ((0.01, 0.0), (0.5, 0.1))
+    ],
+    "adam": [
+        {"learning_rate": lr, "beta1": b1, "beta2": b2, "eps": eps}
+        for lr, b1, b2, eps in ((1e-3, 0.9, 0.999, 1e-8), (3e-2, 0.8, 0.99, 1e-6))
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic(n_samples=400, n_features=20, n_classes=4, seed=3)
+
+
+def loop_of(**values):
+    values.setdefault("batch_size", 32)
+    budget = Budget(**{k: values.pop(k) for k in ("max_epochs", "max_iter") if k in values})
+    return LoopSettings(budget, **values)
+
+
+def alone_and_stacked(data, name, configs, hidden=(16,), dtype="float32", seed=1, **loop):
+    """Each configuration run alone, and all of them as one stack."""
+    model = MLP((data.n_features, *hidden, data.n_classes), output="softmax", dtype=dtype)
+    opt_name = name.split("-")[0]
+    settings = loop_of(**loop) if loop else loop_of(max_epochs=3, points=5)
+    alone = [
+        train(
+            model,
+            initial_weights(model, seed).copy(),
+            data.train,
+            optimizers.make(opt_name, dict(c)),
+            settings,
+            seed_rngs(seed)[1],
+            valid=data.valid,
+            test=data.test,
+        )
+        for c in configs
+    ]
+    start = initial_weights(model, seed)
+    stacked = stack.train_stack(
+        model,
+        np.stack([start] * len(configs)),
+        data.train,
+        [optimizers.make(opt_name, dict(c)) for c in configs],
+        settings,
+        seed_rngs(seed)[1],
+        valid=data.valid,
+        test=data.test,
+    )
+    return alone, stacked
+
+
+def assert_same_run(one, stacked):
+    assert stacked.status == one.status
+    assert stacked.message == one.message
+    assert (stacked.n_iter, stacked.n_grad_evals) == (one.n_iter, one.n_grad_evals)
+    assert np.array_equal(stacked.theta, one.theta)
+    assert len(stacked.rows) == len(one.rows)
+    timeless = [k for k in one.rows[0] if not k.endswith("seconds")]
+    for a, b in zip(one.rows, stacked.rows):
+        for key in timeless:
+            assert a[key] == b[key] or (math.isnan(a[key]) and math.isnan(b[key])), key
+        assert all(math.isnan(b[k]) for k in ("train_seconds", "train_cpu_seconds", "eval_seconds"))
+        assert b["stack_seconds"] >= 0
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", sorted(STACKS))
+def test_every_first_order_optimizer_stacked_equals_alone(data, name, dtype):
+    alone, stacked = alone_and_stacked(data, name, STACKS[name], dtype=dtype)
+    # the configurations differ, so the runs do: the stack is not one run K times
+    assert not np.array_equal(alone[0].theta, alone[1].theta)
+    for one, st in zip(alone, stacked):
+        assert_same_run(one, st)
+
+
+@pytest.mark.parametrize("hidden", [(), (12, 8), (10, 6, 5)])
+def test_stacks_of_any_depth_equal_alone(data, hidden):
+    alone, stacked = alone_and_stacked(data, "adam", STACKS["adam"], hidden=hidden)
+    for one, st in zip(alone, stacked):
+        assert_same_run(one, st)
+
+
+def test_running_training_cost_tolerance_and_full_batches_equal_alone(data):
+    loop = dict(max_iter=40, train_rows="running", tol=0.03, every=5, batch_size="full")
+    alone, stacked = alone_and_stacked(data, "gd", STACKS["gd"], **loop)
+    assert {r.status for r in alone} >= {Status.CONVERGED}  # a member left early
+    for one, st in zip(alone, stacked):
+        assert_same_run(one, st)
+
+
+def test_a_diverging_member_leaves_the_stack_and_the_rest_go_on(data):
+    configs = [{"learning_rate": 0.3}, {"learning_rate": 1e4}, {"learning_rate": 0.05}]
+    alone, stacked = alone_and_stacked(data, "gd", configs, max_epochs=3, points=6)
+    assert [r.status for r in alone] == [Status.COMPLETED, Status.DIVERGED, Status.COMPLETED]
+    assert stacked[1].n_iter < stacked[0].n_iter
+    for one, st in zip(alone, stacked):
+        assert_same_run(one, st)
+
+
+def test_l2_penalty_and_sigmoid_outputs_equal_alone(data):
+    model = MLP((data.n_features, 9, data.n_classes), "tanh", "sigmoid", l2=0.01)
+    thetas = np.stack([initial_weights(model, s) for s in (1, 2, 3)])
+    grads = np.empty_like(thetas)
+    X, y = data.train[0][:50].astype(model.dtype), data.train[1][:50]
+    losses = stack.loss_and_grad(model, thetas, X, y, grads)
+    for j in range(3):
+        loss, grad = model.loss_and_grad(thetas[j], X, y)
+        assert loss == losses[j]
+        assert np.array_equal(grad, grads[j])
+    assert stack.evaluate(model, thetas, *data.valid) == [
+        model.evaluate(t, *data.valid) for t in thetas
+    ]
+
+
+def test_options_that_select_other_code_cannot_share_a_stack():
+    blog, classical = (optimizers.make("momentum", {"form": f}) for f in ("blog", "classical"))
+    with pytest.raises(ValueError, match="option form differs"):
+        Stack([blog, classical])
+    with pytest.raises(ValueError, match="no vectorised step"):
+        Stack([optimizers.make("cg"), optimizers.make("cg")])
+    assert not optimizers.get("lbfgsb").can_stack()
+    assert all(optimizers.get(n).can_stack() for n in STACKS if "-" not in n)
+
+
+def test_a_time_budget_cannot_be_stacked(data):
+    model = MLP((data.n_features, 4, data.n_classes))
+    loop = LoopSettings(Budget(max_seconds=1.0))
+    with pytest.raises(ValueError, match="budget in seconds"):
+        stack.train_stack(
+            model,
+            np.stack([initial_weights(model, 1)] * 2),
+            data.train,
+            [optimizers.make("gd")] * 2,
+            loop,
+            seed_rngs(1)[1],
+        )
