@@ -134,6 +134,7 @@ def make_baseline(
     threads: int = 1,
     log: Callable[[str], None] | None = None,
     effect: float = EFFECT,
+    stack: bool = True,
 ) -> dict[str, Any]:
     """The baseline of a results folder, its rounding measured by recomputing every
     run twice: perturbed, and under one environment variant. Holds the folder's
@@ -152,8 +153,9 @@ def make_baseline(
         folder = results_dir / "calibration" / _calibrated(runs, rows, threads)
         env_variants, notes = calibration.variants()
         measured, used = _calibration_runs(
-            runs, folder, env_variants, n_jobs, backend, scheduler, data_dir, threads, log, notes
-        )
+            runs, folder, env_variants, n_jobs, backend, scheduler, data_dir, threads, log, notes,
+            stack,
+        )  # fmt: skip
         configurations = [
             _configuration(config_id, seeds, rows, measured) for config_id, seeds in ordered
         ]
@@ -237,6 +239,7 @@ def _calibration_runs(
     threads: int,
     log: Callable[[str], None] | None,
     notes: list[str],
+    stack: bool = True,
 ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     """Every run recomputed, perturbed and under its environment variant: per base
     run id, the variants' ``{"variant", "rows", "work"}``; and the variants used.
@@ -247,7 +250,9 @@ def _calibration_runs(
     cores = os.cpu_count() or 1
 
     def run_here(specs: Sequence[RunSpec], out: Path, jobs: int, n_threads: int) -> None:
-        execution = runner.Execution(jobs, backend, scheduler, n_threads, data_dir, log)
+        execution = runner.Execution(
+            jobs, backend, scheduler, n_threads, data_dir, log, stack=stack
+        )
         summary = runner.run_specs(specs, out, {"name": f"calibration-{out.name}"}, execution)
         if summary.interrupted:
             raise KeyboardInterrupt

@@ -555,6 +555,7 @@ def execution(args: argparse.Namespace) -> dict[str, Any]:
         "data_dir": args.data_dir,
         "threads": args.threads,
         "log": None if args.quiet else lambda m: print(m, file=sys.stderr),
+        "stack": not args.no_stack,
     }
 
 
@@ -579,6 +580,12 @@ def add_execution_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="BLAS threads per run (default 1; results depend on it bitwise)",
+    )
+    p.add_argument(
+        "--no-stack",
+        action="store_true",
+        help="run every tuning trial in its own process (by default, trials of one "
+        "optimizer, cell and seed train together, each bit for bit as alone)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -89,7 +89,7 @@ class RunTask:
     run when that process is gone)."""
 
     run_id: str
-    spec: dict[str, Any]
+    spec: dict[str, Any] | list[dict[str, Any]]  # a list: a stack (nnbench.stack)
     shared: Any  # nnbench.data.shared.SharedData
     threads: int
     hang_seconds: float
@@ -198,13 +198,14 @@ def _run_process(task: RunTask, result_w: Any, lifeline_r: Any, beat: Any) -> No
         os._exit(EXIT_ORPHANED)  # the supervisor is gone: so is the grid
 
     threading.Thread(target=watch, daemon=True).start()
-    from nnbench.run_process import execute
+    from nnbench.run_process import execute, execute_stack
 
     def heartbeat(iteration: int) -> None:
         beat.value = iteration
 
     try:
-        out = execute(task.spec, task.shared, task.threads, heartbeat)
+        run = execute_stack if isinstance(task.spec, list) else execute
+        out = run(task.spec, task.shared, task.threads, heartbeat)
         result_w.send(out)
     except BaseException:  # sending failed: the supervisor reports the exit
         os._exit(1)

@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from nnbench.build import build_run
@@ -76,3 +77,67 @@ def execute(
         out.update(status=Status.FAILED.value, message=describe_exception(exc))
     out["run_id"] = spec.run_id
     return out
+
+
+def execute_stack(
+    spec_dicts: list[dict[str, Any]],
+    shared: SharedData,
+    threads: int | None,
+    heartbeat: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Train a stack of runs (:mod:`nnbench.stack`): runs of one optimizer that
+    differ only in its number options. Every member gets its own result, under
+    ``"stack"``; a stack that cannot be built or fails as a whole returns a
+    failed result without one, and its runs are run alone."""
+    from nnbench.stack import train_stack
+
+    specs = [RunSpec.from_dict(d) for d in spec_dicts]
+    limits = _CONTROLLER.limit(limits=threads) if threads else contextlib.nullcontext()
+    out: dict[str, Any] = {"run_id": stack_id(specs)}
+    try:
+        with limits:
+            splits = shared.load()
+            runs = [
+                build_run(s.values, s.optimizer, splits, shared.n_classes, s.options)
+                for s in specs
+            ]
+            first = runs[0]
+            results = train_stack(
+                first.model,
+                np.stack([r.theta for r in runs]),
+                first.train,
+                [r.optimizer for r in runs],
+                first.loop,
+                first.batch_rng,
+                valid=first.valid,
+                test=first.test,
+                heartbeat=heartbeat,
+            )
+            blas = blas_info()
+    except BaseException as exc:
+        out.update(status=Status.FAILED.value, message=describe_exception(exc))
+        return out
+    members = []
+    for spec, run, result in zip(specs, runs, results):
+        status, message = result.status, result.message
+        if status == Status.INTERRUPTED:
+            status = Status.FAILED
+            message = "KeyboardInterrupt raised by the run itself (not a Ctrl-C)"
+        members.append(
+            {
+                "run_id": spec.run_id,
+                "rows": result.rows,
+                "status": status.value,
+                "message": message,
+                "diagnostics": run.optimizer.diagnostics(result.optimizer_state),
+                "blas": blas,
+                "stack_size": len(specs),
+            }
+        )
+    out.update(status=Status.COMPLETED.value, message="", stack=members)
+    return out
+
+
+def stack_id(specs: list[RunSpec]) -> str:
+    """The id of a stack: its first run's, marked."""
+    return f"stack-{specs[0].run_id}"

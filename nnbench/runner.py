@@ -10,6 +10,12 @@ knows nothing of tuning.
   each to :func:`nnbench.isolation.supervise`: every run executes in a
   process of its own, and whatever it does (raise, exit, crash, hang) comes
   back as a status. A supervisor lost with its worker is tried once more.
+- A tuning study's trials that differ only in their optimizer's numbers
+  (same optimizer, cell and seed) go as one task, a stack
+  (:mod:`nnbench.stack`): one process trains them together, each member
+  bit for bit as alone, each recorded as its own run. A stack that fails as
+  a whole is not a result: its runs go again, alone. ``Execution(stack=False)``
+  (``--no-stack``) runs every trial alone.
 - Each result is written at once, atomically, by this process. A result
   already final is never replaced by a failed one, ``--force`` or not.
 - Ctrl-C and SIGTERM stop the grid: the runs under way are killed (and
@@ -129,7 +135,9 @@ class Execution:
     fixed rather than derived from ``n_jobs`` because the thread count
     changes floating-point summation order: with it fixed, ``-j 1`` and
     ``-j 2`` give bitwise-identical metrics. ``data_dir``: the data cache.
-    ``log``: where progress lines go (None: nowhere).
+    ``log``: where progress lines go (None: nowhere). ``stack``: train a
+    tuning study's trials in stacks (:func:`stacks`); their seconds are then
+    the stack's, not each run's.
     """
 
     n_jobs: int = 1
@@ -139,6 +147,7 @@ class Execution:
     data_dir: str | Path | None = None
     log: Callable[[str], None] | None = print
     progress_bar: bool = False
+    stack: bool = True
 
 
 class Session:
@@ -255,11 +264,19 @@ class Session:
         todo = sorted(todo, key=lambda s: _expected_cost(s, self.shared), reverse=True)
         ex = self.execution
         recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
-        tasks = {
-            s.run_id: task_of(s, self.shared[data_key(s)], ex.threads, self.stop_file) for s in todo
-        }
+        groups = stacks(todo) if ex.stack else [[s] for s in todo]
+        groups.sort(key=lambda g: sum(_expected_cost(s, self.shared) for s in g), reverse=True)
+
+        def make_task(group: list[RunSpec]) -> RunTask:
+            return task_of(group, self.shared[data_key(group[0])], ex.threads, self.stop_file)
+
+        tasks = {task.run_id: (task, group) for group in groups for task in [make_task(group)]}
+        in_stacks = [g for g in groups if len(g) > 1]
+        stacked = (
+            f" ({sum(map(len, in_stacks))} trials in {len(in_stacks)} stacks)" if in_stacks else ""
+        )
         self.say(
-            f"running {len(todo)} runs on {self.backend.describe()}, {ex.threads} BLAS "
+            f"running {len(todo)} runs{stacked} on {self.backend.describe()}, {ex.threads} BLAS "
             f"thread{'s' if ex.threads > 1 else ''} each -> {self.out}"
         )
         recorder.prov = dict(
@@ -267,7 +284,7 @@ class Session:
             blas_threads_per_job=ex.threads,
         )
         try:
-            _dispatch(self.backend, tasks, {s.run_id: s for s in todo}, recorder)
+            _dispatch(self.backend, tasks, recorder, make_task)
         finally:
             recorder.close()
 
@@ -287,12 +304,80 @@ def run_specs(
 
 
 def task_of(
-    spec: RunSpec, shared: data_mod.SharedData, threads: int, stop_file: str | None = None
+    spec: RunSpec | Sequence[RunSpec],
+    shared: data_mod.SharedData,
+    threads: int,
+    stop_file: str | None = None,
 ) -> RunTask:
     """What a supervisor needs to run ``spec``: the run, its data, its limits
-    (the ``control`` settings of the schema), and how the runner stops it."""
+    (the ``control`` settings of the schema), and how the runner stops it.
+    Several specs (of :func:`stacks`) make a stack's task; one makes a run's."""
+    if isinstance(spec, RunSpec) or len(spec) == 1:
+        one = spec if isinstance(spec, RunSpec) else spec[0]
+        return RunTask(
+            one.run_id, one.to_dict(), shared, threads, one.hang_seconds, stop_file=stop_file
+        )
+    from nnbench.run_process import stack_id
+
     return RunTask(
-        spec.run_id, spec.to_dict(), shared, threads, spec.hang_seconds, stop_file=stop_file
+        stack_id(list(spec)),
+        [s.to_dict() for s in spec],
+        shared,
+        threads,
+        max(s.hang_seconds for s in spec),
+        stop_file=stop_file,
+    )
+
+
+def stacks(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+    """The specs in groups that train together (:mod:`nnbench.stack`); a group of
+    one trains alone.
+
+    A stack holds trials of a tuning study (``phase = "trial"``: runs for
+    choosing, whose seconds no report reads) of one optimizer with a
+    vectorised step, whose settings are all the same (cell, seed, budget,
+    data) and whose options differ in numbers only; at most
+    :data:`nnbench.stack.MAX_STACK` of them. Runs timed by seconds (a budget
+    or evaluation points in seconds) train alone."""
+    from nnbench.stack import MAX_STACK, stackable
+    from nnbench.train import LoopSettings
+
+    groups: dict[str, list[RunSpec]] = {}
+    alone: list[list[RunSpec]] = []
+    for spec in specs:
+        key = _stack_key(spec)
+        if key is None or stackable(LoopSettings.from_values(spec.values)) is not None:
+            alone.append([spec])
+        else:
+            groups.setdefault(key, []).append(spec)
+    out = list(alone)
+    for group in groups.values():
+        group.sort(key=lambda s: (s.trial if s.trial is not None else -1, s.run_id))
+        out.extend(group[i : i + MAX_STACK] for i in range(0, len(group), MAX_STACK))
+    return out
+
+
+def _stack_key(spec: RunSpec) -> str | None:
+    """What the members of a stack share: everything but the optimizer's number
+    options (None: the spec trains alone)."""
+    from nnbench import optimizers
+    from nnbench.options import FLOAT
+
+    if spec.phase != "trial":
+        return None
+    try:
+        kind = optimizers.get(spec.optimizer)
+    except Exception:  # an unknown or broken plugin: its run reports that alone
+        return None
+    if not kind.can_stack():
+        return None
+    fixed = {
+        k: v
+        for k, v in spec.options.items()
+        if k not in kind.options or kind.options[k].value_kind is not FLOAT
+    }
+    return json.dumps(
+        [spec.optimizer, fixed, spec.to_dict()["values"], spec.phase], sort_keys=True, default=str
     )
 
 
@@ -332,15 +417,16 @@ def share_data(
 
 def _dispatch(
     backend: backends.Backend,
-    tasks: dict[str, RunTask],
-    by_id: dict[str, RunSpec],
+    tasks: dict[str, tuple[RunTask, list[RunSpec]]],
     recorder: _Recorder,
+    make_task: Callable[[list[RunSpec]], RunTask],
 ) -> None:
-    """Keep twice the backend's capacity of runs submitted; record each as it ends.
+    """Keep twice the backend's capacity of tasks submitted; record each run as it ends.
 
     A future that raises lost its supervisor (a worker process killed from
     outside), not its run: the run is submitted once more, then recorded as
-    failed.
+    failed. A stack that fails as a whole (or whose supervisor is lost twice)
+    records nothing: its runs are submitted again, alone.
     """
     stop = backend.stop_check()
     queue = list(tasks)
@@ -349,25 +435,50 @@ def _dispatch(
     window = 2 * backend.capacity()
     while queue or pending:
         while queue and len(pending) < window:
-            run_id = queue.pop(0)
-            pending[backend.submit(supervise, tasks[run_id], stop)] = run_id
+            task_id = queue.pop(0)
+            pending[backend.submit(supervise, tasks[task_id][0], stop)] = task_id
         for future in backend.completed(WAIT_SECONDS):
-            run_id = pending.pop(future)
+            task_id = pending.pop(future)
+            specs = tasks[task_id][1]
             try:
                 out = future.result()
             except Exception as exc:
-                lost[run_id] += 1
-                if lost[run_id] < 2:
-                    queue.insert(0, run_id)
+                lost[task_id] += 1
+                if lost[task_id] < 2:
+                    queue.insert(0, task_id)
                     continue
                 out = {
-                    "run_id": run_id,
+                    "run_id": task_id,
                     "rows": [],
                     "status": Status.FAILED.value,
                     "message": f"the {backend.name} worker supervising it was lost twice "
                     f"({type(exc).__name__}: {exc})",
                 }
-            recorder.record(by_id[run_id], out)
+            if len(specs) == 1:
+                recorder.record(specs[0], out)
+            elif out.get("status") is None:
+                continue  # stopped: nothing to record
+            elif "stack" in out:
+                by_id = {m.get("run_id"): m for m in out["stack"]}
+                for spec in specs:
+                    recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
+            else:
+                recorder.say(
+                    f"a stack of {len(specs)} trials failed ({out.get('message')}); "
+                    "running them alone"
+                )
+                for spec in reversed(specs):
+                    tasks[spec.run_id] = (make_task([spec]), [spec])
+                    queue.insert(0, spec.run_id)
+
+
+def _missing(spec: RunSpec) -> dict[str, Any]:
+    return {
+        "run_id": spec.run_id,
+        "rows": [],
+        "status": Status.FAILED.value,
+        "message": "its stack returned no result for it",
+    }
 
 
 def _expected_cost(spec: RunSpec, shared: dict) -> float:
@@ -412,16 +523,14 @@ class _Recorder:
             self.summary.statuses[status] += 1
             self._say(spec, res, status, kept=True)
             return
+        prov = dict(self.prov, blas=res.get("blas", []))
+        if res.get("stack_size"):
+            prov["stack_size"] = res["stack_size"]  # trained in a stack of this many
         try:
             path = results.write_run(
-                self.out,
-                spec,
-                res.get("rows", []),
-                status,
-                res.get("message", ""),
-                dict(self.prov, blas=res.get("blas", [])),
+                self.out, spec, res.get("rows", []), status, res.get("message", ""), prov,
                 res.get("diagnostics", {}),
-            )
+            )  # fmt: skip
             if previous is not None and previous.path != path:
                 previous.path.unlink(missing_ok=True)  # the same run, under an older name
         except OSError as exc:  # a full disk, a folder made read-only under us
