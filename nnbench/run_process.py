@@ -98,8 +98,7 @@ def execute_stack(
         with limits:
             splits = shared.load()
             runs = [
-                build_run(s.values, s.optimizer, splits, shared.n_classes, s.options)
-                for s in specs
+                build_run(s.values, s.optimizer, splits, shared.n_classes, s.options) for s in specs
             ]
             first = runs[0]
             results = train_stack(

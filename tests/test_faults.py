@@ -239,6 +239,56 @@ def statuses(out):
     return results.load_runs(out)["status"].value_counts().to_dict()
 
 
+# A tuning study whose trials of one seed train as one stack (nnbench.stack).
+STACKED_FAULT = """
+name = "stacked-fault"
+[data]
+dataset = "digits"
+[model]
+hidden = [[16]]
+[grid]
+batch_size = [32]
+seeds = [1]
+[budget]
+max_iter = 30
+hang_seconds = 2
+[tune]
+trials = 3
+final_seeds = [5]
+[[optimizer]]
+name = "faulty"
+fault = "{fault}"
+learning_rate = {{ log_uniform = [0.1, 1.0] }}
+"""
+
+
+@pytest.mark.parametrize(
+    "fault, status, message",
+    [
+        ("raise", "failed", "RuntimeError: injected failure"),
+        ("segfault", "failed", "killed by SIGSEGV"),
+        ("nan", "diverged", "minibatch loss became nan at iteration 3"),
+    ],
+)
+def test_a_stack_that_fails_runs_its_trials_alone(tmp_path, fault, status, message):
+    """A crash takes the whole stack down: nothing of it is recorded, and each
+    trial runs again alone, to its own end. A trial that diverges only leaves
+    the stack."""
+    exp_file = write(tmp_path, STACKED_FAULT.format(fault=fault))
+    proc = start(exp_file, tmp_path / "out", "-j", "2")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    stored = results.stored_runs(tmp_path / "out")
+    trials = [r for r in stored.values() if r.spec.phase == "trial"]
+    assert len(trials) == 3
+    for run in trials:
+        meta = results.read_meta(run.path)
+        assert meta["status"] == status
+        assert message in meta["message"]
+        # a crashed stack's trials ran alone; a diverging member stayed in its stack
+        assert meta["provenance"].get("stack_size") == (3 if fault == "nan" else None)
+
+
 # -- every end of a run ---------------------------------------------------------------------
 
 

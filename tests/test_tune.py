@@ -4,9 +4,10 @@ seeds, edge flags, resuming, and a second choice that retires the first's finals
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from nnbench import experiment, report, results, study, tune
+from nnbench import experiment, report, results, runner, study, tune
 from nnbench.errors import ConfigError, NnbenchError
 from nnbench.train import METRICS
 
@@ -47,6 +48,58 @@ def test_a_tuned_study_runs_chooses_on_validation_and_resumes(tmp_path):
     finals = last.query("optimizer == 'gd' and phase == 'final'")
     assert set(finals["trial"]) == {gd["trial"]}
     assert study.run_experiment(exp, tmp_path, log=None).n_done == 0  # resumed: nothing new
+
+
+def test_stacked_trials_equal_trials_alone_and_say_so(tmp_path):
+    """Trials of one optimizer and seed train as one stack by default: the same
+    numbers as with --no-stack, bit for bit; their own clocks empty and the
+    stack's seconds in stack_seconds; the finals alone and timed."""
+    exp = tuned(trials=4)
+    study.run_experiment(exp, tmp_path / "stacked", n_jobs=2, log=None)
+    study.run_experiment(exp, tmp_path / "alone", n_jobs=2, log=None, stack=False)
+    stacked, alone = (results.stored_runs(tmp_path / k) for k in ("stacked", "alone"))
+    assert stacked.keys() == alone.keys()
+    timeless = [k for k in METRICS if not k.endswith("seconds")]
+    for run_id, run in stacked.items():
+        a, b = (pd.read_parquet(r.path) for r in (run, alone[run_id]))
+        pd.testing.assert_frame_equal(a[timeless], b[timeless])
+        size = results.read_meta(run.path)["provenance"].get("stack_size")
+        assert results.read_meta(alone[run_id].path)["provenance"].get("stack_size") is None
+        if run.spec.phase == "trial":  # 4 trials of gd per seed: one stack each
+            assert size == 4
+            assert a[["train_seconds", "train_cpu_seconds", "eval_seconds"]].isna().all().all()
+            assert (a["stack_seconds"].diff().dropna() >= 0).all()
+        else:
+            assert size is None
+            assert a["train_seconds"].notna().all() and a["stack_seconds"].isna().all()
+
+
+def test_the_stack_groups_only_trials_that_differ_in_numbers():
+    exp = tuned(trials=3)
+    trials = tune.trial_runs(exp)
+    groups = runner.stacks(trials)
+    assert sorted(map(len, groups)) == [3, 3]  # gd: one stack per seed
+    assert all(len({s.seed for s in g}) == 1 for g in groups)
+    chosen = {"optimizer": "gd", "options": {"learning_rate": 0.1}, "trial": 0}
+    finals = tune.final_runs(exp, [chosen | {"hidden": [8], "batch_size": 32}])
+    assert sorted(map(len, runner.stacks(finals))) == [1, 1]  # finals are timed: alone
+    grid = experiment.validate(
+        {
+            "name": "g",
+            "data": {"dataset": "digits"},
+            "model": {"hidden": [[8]]},
+            "grid": {"batch_size": [32], "seeds": [1]},
+            "budget": {"max_iter": 20},
+            "optimizer": [{"name": "gd", "learning_rate": [0.1, 0.2, 0.3]}],
+        }
+    )
+    assert sorted(map(len, runner.stacks(grid.runs()))) == [1, 1, 1]  # timed: alone
+    timed = [
+        type(s)(s.experiment, s.optimizer, s.options, {**s.values, "max_seconds": 5.0},
+                s.phase, s.trial)
+        for s in trials
+    ]  # fmt: skip
+    assert sorted(map(len, runner.stacks(timed))) == [1] * 6  # a budget in seconds: alone
 
 
 def test_the_choice_never_looks_at_test_accuracy(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 
 from nnbench.backends import Backend
 from nnbench.optimizers import Optimizer, Option
+from nnbench.optimizers.base import column
 
 
 class SignSGD(Optimizer):
@@ -58,6 +59,25 @@ class Faulty(Optimizer):
         return {"t": 0}
 
     def step(self, fun, theta, state):
+        if self._fault(state):
+            return float("nan")
+        loss, grad = fun(theta)
+        theta -= self.config["learning_rate"] * grad
+        return loss
+
+    def stack_init(self, thetas, opts):
+        return {"t": 0}
+
+    def stack_step(self, fun, thetas, state, opts):
+        """The same faults in a stack: a stack of faulty trials fails as one."""
+        if self._fault(state):
+            return np.full(len(thetas), np.nan)
+        losses, grads = fun(thetas)
+        thetas -= column(opts["learning_rate"], grads) * grads
+        return losses
+
+    def _fault(self, state):
+        """Do the configured fault if it is due; True for a non-finite loss."""
         state["t"] += 1
         fault = self.config["fault"]
         if fault == "sleep":
@@ -78,10 +98,8 @@ class Faulty(Optimizer):
             if fault == "hang":
                 while True:
                     pass
-            return float("nan")
-        loss, grad = fun(theta)
-        theta -= self.config["learning_rate"] * grad
-        return loss
+            return True
+        return False
 
 
 class ProcessPoolBackend(Backend):
