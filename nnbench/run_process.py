@@ -21,6 +21,7 @@ from nnbench.build import build_run
 from nnbench.data.shared import SharedData
 from nnbench.experiment import RunSpec
 from nnbench.optimizers import ScipyStatusWarning
+from nnbench.stack import train_stack
 from nnbench.status import Status
 
 # The BLAS libraries of this process, found once: in the fork server that
@@ -89,8 +90,6 @@ def execute_stack(
     differ only in its number options. Every member gets its own result, under
     ``"stack"``; a stack that cannot be built or fails as a whole returns a
     failed result without one, and its runs are run alone."""
-    from nnbench.stack import train_stack
-
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     limits = _CONTROLLER.limit(limits=threads) if threads else contextlib.nullcontext()
     out: dict[str, Any] = {"run_id": stack_id(specs)}
