@@ -1,7 +1,8 @@
 """The mutation study: the regression gate against planted bugs and harmless changes.
 
 Usage: python benchmarks/mutations.py [--out results/mutations.md] [--only NAME,...]
-       [--skip-power] [--power-optimizers NAME,...] [--skip-harmless] [--skip-tolerance]
+       [--skip-power] [--power-optimizers NAME,...] [--skip-harmless]
+       [--harmless NAME,...] [--skip-tolerance]
 
 Each planted bug is a patch of one line of nnbench's source, applied to a copy
 of the package; ``.ci/gate`` then runs the CI grid with that copy first on
@@ -48,8 +49,8 @@ BUGS = [
         "gd step 0.9x",
         "gd",
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
-        'grad *= state["lr"] * 0.9\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
+        'grad *= state["lr"] * 0.9\n        theta -= grad\n        return loss\n\n    def stack_step',
     ),
     Patch(
         "gd decay ignored",
@@ -76,8 +77,8 @@ BUGS = [
         "adam without bias correction",
         "adam",
         "optimizers/first_order.py",
-        'lr_t = c["learning_rate"] * np.sqrt(1 - b2**t) / (1 - b1**t)',
-        'lr_t = c["learning_rate"]',
+        "lr_t = lr * np.sqrt(1 - b2**t) / (1 - b1**t)",
+        "lr_t = lr",
     ),
     Patch(
         "rmsprop decay hard-wired to 0.9",
@@ -197,8 +198,8 @@ BUGS = [
         "Adam's eps raised to float32's machine epsilon in float32 runs",
         "float32",
         "optimizers/first_order.py",
-        'eps_t = c["eps"] * np.sqrt(1 - b2**t)',
-        'eps_t = max(c["eps"], float(np.finfo(theta.dtype).eps)) * np.sqrt(1 - b2**t)',
+        'lr_t, eps_t = _adam_corrections(c["learning_rate"], c["eps"], b1, b2, t)',
+        'lr_t, eps_t = _adam_corrections(c["learning_rate"], max(c["eps"], float(np.finfo(theta.dtype).eps)), b1, b2, t)',
     ),
     Patch(
         "the tuning choice takes the worst trial",
@@ -252,6 +253,51 @@ BUGS = [
 ]
 
 # Changes that only move rounding, or run the same code another way: the gate must pass.
+# Bugs in stacked training (nnbench.stack), which ci-tune's trials run.
+BUGS += [
+    Patch(
+        "stacked adam: step 1.001x",
+        "stacked trials",
+        "optimizers/first_order.py",
+        "        grads *= lr_t\n        thetas -= grads",
+        "        grads *= lr_t * 1.001\n        thetas -= grads",
+    ),
+    Patch(
+        "stacked schedules: decays ignored",
+        "stacked trials (gd, momentum)",
+        "optimizers/base.py",
+        "state[key] *= self.opts[factor]",
+        "state[key] *= 1.0",
+    ),
+    Patch(
+        "stacked rmsprop: eps always outside the root",
+        "stacked trials (rmsprop)",
+        "optimizers/first_order.py",
+        'if opts["eps_inside_sqrt"]:',
+        "if False:",
+    ),
+    Patch(
+        "stacked nesterov: look-ahead with the old velocity",
+        "stacked trials (nesterov)",
+        "optimizers/first_order.py",
+        "        v *= mu\n        v -= grads\n        thetas += mu * v",
+        "        thetas += mu * v\n        v *= mu\n        v -= grads",
+    ),
+    Patch(
+        "stacked evaluation: every member scored as the first",
+        "stacked trials (evaluation)",
+        "stack.py",
+        "correct[j] += int(np.count_nonzero(hits[j]))",
+        "correct[j] += int(np.count_nonzero(hits[0]))",
+    ),
+    Patch(
+        "stacked divergence: a member's loss read from the next",
+        "stacked trials (divergence)",
+        "stack.py",
+        "if not math.isfinite(losses[p])]",
+        "if not math.isfinite(losses[min(p + 1, len(active) - 1)])]",
+    ),
+]
 HARMLESS_PATCHES = [
     Patch(
         "sigmoid through scipy.special.expit",
@@ -271,8 +317,8 @@ HARMLESS_PATCHES = [
         "gd update written another way",
         "refactor",
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
-        'np.subtract(theta, state["lr"] * grad, out=theta)\n        return loss\n\n\nclass Momentum',
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
+        'np.subtract(theta, state["lr"] * grad, out=theta)\n        return loss\n\n    def stack_step',
     ),
 ]
 HARMLESS_FLAGS = [
@@ -280,6 +326,7 @@ HARMLESS_FLAGS = [
     ("--threads 2", ["-j", "1", "--threads", "2"], {}),
     ("--backend loky", ["--backend", "loky"], {}),
     ("--backend dask (a local cluster)", ["--backend", "dask"], {}),
+    ("--no-stack (every trial alone, not stacked)", ["--no-stack"], {}),
 ]
 
 
@@ -309,8 +356,8 @@ TOLERANCE_FACTORS = (2.0, 10.0, 100.0)
 STEP_SITES = {
     "gd": (
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
-        'grad *= state["lr"] * {f}\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
+        'grad *= state["lr"] * {f}\n        theta -= grad\n        return loss\n\n    def stack_step',
     ),
     "momentum": (
         "optimizers/first_order.py",
@@ -329,13 +376,13 @@ STEP_SITES = {
     ),
     "adagrad": (
         "optimizers/first_order.py",
-        'grad *= self.config["learning_rate"]\n        theta -= grad\n        return loss\n\n\nclass Adam',
-        'grad *= self.config["learning_rate"] * {f}\n        theta -= grad\n        return loss\n\n\nclass Adam',
+        'grad *= self.config["learning_rate"]\n        theta -= grad',
+        'grad *= self.config["learning_rate"] * {f}\n        theta -= grad',
     ),
     "adam": (
         "optimizers/first_order.py",
-        'lr_t = c["learning_rate"] * np.sqrt',
-        'lr_t = c["learning_rate"] * {f} * np.sqrt',
+        'lr_t, eps_t = _adam_corrections(c["learning_rate"], ',
+        'lr_t, eps_t = _adam_corrections(c["learning_rate"] * {f}, ',
     ),
 }
 STEP_ERRORS = (0.01, 0.02, 0.05, 0.10)
@@ -372,6 +419,7 @@ def gate(
         if (line.startswith("  ") and not line.startswith("  note:"))
         or (line.startswith("== the estimator") and not line.endswith("point by point"))
         or (line.startswith("== scipy's") and not line.endswith("call by call"))
+        or (line.startswith("== stacks") and not line.endswith("every stackable optimizer"))
     ]
     last = problems[0] if problems else (lines[-1] if lines else done.stderr.strip()[-160:])
     return done.returncode == 0, last, time.perf_counter() - t0
@@ -386,6 +434,7 @@ def main() -> None:
         "--power-optimizers", help="the step-size study for these optimizers only (comma-separated)"
     )
     parser.add_argument("--skip-harmless", action="store_true", help="no harmless variants")
+    parser.add_argument("--harmless", help="only these harmless variants (names, comma-separated)")
     parser.add_argument("--skip-tolerance", action="store_true", help="no tolerance study")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
@@ -421,6 +470,8 @@ def main() -> None:
             variants = [(p.name, p.where, p, [], {}) for p in HARMLESS_PATCHES]
             variants += [(n, "another way to run", None, f, e) for n, f, e in HARMLESS_FLAGS]
             variants += [(n, "another CPU", None, f, e) for n, f, e in kernel_variants()]
+            if args.harmless:
+                variants = [v for v in variants if v[0] in args.harmless.split(",")]
             for name, where, patch, flags, env in variants:
                 site = patched_copy(tmp, patch) if patch is not None else None
                 passed, said, secs = gate(site, flags, env)

@@ -9,7 +9,7 @@ from :func:`~nnbench.train.initial_weights` and sees the same batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 from nnbench import optimizers, seeding, settings
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
+from nnbench.stack import train_stack
 from nnbench.train import LoopSettings, TrainResult, train
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -54,6 +55,26 @@ class Run:
             callback=callback,
             heartbeat=heartbeat,
         )
+
+
+def train_together(
+    runs: Sequence[Run], heartbeat: Callable[[int], None] | None = None
+) -> list[TrainResult]:
+    """Train runs that share everything but their optimizer's numbers (the
+    members of a stack, :mod:`nnbench.stack`) as one computation: the same
+    results, run by run, as calling each."""
+    first = runs[0]
+    return train_stack(
+        first.model,
+        np.stack([r.theta for r in runs]),
+        first.train,
+        [r.optimizer for r in runs],
+        first.loop,
+        first.batch_rng,
+        valid=first.valid,
+        test=first.test,
+        heartbeat=heartbeat,
+    )
 
 
 def run_values(**given: Any) -> dict[str, Any]:

@@ -14,14 +14,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from nnbench.build import build_run
+from nnbench.build import build_run, train_together
 from nnbench.data.shared import SharedData
 from nnbench.experiment import RunSpec
 from nnbench.optimizers import ScipyStatusWarning
-from nnbench.stack import train_stack
 from nnbench.status import Status
 
 # The BLAS libraries of this process, found once: in the fork server that
@@ -99,18 +97,7 @@ def execute_stack(
             runs = [
                 build_run(s.values, s.optimizer, splits, shared.n_classes, s.options) for s in specs
             ]
-            first = runs[0]
-            results = train_stack(
-                first.model,
-                np.stack([r.theta for r in runs]),
-                first.train,
-                [r.optimizer for r in runs],
-                first.loop,
-                first.batch_rng,
-                valid=first.valid,
-                test=first.test,
-                heartbeat=heartbeat,
-            )
+            results = train_together(runs, heartbeat)
             blas = blas_info()
     except BaseException as exc:
         out.update(status=Status.FAILED.value, message=describe_exception(exc))
