@@ -62,8 +62,27 @@ def train_together(
 ) -> list[TrainResult]:
     """Train runs that share everything but their optimizer's numbers (the
     members of a stack, :mod:`nnbench.stack`) as one computation: the same
-    results, run by run, as calling each."""
+    results, run by run, as calling each. Runs that differ in anything else
+    (their network, start weights, minibatch order, loop or data) are refused."""
     first = runs[0]
+    for run in runs[1:]:
+        differs = [
+            what
+            for what, same in (
+                ("network", repr(run.model) == repr(first.model)),
+                ("start weights", np.array_equal(run.theta, first.theta)),
+                ("minibatch order", run.batch_rng.bit_generator.state
+                 == first.batch_rng.bit_generator.state),
+                ("loop settings", repr(run.loop) == repr(first.loop)),
+                ("data", all(a is b for a, b in zip(
+                    (run.train, run.valid, run.test), (first.train, first.valid, first.test)))),
+            )
+            if not same
+        ]  # fmt: skip
+        if differs:
+            raise ValueError(
+                f"runs that differ in their {', '.join(differs)} cannot train together"
+            )
     return train_stack(
         first.model,
         np.stack([r.theta for r in runs]),

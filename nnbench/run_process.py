@@ -61,17 +61,7 @@ def execute(
                 warnings.simplefilter("ignore", ScipyStatusWarning)
                 result = run(heartbeat=heartbeat)
             out["blas"] = blas_info()
-        diagnostics = run.optimizer.diagnostics(result.optimizer_state)
-        message = result.message
-        if diagnostics.get("warning"):
-            message = (f"{message}; " if message else "") + str(diagnostics["warning"])
-        status = result.status
-        if status == Status.INTERRUPTED:
-            # The runner's run processes ignore Ctrl-C (the runner handles it),
-            # so a KeyboardInterrupt here was raised by the run's own code.
-            status = Status.FAILED
-            message = "KeyboardInterrupt raised by the run itself (not a Ctrl-C)"
-        out.update(rows=result.rows, status=status.value, message=message, diagnostics=diagnostics)
+        out.update(_outcome(run, result))
     except BaseException as exc:  # a failing run is a result, never the end
         out.update(status=Status.FAILED.value, message=describe_exception(exc))
     out["run_id"] = spec.run_id
@@ -99,28 +89,40 @@ def execute_stack(
             ]
             results = train_together(runs, heartbeat)
             blas = blas_info()
+            members = [
+                _member(s, r, res, blas, len(specs)) for s, r, res in zip(specs, runs, results)
+            ]
     except BaseException as exc:
         out.update(status=Status.FAILED.value, message=describe_exception(exc))
         return out
-    members = []
-    for spec, run, result in zip(specs, runs, results):
-        status, message = result.status, result.message
-        if status == Status.INTERRUPTED:
-            status = Status.FAILED
-            message = "KeyboardInterrupt raised by the run itself (not a Ctrl-C)"
-        members.append(
-            {
-                "run_id": spec.run_id,
-                "rows": result.rows,
-                "status": status.value,
-                "message": message,
-                "diagnostics": run.optimizer.diagnostics(result.optimizer_state),
-                "blas": blas,
-                "stack_size": len(specs),
-            }
-        )
     out.update(status=Status.COMPLETED.value, message="", stack=members)
     return out
+
+
+def _member(spec: RunSpec, run: Any, result: Any, blas: list, size: int) -> dict[str, Any]:
+    """A stack member's result, as :func:`execute` makes a run's."""
+    return {"run_id": spec.run_id, **_outcome(run, result), "blas": blas, "stack_size": size}
+
+
+def _outcome(run: Any, result: Any) -> dict[str, Any]:
+    """A trained run's rows, status, message and diagnostics (the optimizer's
+    warning added to the message)."""
+    diagnostics = run.optimizer.diagnostics(result.optimizer_state)
+    message = result.message
+    if diagnostics.get("warning"):
+        message = (f"{message}; " if message else "") + str(diagnostics["warning"])
+    status = result.status
+    if status == Status.INTERRUPTED:
+        # The runner's run processes ignore Ctrl-C (the runner handles it),
+        # so a KeyboardInterrupt here was raised by the run's own code.
+        status = Status.FAILED
+        message = "KeyboardInterrupt raised by the run itself (not a Ctrl-C)"
+    return {
+        "rows": result.rows,
+        "status": status.value,
+        "message": message,
+        "diagnostics": diagnostics,
+    }
 
 
 def stack_id(specs: list[RunSpec]) -> str:

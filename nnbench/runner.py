@@ -264,7 +264,7 @@ class Session:
         todo = sorted(todo, key=lambda s: _expected_cost(s, self.shared), reverse=True)
         ex = self.execution
         recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
-        groups = stacks(todo) if ex.stack else [[s] for s in todo]
+        groups = stacks(todo, self.shared) if ex.stack else [[s] for s in todo]
         groups.sort(key=lambda g: sum(_expected_cost(s, self.shared) for s in g), reverse=True)
 
         def make_task(group: list[RunSpec]) -> RunTask:
@@ -329,7 +329,9 @@ def task_of(
     )
 
 
-def stacks(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
+def stacks(
+    specs: Sequence[RunSpec], shared: Mapping[tuple, data_mod.SharedData] | None = None
+) -> list[list[RunSpec]]:
     """The specs in groups that train together (:mod:`nnbench.stack`); a group of
     one trains alone.
 
@@ -337,9 +339,11 @@ def stacks(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
     choosing, whose seconds no report reads) of one optimizer with a
     vectorised step, whose settings are all the same (cell, seed, budget,
     data) and whose options differ in numbers only; at most
-    :data:`nnbench.stack.MAX_STACK` of them. Runs timed by seconds (a budget
-    or evaluation points in seconds) train alone."""
-    from nnbench.stack import MAX_STACK, stackable
+    :data:`nnbench.stack.MAX_STACK` of them, and (with the runs' ``shared``
+    data, which sizes their networks) no more than keeps a stack's weights
+    within :data:`nnbench.stack.MAX_STACK_PARAMS` numbers. Runs timed by
+    seconds (a budget or evaluation points in seconds) train alone."""
+    from nnbench.stack import MAX_STACK, MAX_STACK_PARAMS, stackable
     from nnbench.train import LoopSettings
 
     groups: dict[str, list[RunSpec]] = {}
@@ -353,7 +357,13 @@ def stacks(specs: Sequence[RunSpec]) -> list[list[RunSpec]]:
     out = list(alone)
     for group in groups.values():
         group.sort(key=lambda s: (s.trial if s.trial is not None else -1, s.run_id))
-        out.extend(group[i : i + MAX_STACK] for i in range(0, len(group), MAX_STACK))
+        size = MAX_STACK
+        if shared is not None and data_key(group[0]) in shared:
+            data = shared[data_key(group[0])]
+            sizes = [data.n_features, *group[0].hidden, data.n_classes]
+            n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+            size = max(1, min(MAX_STACK, MAX_STACK_PARAMS // n_params))
+        out.extend(group[i : i + size] for i in range(0, len(group), size))
     return out
 
 
@@ -376,8 +386,16 @@ def _stack_key(spec: RunSpec) -> str | None:
         for k, v in spec.options.items()
         if k not in kind.options or kind.options[k].value_kind is not FLOAT
     }
+    # an optional number option set in one trial and unset (None) in another selects other code
+    unset = sorted(
+        k
+        for k, opt in kind.options.items()
+        if opt.value_kind is FLOAT and spec.options.get(k, opt.default) is None
+    )
     return json.dumps(
-        [spec.optimizer, fixed, spec.to_dict()["values"], spec.phase], sort_keys=True, default=str
+        [spec.optimizer, fixed, unset, spec.to_dict()["values"], spec.phase],
+        sort_keys=True,
+        default=str,
     )
 
 

@@ -50,6 +50,15 @@ from nnbench.train import (
 # The most members a stack takes: memory grows with K (a (K, n_params) array
 # per optimizer state entry), the gain stops growing long before.
 MAX_STACK = 32
+# ... and at most this many weights in all (K x n_params): 8 million, 32 MB
+# in float32 per array (Adam keeps five such arrays with its temporaries).
+# The extended study's largest network (101,770 weights) stacks 32 trials;
+# a 784-500-300-10 network (545,810) stacks 14.
+MAX_STACK_PARAMS = 8_000_000
+# Evaluation scores at most this many activations at once (per layer, all
+# members' rows of a chunk together); more members are scored in groups, the
+# same numbers: each member's chunks are unchanged.
+EVAL_ACTIVATIONS = 4_000_000
 
 
 def blocks(model: MLP, thetas: np.ndarray) -> list[np.ndarray]:
@@ -161,6 +170,10 @@ def evaluate(
     :meth:`MLP.evaluate` per member."""
     n = len(X)
     k = thetas.shape[0]
+    widest = max(model.layout.sizes[1:])
+    group = max(1, EVAL_ACTIVATIONS // (widest * min(n, EVAL_CHUNK)))
+    if k > group:
+        return [s for g in range(0, k, group) for s in evaluate(model, thetas[g : g + group], X, y)]
     layers = blocks(model, thetas)
     cost = [0.0] * k
     correct = [0] * k
@@ -327,7 +340,13 @@ def train_stack(
             status, message = ends[p]
             j = active[p]
             results[j] = TrainResult(
-                thetas[p].copy(), rows[j], status, message, progress["iteration"], objective.n_evals
+                thetas[p].copy(),
+                rows[j],
+                status,
+                message,
+                progress["iteration"],
+                objective.n_evals,
+                member_state(state, p, len(active)),
             )
         keep = np.ones(len(active), dtype=bool)
         keep[which] = False
@@ -395,6 +414,21 @@ def train_stack(
             message = f"interrupted after iteration {progress['iteration']}"
             leave({p: (Status.INTERRUPTED, message) for p in range(len(active))})
     return [r for r in results if r is not None]
+
+
+def member_state(state: dict[str, Any], p: int, k: int) -> dict[str, Any]:
+    """Member ``p``'s own state out of a stack's (of ``k`` members), as ``step``
+    keeps it: its row of every per-member array, a per-member column's
+    number as a float, anything shared as it is (what ``diagnostics`` reads)."""
+
+    def own(value: Any) -> Any:
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == k:
+            if value.ndim == 2 and value.shape[1] == 1:
+                return float(value[p, 0])
+            return value[p].copy()
+        return value
+
+    return {key: own(value) for key, value in state.items()}
 
 
 def evaluate_members(

@@ -173,3 +173,59 @@ def test_a_time_budget_cannot_be_stacked(data):
             loop,
             seed_rngs(1)[1],
         )
+
+
+def test_evaluation_in_groups_of_members_gives_the_same_numbers(data, monkeypatch):
+    model = MLP((data.n_features, 16, data.n_classes), output="softmax")
+    thetas = np.stack([initial_weights(model, s) for s in range(1, 8)])
+    whole = stack.evaluate(model, thetas, *data.valid)
+    n = len(data.valid[1])
+    monkeypatch.setattr(stack, "EVAL_ACTIVATIONS", 16 * n * 2)  # groups of 2 members
+    assert stack.evaluate(model, thetas, *data.valid) == whole
+    assert whole == [model.evaluate(t, *data.valid) for t in thetas]
+
+
+def test_each_member_leaves_with_its_own_optimizer_state(data):
+    """What diagnostics read: a member's state is the state its run alone ends with."""
+    model = MLP((data.n_features, 8, data.n_classes), dtype="float32")
+    configs = [{"learning_rate": 1e-3}, {"learning_rate": 1e4}, {"learning_rate": 3e-2}]
+    loop = loop_of(max_epochs=2, points=4)
+    alone = [
+        train(model, initial_weights(model, 1), data.train, optimizers.make("adam", c), loop,
+              seed_rngs(1)[1])
+        for c in configs
+    ]  # fmt: skip
+    stacked = stack.train_stack(
+        model,
+        np.stack([initial_weights(model, 1)] * 3),
+        data.train,
+        [optimizers.make("adam", c) for c in configs],
+        loop,
+        seed_rngs(1)[1],
+    )
+    for one, st in zip(alone, stacked):
+        assert one.optimizer_state.keys() == st.optimizer_state.keys()
+        for key, value in one.optimizer_state.items():
+            assert np.array_equal(value, st.optimizer_state[key]), key
+    gd = [{"learning_rate": 0.1, "learning_rate_decay": d} for d in (0.9, 0.99)]
+    alone_gd, stacked_gd = alone_and_stacked(data, "gd", gd, max_iter=5, every=5)
+    lrs = [r.optimizer_state["lr"] for r in stacked_gd]  # a column's number, as a float
+    assert lrs == [r.optimizer_state["lr"] for r in alone_gd]
+    assert all(type(lr) is float for lr in lrs) and lrs[0] < lrs[1] < 0.1
+
+
+def test_runs_that_differ_in_more_than_their_numbers_cannot_train_together(data):
+    from nnbench.build import build_run, run_values, train_together
+
+    splits = {"train": data.train, "valid": data.valid, "test": data.test}
+
+    def run(**given):
+        values = run_values(**{"hidden": [8], "max_iter": 10, **given})
+        return build_run(values, "gd", splits, data.n_classes, {"learning_rate": 0.1})
+
+    with pytest.raises(ValueError, match="start weights, minibatch order"):
+        train_together([run(seed=1), run(seed=2)])
+    with pytest.raises(ValueError, match="loop settings"):
+        train_together([run(seed=1), run(seed=1, max_iter=20)])
+    with pytest.raises(ValueError, match="network"):
+        train_together([run(seed=1), run(seed=1, dtype="float32")])

@@ -102,6 +102,60 @@ def test_the_stack_groups_only_trials_that_differ_in_numbers():
     assert sorted(map(len, runner.stacks(timed))) == [1] * 6  # a budget in seconds: alone
 
 
+def test_a_stack_is_as_large_as_memory_allows_and_groups_unset_options_apart():
+    from types import SimpleNamespace
+
+    from nnbench import optimizers
+    from nnbench.optimizers import Option
+    from nnbench.optimizers.first_order import GD
+    from nnbench.stack import MAX_STACK_PARAMS
+
+    exp = tuned(trials=12)
+    trials = [s for s in tune.trial_runs(exp) if s.optimizer == "gd"]
+    big = SimpleNamespace(n_features=784, n_classes=10)
+    shared = {runner.data_key(trials[0]): big}
+    n_params = (784 + 1) * 8 + (8 + 1) * 10
+    assert sorted(map(len, runner.stacks(trials, shared))) == [12, 12]  # 12 x 6,370 fit
+    wide = [type(s)(s.experiment, s.optimizer, s.options, {**s.values, "hidden": (5000,)},
+                    s.phase, s.trial) for s in trials]  # fmt: skip
+    per_stack = MAX_STACK_PARAMS // ((784 + 1) * 5000 + 5001 * 10)
+    assert max(map(len, runner.stacks(wide, shared))) == per_stack < 12
+    assert n_params * 12 < MAX_STACK_PARAMS
+
+    class Clipped(GD):  # an optional number option: unset selects other code
+        name = "clipped_gd_test"
+        options = {**GD.options, "clip": Option(None, "clip", optional=True, kind=float)}
+
+    optimizers.register(Clipped)
+    try:
+        clipped = [
+            type(s)(s.experiment, "clipped_gd_test",
+                    {**s.options, **({"clip": 1.0} if s.trial % 2 else {})}, s.values,
+                    s.phase, s.trial)
+            for s in trials
+        ]  # fmt: skip
+        groups = runner.stacks(clipped)
+        assert sorted(map(len, groups)) == [6, 6, 6, 6]
+        assert all(len({"clip" in s.options for s in g}) == 1 for g in groups)
+    finally:
+        optimizers._REGISTRY.pop("clipped_gd_test", None)
+
+
+def test_a_report_of_stacked_trials_times_only_what_has_a_clock(tmp_path):
+    """Stacked trials have no clock of their own: the report's clock is chosen
+    from the finals, and the robustness line compares gradient evaluations."""
+    from nnbench.report import tables
+
+    exp = tuned(trials=3)
+    study.run_experiment(exp, tmp_path / "r", n_jobs=2, log=None)
+    frame = results.load(tmp_path / "r")
+    assert tables.stacked(frame).any()
+    assert tables.time_axis(frame) == "train_cpu_seconds"  # -j 2: shared; finals have CPU
+    report.build_report(tmp_path / "r", target=0.3, figures=[])
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "Robustness, on gradient evaluations to the target instead of seconds" in text
+
+
 def test_the_choice_never_looks_at_test_accuracy(tmp_path):
     """Trial 0 has the best test accuracy, trial 1 the best validation accuracy:
     trial 1 is chosen."""

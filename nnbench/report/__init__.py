@@ -318,7 +318,12 @@ def _profile_section(
         beats.reset_index().rename(columns={"index": "optimizer"}),
     )
     external = tables.external_tuning_scores(frame, target, time_col)
-    if external is not None:
+    if external is not None and tables.stacked(frame).any():
+        # Stacked trials have no clock of their own: both mappings on gradient evaluations.
+        chosen_score = tables.performance_profile(shown, target, "grad_evals").score
+        external = tables.external_tuning_scores(frame, target, "grad_evals")
+        page.add("", _robustness_text(chosen_score, external, stacked=True))
+    elif external is not None:
         page.add("", _robustness_text(profile.score, external))
     return profile
 
@@ -360,7 +365,7 @@ def _profile_text(
     )
 
 
-def _robustness_text(score: pd.Series, external: pd.Series) -> str:
+def _robustness_text(score: pd.Series, external: pd.Series, stacked: bool = False) -> str:
     order = list(score.sort_values(ascending=False).index)
     other = list(external.reindex(order).sort_values(ascending=False, kind="stable").index)
     scores = ", ".join(f"{o} {external.get(o, float('nan')):.2f}" for o in other)
@@ -369,6 +374,17 @@ def _robustness_text(score: pd.Series, external: pd.Series) -> str:
         if order == other
         else f"the orders disagree: {' > '.join(order)} here, {' > '.join(other)} there"
     )
+    if stacked:
+        return (
+            "Robustness, on gradient evaluations to the target instead of seconds (the trials "
+            "trained in stacks, which have no clock of their own; nnbench run --no-stack times "
+            "each): "
+            "the chosen settings' scores are "
+            + ", ".join(f"{o} {score.get(o, float('nan')):.2f}" for o in order)
+            + "; under AlgoPerf's external-tuning mapping instead (a study is a trial seed, its "
+            "trials the sampled settings, the fastest trial per study, from the tuning runs) "
+            f"they are {scores}; {agree}."
+        )
     return (
         "Robustness: under AlgoPerf's external-tuning mapping instead (a study is a trial "
         "seed, its trials the sampled settings, the fastest trial per study, from the "

@@ -93,9 +93,19 @@ def shared_machine(frame: pd.DataFrame) -> bool | None:
     return False if jobs.notna().any() else None
 
 
+def stacked(frame: pd.DataFrame) -> pd.Series:
+    """Which rows are a stacked trial's (:mod:`nnbench.stack`): their clocks are
+    empty; their stack's seconds are not theirs."""
+    if "stack_seconds" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["stack_seconds"].notna()
+
+
 def time_axis(frame: pd.DataFrame) -> str:
     """The clock that times a folder's runs: their CPU seconds when runs shared
-    the machine and every run recorded them; else the wall clock."""
+    the machine and every run recorded them; else the wall clock. Stacked
+    trials, which have no clock of their own, are left out of the question."""
+    frame = frame[~stacked(frame)]
     cpu = frame["train_cpu_seconds"] if "train_cpu_seconds" in frame else pd.Series(dtype=float)
     if cpu.empty or cpu.isna().all():
         return "train_seconds"
