@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/tuning_throughput.py [--optimizer adam] [--trials 12]
        [--batch 50] [--epochs 1] [--hidden 25 128 100-50] [--jobs 1] [--repeats 2]
+       [--parts]
 
 For each architecture, the trial runs of one tuning cell of
 ``experiments/extended.toml`` (MNIST, float32, softmax output; ``--trials``
@@ -13,6 +14,14 @@ trial). Both orders alternate over ``--repeats``; the best wall time of each
 is kept, so a burst of load elsewhere on the machine does not count against
 either. Both results must be the same numbers (the runs' metrics are
 compared); the ratio is what stacking buys.
+
+``--parts`` times the pieces of one training step instead, stacked against
+``--trials`` single runs (random weights, one BLAS thread, best of 3 rounds
+of 200 steps): the gradient pass and the optimizer's update; and, for
+evaluation, the batched first-layer product that stacking uses (one BLAS
+call per trial, the same call a single run makes) against one wide product
+of all trials' weights side by side (one call), with whether the wide
+product gives the same bits.
 """
 
 from __future__ import annotations
@@ -62,6 +71,76 @@ def same_numbers(a: Path, b: Path) -> bool:
     )
 
 
+def best_of(f, reps: int = 200, rounds: int = 3) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            f()
+        best = min(best, (time.perf_counter() - t0) / reps)
+    return best
+
+
+def parts(args: argparse.Namespace) -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    rng = np.random.default_rng(0)
+    print(f"{args.optimizer}, {args.trials} trials, batch {args.batch}, float32, 1 BLAS thread;")
+    print("ms per step (stacked vs the trials alone) and per 5,000-row evaluation product")
+    print(f"{'hidden':>8} {'pass':>19} {'update':>19} {'eval product':>30}  wide same bits")
+    for text in args.hidden:
+        print(f"{text:>8} " + parts_of(args, [int(h) for h in text.split("-")], rng))
+
+
+def parts_of(args: argparse.Namespace, hidden: list[int], rng) -> str:
+    import numpy as np
+
+    from nnbench import optimizers, stack
+    from nnbench.mlp import EVAL_CHUNK, MLP
+    from nnbench.optimizers.base import Stack
+
+    k, n = args.trials, args.batch
+    model = MLP((784, *hidden, 10), "sigmoid", "softmax", 0.0, "float32")
+    thetas = np.stack([model.init(rng) for _ in range(k)])
+    singles = [np.ascontiguousarray(t) for t in thetas]
+    X = rng.random((n, 784), dtype=np.float32)
+    y = rng.integers(0, 10, n)
+    grads, grad = np.empty_like(thetas), np.empty(model.n_params, np.float32)
+    members = [optimizers.make(args.optimizer, {"learning_rate": 1e-3 * (j + 1)}) for j in range(k)]
+    together = Stack(members)
+    state = together.start(thetas)
+    states = [m.start(s) for m, s in zip(members, singles)]
+    zero = np.zeros(k)
+
+    def alone_steps() -> None:
+        for m, s, x in zip(members, singles, states):
+            m.update(lambda _: (0.0, grad), s, x)
+
+    pass_s = best_of(lambda: stack.loss_and_grad(model, thetas, X, y, grads))
+    pass_1 = best_of(lambda: [model._loss_and_grad(s, X, y, grad) for s in singles])
+    step_s = best_of(lambda: together.update(lambda _: (zero, grads), thetas, state))
+    step_1 = best_of(alone_steps)
+    Xe = rng.random((EVAL_CHUNK, 784), dtype=np.float32)
+    W = stack.blocks(model, thetas)[0][:, 1:]
+
+    def batched() -> np.ndarray:
+        return np.matmul(W.transpose(0, 2, 1), Xe.T)
+
+    def wide() -> np.ndarray:
+        return (np.concatenate(list(W), axis=1).T @ Xe.T).reshape(k, -1, EVAL_CHUNK)
+
+    batched_s, wide_s = best_of(batched, reps=5), best_of(wide, reps=5)
+    same = np.array_equal(wide(), batched())
+    return (
+        f"{pass_s * 1e3:5.2f} vs {pass_1 * 1e3:5.2f} ({pass_s / pass_1:.2f}) "
+        f"{step_s * 1e3:5.2f} vs {step_1 * 1e3:5.2f} ({step_s / step_1:.2f}) "
+        f"batched {batched_s * 1e3:6.1f}, wide {wide_s * 1e3:6.1f} ({wide_s / batched_s:.2f})  "
+        f"{'yes' if same else 'no'}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--optimizer", default="adam")
@@ -71,7 +150,11 @@ def main() -> None:
     parser.add_argument("--hidden", nargs="+", default=["25", "128", "100-50"])
     parser.add_argument("--jobs", type=int, default=1, help="runs (or stacks) at once")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--parts", action="store_true", help="time a step's pieces instead")
     args = parser.parse_args()
+    if args.parts:
+        parts(args)
+        return
     print(
         f"{args.optimizer}, {args.trials} trials, batch {args.batch}, {args.epochs:g} epoch(s), "
         f"MNIST float32, -j {args.jobs}, 1 BLAS thread; best of {args.repeats}"
