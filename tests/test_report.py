@@ -39,6 +39,7 @@ def rows(accuracies, seconds, test=None):
     out = []
     for i, (acc, sec) in enumerate(zip(accuracies, seconds)):
         row = {k: 0.0 for k in METRICS}
+        row["stack_seconds"] = float("nan")  # a run trained alone (not a stacked trial)
         row.update(
             iteration=50 * i,
             epoch=0.05 * i,
