@@ -74,6 +74,24 @@ def test_stacked_trials_equal_trials_alone_and_say_so(tmp_path):
             assert a["train_seconds"].notna().all() and a["stack_seconds"].isna().all()
 
 
+def test_no_stack_on_the_command_line_runs_every_trial_alone(tmp_path):
+    from nnbench.cli import main
+
+    exp_file = tmp_path / "tuned.toml"
+    exp_file.write_text(
+        'name = "cli-tuned"\n[data]\ndataset = "digits"\n[model]\nhidden = [[8]]\n'
+        "[grid]\nbatch_size = [32]\nseeds = [1]\n[budget]\nmax_iter = 10\n"
+        "[tune]\ntrials = 2\nfinal_seeds = [5]\n"
+        '[[optimizer]]\nname = "gd"\nlearning_rate = { log_uniform = [0.01, 1.0] }\n'
+    )
+    for flags, size in (([], 2), (["--no-stack"], None)):
+        out = tmp_path / f"out{len(flags)}"
+        assert main(["run", str(exp_file), "--out", str(out), "--quiet", *flags]) == 0
+        trials = [r for r in results.stored_runs(out).values() if r.spec.phase == "trial"]
+        assert len(trials) == 2
+        assert {results.read_meta(r.path)["provenance"].get("stack_size") for r in trials} == {size}
+
+
 def test_the_stack_groups_only_trials_that_differ_in_numbers():
     exp = tuned(trials=3)
     trials = tune.trial_runs(exp)
