@@ -35,16 +35,14 @@ from nnbench.functions import output_cost_and_delta as _output_cost_and_delta
 from nnbench.mlp import EVAL_CHUNK, MLP
 from nnbench.optimizers import Optimizer
 from nnbench.optimizers.base import Stack
-from nnbench.settings import RUNNING
 from nnbench.status import Status
 from nnbench.train import (
     EvalSchedule,
     LoopSettings,
     Split,
     TrainResult,
-    _train_subset,
+    loop_inputs,
     minibatches,
-    resolve_batch_size,
 )
 
 # The most members a stack takes: memory grows with K (a (K, n_params) array
@@ -262,24 +260,10 @@ def train_stack(
     why = stackable(loop)
     if why is not None:
         raise ValueError(f"runs with {why} cannot share a stack")
-    X, y = train_data
+    inputs = loop_inputs(model, train_data, loop, valid, test)
+    X, y, bs0, valid, test, train_eval, schedule = inputs
     n_samples = len(X)
-    if n_samples == 0:
-        raise ValueError("the training set is empty")
-    bs0 = resolve_batch_size(loop.batch_size, n_samples)
-    X = np.asarray(X)
-    if X.dtype != model.dtype:
-        X = X.astype(model.dtype)
-    y = np.asarray(y)
-    valid, test = (
-        (np.asarray(split[0], dtype=model.dtype), np.asarray(split[1]))
-        if split is not None
-        else None
-        for split in (valid, test)
-    )
-    full = loop.train_rows != RUNNING
-    train_eval = _train_subset(X, y, loop.train_rows) if full else None
-    schedule = EvalSchedule(loop)
+    full = train_eval is not None
     budget = loop.budget
 
     k = len(members)

@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -356,24 +356,10 @@ def train(
         row before the first step and one at the end. Divergence and Ctrl-C
         end the run with a status; they are not raised.
     """
-    X, y = train_data
+    inputs = loop_inputs(model, train_data, loop, valid, test)
+    X, y, bs0, valid, test, train_eval, schedule = inputs
     n_samples = len(X)
-    if n_samples == 0:
-        raise ValueError("the training set is empty")
-    bs0 = resolve_batch_size(loop.batch_size, n_samples)
-    X = np.asarray(X)
-    if X.dtype != model.dtype:
-        X = X.astype(model.dtype)  # once, not per minibatch or per evaluation
-    y = np.asarray(y)
-    valid, test = (
-        (np.asarray(split[0], dtype=model.dtype), np.asarray(split[1]))
-        if split is not None
-        else None
-        for split in (valid, test)
-    )
-    full = loop.train_rows != RUNNING
-    train_eval = _train_subset(X, y, loop.train_rows) if full else None
-    schedule = EvalSchedule(loop)
+    full = train_eval is not None
     budget = loop.budget
 
     objective = BatchObjective(model)
@@ -473,6 +459,45 @@ def train(
     return TrainResult(
         theta, rows, status, message, progress["iteration"], objective.n_evals, state
     )
+
+
+class LoopInputs(NamedTuple):
+    """What a training loop reads, ready: the training set, validation and test
+    splits in the model's dtype (converted once, not per minibatch or per
+    evaluation), the first batch size, the rows training metrics are computed
+    on (None: the running minibatch loss) and the evaluation schedule."""
+
+    X: np.ndarray
+    y: np.ndarray
+    batch_size: int
+    valid: Split | None
+    test: Split | None
+    train_eval: Split | None
+    schedule: EvalSchedule
+
+
+def loop_inputs(
+    model: MLP, train_data: Split, loop: LoopSettings, valid: Split | None, test: Split | None
+) -> LoopInputs:
+    """The inputs of :func:`train` and :func:`nnbench.stack.train_stack`, checked
+    and converted."""
+    X, y = train_data
+    n_samples = len(X)
+    if n_samples == 0:
+        raise ValueError("the training set is empty")
+    bs0 = resolve_batch_size(loop.batch_size, n_samples)
+    X = np.asarray(X)
+    if X.dtype != model.dtype:
+        X = X.astype(model.dtype)
+    y = np.asarray(y)
+    valid, test = (
+        (np.asarray(split[0], dtype=model.dtype), np.asarray(split[1]))
+        if split is not None
+        else None
+        for split in (valid, test)
+    )
+    train_eval = _train_subset(X, y, loop.train_rows) if loop.train_rows != RUNNING else None
+    return LoopInputs(X, y, bs0, valid, test, train_eval, EvalSchedule(loop))
 
 
 def _train_subset(X: np.ndarray, y: np.ndarray, rows: int | str) -> Split:
