@@ -37,6 +37,7 @@ from nnbench.optimizers import Optimizer
 from nnbench.optimizers.base import Stack
 from nnbench.status import Status
 from nnbench.train import (
+    BatchObjective,
     EvalSchedule,
     LoopSettings,
     Split,
@@ -193,27 +194,14 @@ def evaluate(
     return [(cost[j] / n + model._penalty(thetas[j], n), correct[j] / n) for j in range(k)]
 
 
-class StackObjective:
+class StackObjective(BatchObjective):
     """``fun(thetas) -> (losses, grads)`` on the current minibatch, for a stack;
-    counts every call. The minibatch is gathered once for all members."""
+    counts every call. The minibatch is gathered once for all members, as
+    :class:`~nnbench.train.BatchObjective` gathers it."""
 
     def __init__(self, model: MLP) -> None:
-        self.model = model
-        self.n_evals = 0
-        self.X: np.ndarray | None = None
-        self.y: np.ndarray | None = None
+        super().__init__(model)
         self._grads: np.ndarray | None = None
-        self._bufs: tuple[np.ndarray, np.ndarray] | None = None
-
-    def select(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
-        n = len(idx)
-        if n == len(X):
-            self.X, self.y = X, y
-            return
-        if self._bufs is None or len(self._bufs[1]) != n:
-            self._bufs = (np.empty((n, X.shape[1]), dtype=X.dtype), np.empty(n, dtype=y.dtype))
-        self.X = np.take(X, idx, axis=0, out=self._bufs[0], mode="wrap")
-        self.y = np.take(y, idx, out=self._bufs[1], mode="wrap")
 
     def __call__(self, thetas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.n_evals += 1
