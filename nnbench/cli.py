@@ -444,6 +444,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ignore_options=args.ignore_options,
         baseline=args.baseline,
         all_metrics=args.all_metrics,
+        calibration=args.calibration,
     )
     print(compare.format_comparison(comparison))
     return compare.exit_code(comparison, args.fail_on)
@@ -721,15 +722,23 @@ def _parser_compare(sub: Any) -> None:
     )
     p.add_argument(
         "--margin",
-        help="the smallest difference that matters: a number (default 0.002 of an accuracy), "
-        "N%% of A's mean (default 1%% of a cost), or spread: the range of A's seeds",
+        help="the smallest difference that matters, never estimated from the runs compared: "
+        "a number (default 0.002 of an accuracy), N%% of A's mean (default 1%% of a cost, "
+        "5%% of gradient evaluations, 20%% of a time), or spread: the standard deviation of "
+        "each configuration's seeds in --calibration",
+    )
+    p.add_argument(
+        "--calibration",
+        help="a results folder (another run of A's experiment) whose seeds' spread is "
+        "--margin spread",
     )
     p.add_argument("--target", type=probability, help="also compare the time to this accuracy")
     p.add_argument(
         "--alpha",
         type=probability,
         default=0.05,
-        help="family-wise significance of each metric's tests, Holm-corrected (0.05)",
+        help="the chance of any false better, worse or equivalent verdict on a metric, "
+        "over every configuration (Holm-corrected; 0.05)",
     )
     p.add_argument(
         "--baseline",

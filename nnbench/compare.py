@@ -12,20 +12,28 @@ metric, over the configurations (:func:`nnbench.stats.decide`):
 - *identical*: every seed's difference within rounding (relative 1e-9 of
   the value, or the floors a baseline measured, with ``--baseline``); never
   tested, however few the seeds;
-- *better* / *worse*: a two-sided paired t-test that rejects "no
-  difference" after Holm's correction over the configurations (the chance of
-  any false verdict among them is at most ``--alpha``), with a mean
-  difference of at least the margin;
-- *equivalent*: the difference's ``1 - 2 alpha`` t interval lies within the
-  margin (two one-sided tests): whatever the difference is, it is smaller
-  than what matters;
+- otherwise a t-test of the difference: paired by seed, or Welch's over the
+  runs of each side where the folders share fewer than two seeds. Its spread
+  is never below a noise floor the data cannot drive to zero: the metric's
+  step (one example of an accuracy), or a baseline's floors, whichever is
+  larger; so equal moves of every seed are not certainty, and one example
+  more in one seed never turns "can't tell" into "certain";
+- *better* / *worse*: "no difference" rejected, with a mean difference of at
+  least the margin; *equivalent*: "a difference of at least the margin"
+  rejected (two one-sided tests). Holm's correction (with Shaffer's bound)
+  over both hypotheses of every configuration: the chance of any false
+  better, worse or equivalent among them is at most ``--alpha``;
 - *inconclusive*: the seeds cannot tell.
 
-The margin (``--margin``) is what counts as mattering: by default 0.002 of
-an accuracy (20 of MNIST's 10,000 validation images), 1% of a cost and 5% of
-a time or a count to a target; a number, ``N%`` of A's mean, or ``spread``:
-the range of A's seeds (a reproduction is *equivalent* when it differs by
-less than the reference's own seeds do).
+The margin (``--margin``) is what counts as mattering, given, never
+estimated from the values tested: by default 0.002 of an accuracy (20 of
+MNIST's 10,000 validation images), 1% of a cost, 5% of a count of gradient
+evaluations and 20% of a time (above the spread of identical reruns at
+different times on a shared machine, ``results/timing-reruns.md``); a
+number, ``N%`` of A's mean, or ``spread``: the standard deviation of each
+configuration's seeds in a separate ``--calibration`` folder (a
+reproduction is *equivalent* when it differs by less than one seed-to-seed
+standard deviation of the calibration).
 
 A seed that failed in B where it ended normally in A makes that
 configuration worse; seeds and configurations of one side only are listed.
@@ -57,7 +65,11 @@ MARGINS = {
     "test_accuracy": 0.002,
     "train_cost": "1%",
     "grad_evals_to_target": "5%",
-    "train_cpu_seconds_to_target": "5%",
+    # Identical reruns at different times moved by up to 12% (results/timing-reruns.md)
+    "train_cpu_seconds_to_target": "20%",
+}
+CLOCKS = {  # which clock decides a time metric
+    "train_cpu_seconds_to_target": "CPU seconds of the training process, evaluation excluded",
 }
 ROUNDING_RTOL = 1e-9  # differences within this of the value are rounding
 ALPHA = 0.05
@@ -103,15 +115,31 @@ def parse_margin(text: str | float | None, metric: str) -> float | str:
     return value
 
 
-def _margin_of(margin: float | str, a_values: np.ndarray) -> float:
+def _margin_of(margin: float | str, a_values: np.ndarray, spread: float | None) -> float:
+    """The margin of one configuration: a number as given, ``N%`` of A's mean, or
+    ``spread``: the standard deviation of the calibration folder's seeds."""
     if isinstance(margin, float):
         return margin
+    if margin == "spread":
+        return math.nan if spread is None else spread
     finite = a_values[np.isfinite(a_values)]
     if not len(finite):
         return math.nan
-    if margin == "spread":
-        return float(finite.max() - finite.min())
     return float(margin[:-1]) / 100 * abs(float(finite.mean()))
+
+
+def _spreads(folder: Path, ignore_options: bool, target: float | None, metric: str
+             ) -> dict[str, float]:  # fmt: skip
+    """``{configuration key: sd of its seeds' final metric}`` of a calibration folder
+    (runs that ended normally, at least two seeds)."""
+    finals = _finals(folder, ignore_options, target, "the calibration")
+    out = {}
+    for key, group in finals[finals["ok"]].groupby("key"):
+        values = group[metric].to_numpy(dtype=float)
+        values = values[np.isfinite(values)]
+        if len(values) >= 2:
+            out[key] = float(values.std(ddof=1))
+    return out
 
 
 # -- the runs of a folder ----------------------------------------------------------------------
@@ -188,8 +216,12 @@ def compare(
     ignore_options: bool = False,
     baseline: str | Path | None = None,
     all_metrics: bool = False,
+    calibration: str | Path | None = None,
 ) -> Comparison:
-    """One row per (configuration, metric) found in both folders, and what is on one side only."""
+    """One row per (configuration, metric) found in both folders, and what is on one side only.
+
+    ``calibration``: the folder whose seeds' spread is the margin ``spread``.
+    """
     metrics = dict(METRICS, **(TARGET_METRICS if target is not None else {}))
     if metric not in metrics:
         hint = " (with --target)" if metric in TARGET_METRICS else ""
@@ -197,9 +229,16 @@ def compare(
     if not 0 < alpha < 1:
         raise NnbenchError(f"--alpha must be in (0, 1); got {alpha!r}")
     chosen = parse_margin(margin, metric)
+    if chosen == "spread" and calibration is None:
+        raise NnbenchError(
+            "--margin spread takes the spread of each configuration's seeds from a separate "
+            "folder, never from the runs compared: add --calibration FOLDER (for example "
+            "another run of A's experiment), or give the margin as a number or N%"
+        )
     floors = _floors(baseline) if baseline is not None else {}
     fa = _finals(Path(a), ignore_options, target, "A")
     fb = _finals(Path(b), ignore_options, target, "B")
+    spreads = _spreads(Path(calibration), ignore_options, target, metric) if calibration else {}
     common = sorted(set(fa["key"]) & set(fb["key"]))
     if not common:
         raise NnbenchError(
@@ -217,7 +256,8 @@ def compare(
     for ga, gb in groups:
         out.append(_ended_normally(ga, gb))
     for name, higher in metrics.items():
-        out += _metric_rows(groups, name, higher, chosen if name == metric else None, alpha, floors)
+        mine = chosen if name == metric else None
+        out += _metric_rows(groups, name, higher, mine, alpha, floors, spreads)
     table = pd.DataFrame([r for r in out if r is not None])
     table["decides"] = (table["metric"] == metric) | (
         all_metrics & table["metric"].isin(list(metrics))
@@ -265,46 +305,100 @@ def _metric_rows(
     margin: float | str | None,
     alpha: float,
     floors: dict[tuple[str, str], float],
+    spreads: dict[str, float],
 ) -> list[dict[str, Any]]:
-    """One family: the metric over every paired configuration, Holm-corrected."""
+    """One family: the metric over every configuration of both folders, Holm-corrected."""
     margin = parse_margin(margin, metric) if margin is None else margin
-    pairs, margins, tolerances, info = [], [], [], []
+    samples, margins, noise, tolerances, info = [], [], [], [], []
     for ga, gb in groups:
-        both = sorted(set(ga.index) & set(gb.index))
-        seeds = [s for s in both if ga.at[s, "ok"] and gb.at[s, "ok"]]
-        xa = np.array([ga.at[s, metric] for s in seeds], dtype=float)
-        xb = np.array([gb.at[s, metric] for s in seeds], dtype=float)
-        keep = np.isfinite(xa) & np.isfinite(xb)
-        xa, xb = xa[keep], xb[keep]
+        sample, tol, note = _sample(ga, gb, metric)
         config_id = ga["config_id"].iloc[0]
         floor = floors.get((config_id, metric))
-        tol = ROUNDING_RTOL * np.fmax(np.abs(xa), np.abs(xb))
+        values = np.concatenate([ga[metric].to_numpy(float), gb[metric].to_numpy(float)])
+        noise.append(max(stats.value_step(values), floor or 0.0))
         if floor is not None:
             tol = np.fmax(tol, floor)
-        pairs.append((xa, xb))
-        margins.append(_margin_of(margin, ga[metric].to_numpy(dtype=float)))
+        key = ga["key"].iloc[0]
+        if margin == "spread" and key not in spreads:
+            raise NnbenchError(
+                f"--calibration has no two seeds of {_name(ga, gb)} that ended normally: "
+                "it cannot give that configuration's spread"
+            )
+        samples.append(sample)
+        margins.append(_margin_of(margin, ga[metric].to_numpy(dtype=float), spreads.get(key)))
         tolerances.append(tol)
-        info.append((_name(ga, gb), _unpaired(ga, gb)))
-    decisions = stats.decide(pairs, margins, tolerances, alpha, higher)
+        info.append((_name(ga, gb), note))
+    decisions = stats.decide(samples, margins, noise, tolerances, alpha, higher)
     rows = []
-    for (xa, xb), d, (name, unpaired) in zip(pairs, decisions, info):
-        row = {
-            "configuration": name,
-            "metric": metric,
-            "n": d.n,
-            "a": float(xa.mean()) if len(xa) else math.nan,
-            "b": float(xb.mean()) if len(xb) else math.nan,
-            "diff": d.mean,
-            "low": d.low,
-            "high": d.high,
-            "p": d.p,
-            "p_holm": d.p_holm,
-            "margin": d.margin,
-            "verdict": d.verdict if d.n else "no pairs",
-            "unpaired": unpaired,
-        }
-        rows.append(row)
+    for sample, d, (name, note) in zip(samples, decisions, info):
+        xa, xb = np.asarray(sample.a, float), np.asarray(sample.b, float)
+        verdict = d.verdict
+        lost = note.get("lost", [])
+        if lost:  # a seed with a value in A and none in B: as a failure, worse
+            verdict = "worse"
+        elif note.get("gained"):
+            verdict = "better"
+        elif not d.n:
+            verdict = "no pairs"
+        rows.append(
+            {
+                "configuration": name,
+                "metric": metric,
+                "n": d.n,
+                "a": float(xa.mean()) if len(xa) else math.nan,
+                "b": float(xb.mean()) if len(xb) else math.nan,
+                "diff": d.mean,
+                "low": d.low,
+                "high": d.high,
+                "test": d.test,
+                "p": d.p,
+                "p_holm": d.p_holm,
+                "p_equiv_holm": d.p_equiv_holm,
+                "margin": d.margin,
+                "floor": d.floor,
+                "verdict": verdict,
+                "unpaired": note["text"],
+            }
+        )
     return rows
+
+
+def _sample(ga: pd.DataFrame, gb: pd.DataFrame, metric: str
+            ) -> tuple[stats.Sample, np.ndarray, dict[str, Any]]:  # fmt: skip
+    """The values to test: paired by seed where both sides ended two or more of the
+    same seeds normally (those with a finite value on both); else every finite
+    value of each side (Welch).
+    A seed that ended normally on both sides with a finite value on one only is
+    kept out of the test and named: it decides the verdict (``lost``, ``gained``)."""
+    both = sorted(set(ga.index) & set(gb.index))
+    ok = [s for s in both if ga.at[s, "ok"] and gb.at[s, "ok"]]
+    va = {s: float(ga.at[s, metric]) for s in ok}
+    vb = {s: float(gb.at[s, metric]) for s in ok}
+    lost = [s for s in ok if math.isfinite(va[s]) and not math.isfinite(vb[s])]
+    gained = [s for s in ok if math.isfinite(vb[s]) and not math.isfinite(va[s])]
+    seeds = [s for s in ok if math.isfinite(va[s]) and math.isfinite(vb[s])]
+    parts = [_unpaired(ga, gb)] if _unpaired(ga, gb) else []
+    if lost:
+        parts.append(f"no finite {metric} only in B: seeds {_seeds(lost)}")
+    if gained:
+        parts.append(f"no finite {metric} only in A: seeds {_seeds(gained)}")
+    note: dict[str, Any] = {"lost": lost, "gained": gained}
+    if len(ok) >= 2 or set(ga.index) == set(gb.index):  # the seeds are shared: paired
+        xa = np.array([va[s] for s in seeds])
+        xb = np.array([vb[s] for s in seeds])
+        tol = ROUNDING_RTOL * np.fmax(np.abs(xa), np.abs(xb))
+        note["text"] = "; ".join(parts)
+        return stats.Sample(xa, xb, paired=True), tol, note
+    a = _finite(ga, metric)
+    b = _finite(gb, metric)
+    parts.append(f"unpaired (Welch): {len(a)} runs of A, {len(b)} of B")
+    note["text"] = "; ".join(parts)
+    return stats.Sample(a, b, paired=False), np.zeros(0), note
+
+
+def _finite(group: pd.DataFrame, metric: str) -> np.ndarray:
+    values = group.loc[group["ok"].astype(bool), metric].to_numpy(dtype=float)
+    return values[np.isfinite(values)]
 
 
 def _ended_normally(ga: pd.DataFrame, gb: pd.DataFrame) -> dict | None:
@@ -349,7 +443,7 @@ def exit_code(comparison: Comparison, fail_on: str) -> int:
         seeds = table.loc[table["metric"] != "ended normally", "unpaired"].fillna("")
         if any(comparison.only.values()) or (seeds != "").any():
             return 1
-        if (~deciding["verdict"].isin([*SETTLED, "no pairs"])).any():
+        if (~deciding["verdict"].isin(SETTLED)).any():
             return 1
     return 0
 
@@ -360,11 +454,14 @@ def format_comparison(comparison: Comparison) -> str:
     width = max(len("configuration"), *(len(c) for c in table["configuration"])) + 2
     head = (
         f"{'configuration':<{width}}{'metric':<28}{'n':>3} {'A':>10} {'B':>10} {'B - A':>10} "
-        f"{'95% CI':>22} {'margin':>8} {'p Holm':>7}  verdict"
+        f"{'95% CI':>22} {'margin':>8} {'floor':>8} {'test':>9} {'p Holm':>7}  verdict"
     )
+    clock = CLOCKS.get(comparison.metric)
     lines = [
-        f"{comparison.metric} decides (Holm's correction over the configurations at alpha "
-        f"{comparison.alpha:g}); B - A > 0 means B is higher",
+        f"{comparison.metric} decides"
+        + (f" (the clock: {clock})" if clock else "")
+        + f"; Holm's correction over every better, worse and equivalent test at alpha "
+        f"{comparison.alpha:g}; B - A > 0 means B is higher",
         head,
     ]
     deciding = table[table["decides"]]
@@ -388,12 +485,13 @@ def _line(r: dict[str, Any], width: int) -> str:
     if r["metric"] == "ended normally":
         return start + f"{r['a']:>10.0f} {r['b']:>10.0f}  {r['unpaired']}  {r['verdict']}"
     if r["verdict"] == "no pairs":
-        return start + "no seed of both ended normally with a value" + unpaired
+        return start + "too few runs ended normally with a value (a test needs 2 a side)" + unpaired
     ci = f"[{r['low']:+.4g}, {r['high']:+.4g}]" if np.isfinite(r["low"]) else ""
     return (
         start
         + f"{r['a']:>10.4g} {r['b']:>10.4g} {r['diff']:>+10.3g} {ci:>22} "
-        + f"{_num(r['margin'], '.3g'):>8} {_num(r['p_holm'], '.2g'):>7}  {r['verdict']}"
+        + f"{_num(r['margin'], '.3g'):>8} {_num(r['floor'], '.2g'):>8} {r['test'] or '':>9} "
+        + f"{_num(r['p_holm'], '.2g'):>7}  {r['verdict']}"
         + unpaired
     )
 

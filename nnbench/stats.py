@@ -169,26 +169,6 @@ def sign_flip_p(d: np.ndarray, weights: np.ndarray | None = None, exact_up_to: i
     return extreme / 2**n
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
-    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially
-    rejective multiple test procedure").
-
-    Rejecting every test whose adjusted p-value is below ``alpha`` keeps the
-    probability of any false rejection among them at most ``alpha``, whatever
-    the dependence between the tests. NaN p-values (no test) stay NaN and do
-    not count.
-    """
-    p = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(p.shape, math.nan)
-    tested = np.flatnonzero(np.isfinite(p))
-    m = len(tested)
-    running = 0.0
-    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
-        running = max(running, min(1.0, (m - rank) * float(p[i])))
-        adjusted[i] = running
-    return adjusted
-
-
 def _t_power_need(n: int, noise: float, alpha: float, power: float, sides: int) -> float:
     """The smallest mean difference a paired t-test with ``n`` pairs finds with
     probability ``power`` (normal approximation to the noncentral t)."""
@@ -221,105 +201,268 @@ def resolution(noise: float, n: int, alpha: float, power: float = 0.8, sides: in
 
 # -- verdicts over many configurations ---------------------------------------------------
 
-VERDICTS = ("identical", "equivalent", "better", "worse", "inconclusive")
+
+def value_step(values: Sequence[float], largest: int = 1_000_000) -> float:
+    """The step a metric moves in, when it counts whole examples: ``1 / n`` for
+    accuracies over ``n`` examples (the least common multiple of the values'
+    denominators, each found as the fraction with denominator at most
+    ``largest`` nearest it); 0 for a metric with no such step (a cost, a time).
+
+    A noise floor the data cannot drive to zero: two seeds that both moved by one
+    image moved by this much, however alike they look in floating point.
+    """
+    from fractions import Fraction
+
+    lcm = 1
+    for v in values:
+        if not math.isfinite(v):
+            continue
+        f = Fraction(float(v)).limit_denominator(largest)
+        if abs(float(f) - v) > 1e-12 * max(1.0, abs(v)):
+            return 0.0  # not a count over a fixed number of examples
+        lcm = math.lcm(lcm, f.denominator)
+        if lcm > largest:
+            return 0.0
+    return 1.0 / lcm if lcm > 1 else 0.0
+
+
+@dataclass(frozen=True)
+class TTest:
+    """A t-test of ``b - a`` (paired or Welch's) with a noise floor.
+
+    The spread it used (``se`` times the square root of the runs) is the seeds'
+    own, or the noise floor where that is larger (``floored``): a spread the
+    data cannot drive to zero, so that
+    equal moves of every seed are not certainty and one example more in one
+    seed does not turn "can't tell" into "certain". ``p`` is the two-sided
+    p-value of "no difference"; ``p_equiv`` that of "a difference of at least
+    the margin" (two one-sided tests, Schuirmann 1987; NaN without a margin).
+    """
+
+    test: str  # "paired t" or "Welch t"
+    n: int  # pairs, or the runs of both sides
+    mean: float  # mean difference b - a
+    low: float  # its 95% t interval, with the floored spread
+    high: float
+    se: float
+    df: float
+    p: float
+    p_equiv: float
+    floored: bool
+
+
+def _t_result(
+    test: str, n: int, mean: float, se: float, df: float, margin: float, floored: bool
+) -> TTest:
+    half = float(special.stdtrit(df, 0.975)) * se
+    p = float(2 * special.stdtr(df, -abs(mean) / se))
+    p_equiv = math.nan
+    if margin > 0:
+        above = float(special.stdtr(df, -(mean + margin) / se))  # H0: mean <= -margin
+        below = float(special.stdtr(df, (mean - margin) / se))  # H0: mean >= margin
+        p_equiv = max(above, below)
+    return TTest(test, n, mean, mean - half, mean + half, se, df, p, p_equiv, floored)
+
+
+def _no_spread(test: str, n: int, mean: float, df: float, margin: float) -> TTest:
+    """Values with no spread and no floor (a metric with no step, repeated
+    exactly): the difference is known, and so are both answers."""
+    p_equiv = (0.0 if abs(mean) < margin else 1.0) if margin > 0 else math.nan
+    return TTest(test, n, mean, mean, mean, 0.0, df, float(mean == 0), p_equiv, False)
+
+
+def floored_t(d: Sequence[float], floor: float = 0.0, margin: float = 0.0) -> TTest | None:
+    """Student's one-sample t-test of the paired differences ``d`` with the
+    spread ``max(sd(d), floor)``; None below two differences.
+
+    With the floor at most the true spread the test is exact for normal
+    differences; a floor above it makes the test conservative, never
+    anticonservative. ``tests/test_stats.py`` simulates its error rate for
+    accuracies in steps of one example, where the unfloored test is not valid.
+    """
+    x = np.asarray(d, dtype=float)
+    n = len(x)
+    if n < 2:
+        return None
+    sd = float(x.std(ddof=1))
+    floored = floor > sd
+    se = max(sd, floor) / math.sqrt(n)
+    mean = float(x.mean())
+    if se == 0:  # every difference the same and no floor: the difference is known
+        return _no_spread("paired t", n, mean, n - 1, margin)
+    return _t_result("paired t", n, mean, se, n - 1, margin, floored)
+
+
+def welch_t(
+    a: Sequence[float], b: Sequence[float], floor: float = 0.0, margin: float = 0.0
+) -> TTest | None:
+    """Welch's unequal-variance t-test of ``mean(b) - mean(a)`` for runs with no
+    seed in common, each side's spread at least ``floor``; None below two runs
+    a side. Degrees of freedom by Welch-Satterthwaite."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    na, nb = len(xa), len(xb)
+    if na < 2 or nb < 2:
+        return None
+    va, vb = float(xa.var(ddof=1)), float(xb.var(ddof=1))
+    floored = floor**2 > min(va, vb)
+    va, vb = max(va, floor**2) / na, max(vb, floor**2) / nb
+    se = math.sqrt(va + vb)
+    mean = float(xb.mean() - xa.mean())
+    if se == 0:
+        return _no_spread("Welch t", na + nb, mean, na + nb - 2, margin)
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    return _t_result("Welch t", na + nb, mean, se, df, margin, floored)
+
+
+def location_test(d: Sequence[float], floor: float, level: float) -> tuple[float, str]:
+    """The two-sided p-value of "no difference" for differences ``d`` (independent
+    units), and which test gave it.
+
+    The exact sign-flip test (:func:`sign_flip_p`: no normality assumed) when its
+    smallest possible p-value, ``2 / 2^n``, is at most ``level`` (the smallest
+    level a multiple-test correction will ask of it); else, where no sign-flip
+    test could ever decide, :func:`floored_t`. The choice depends on ``n`` and
+    ``level`` only, never on the values, so either way the error rate holds.
+    """
+    x = np.asarray(d, dtype=float)
+    if len(x) == 0:
+        return math.nan, ""
+    if 2.0 / 2 ** len(x) <= level:
+        return (1.0 if np.all(x == 0) else sign_flip_p(x)), "sign-flip"
+    result = floored_t(x, floor)
+    if result is None:
+        return math.nan, ""
+    return result.p, "t (floored)"
+
+
+def smallest_p(n: int, test: str) -> float:
+    """The smallest p-value ``test`` can give with ``n`` independent differences:
+    ``2 / 2^n`` for the sign-flip test, 0 (in the limit) for a t-test of 2 or more."""
+    if test == "sign-flip":
+        return 2.0 / 2**n if n else 1.0
+    return 0.0 if n >= 2 else 1.0
+
+
+def holm(pvalues: Sequence[float], most_true: int | None = None) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979, "A simple sequentially
+    rejective multiple test procedure").
+
+    Rejecting every test whose adjusted p-value is below ``alpha`` keeps the
+    probability of any false rejection among them at most ``alpha``, whatever
+    the dependence between the tests. NaN p-values (no test) stay NaN and do
+    not count. ``most_true``: at most this many of the hypotheses can be true
+    together (logically related ones, such as "no difference" and "a difference
+    beyond the margin" of one configuration), so no step multiplies by more
+    (Shaffer 1986's refinement of Holm's method, with this bound at every step).
+    """
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full(p.shape, math.nan)
+    tested = np.flatnonzero(np.isfinite(p))
+    m = len(tested)
+    cap = m if most_true is None else max(1, min(m, most_true))
+    running = 0.0
+    for rank, i in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        running = max(running, min(1.0, min(m - rank, cap) * float(p[i])))
+        adjusted[i] = running
+    return adjusted
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict on one configuration's paired differences ``b - a``."""
+    """A verdict on one configuration's values ``a`` and ``b``."""
 
     verdict: str
+    test: str  # "paired t", "Welch t", or "" (not tested)
     n: int
-    mean: float  # mean difference
-    low: float  # its 95% Student's t interval
+    mean: float  # mean difference b - a
+    low: float  # its 95% t interval (the floored spread)
     high: float
-    p: float  # two-sided paired t-test (NaN when not tested)
-    p_holm: float  # Holm-adjusted over the family (NaN when not tested)
+    p: float  # two-sided, "no difference" (NaN when not tested)
+    p_holm: float  # adjusted over the family
+    p_equiv: float  # two one-sided tests of "within the margin"
+    p_equiv_holm: float
     margin: float
+    floor: float  # the noise floor the test used
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One configuration's values: ``a`` and ``b`` paired by seed (``paired``), or
+    the runs of each side with no seed in common."""
+
+    a: Sequence[float]
+    b: Sequence[float]
+    paired: bool = True
 
 
 def decide(
-    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    samples: Sequence[Sample],
     margins: Sequence[float],
+    floors: Sequence[float],
     tolerances: Sequence[float | Sequence[float]],
     alpha: float = 0.05,
     higher_better: bool = True,
 ) -> list[Decision]:
-    """Verdicts on many configurations' seed-paired values ``(a, b)``, as one family.
+    """``nnbench compare``'s verdicts on many configurations, as one family.
 
-    1. *identical*: every ``|b - a|`` within its tolerance (what rounding
-       does): never tested, whatever the number of seeds.
-    2. The others get a two-sided paired t-test each, and Holm's correction
-       over all of them: the probability of any false "better" or "worse" in
-       the family is at most ``alpha``. A rejected test whose mean difference
-       is at least the configuration's ``margin`` is *better* or *worse* by
-       its sign (``higher_better`` says which).
-    3. Otherwise *equivalent* when the ``1 - 2 alpha`` t interval of the mean
-       difference lies within ``+- margin`` (two one-sided tests, Schuirmann
-       1987): a difference, if any, smaller than what matters. Else
-       *inconclusive*: the seeds cannot tell.
+    1. *identical* (paired only): every ``|b - a|`` within its tolerance (what
+       rounding does); never tested, whatever the number of seeds.
+    2. The others get a t-test (:func:`floored_t` on the paired differences,
+       :func:`welch_t` for runs with no seed in common), the spread floored at
+       the configuration's noise floor: two hypotheses each, "no difference"
+       (two-sided) and "a difference of at least the margin" (two one-sided
+       tests). Holm's correction over all of them, with Shaffer's bound: the two
+       of one configuration cannot both be true, so at most one per
+       configuration is; the probability of any false *better*, *worse* or
+       *equivalent* in the whole family is at most ``alpha``.
+    3. *better* / *worse*: "no difference" rejected and a mean difference of at
+       least the margin, by its sign; *equivalent*: "beyond the margin"
+       rejected; else *inconclusive*: the seeds cannot tell.
+
+    The margin is never estimated from the values tested: it is given.
     """
     decisions: list[Decision] = []
-    tested: list[int] = []
-    for i, (a, b) in enumerate(pairs):
-        d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-        decisions.append(_summary(d, float(margins[i])))
-        tol = np.broadcast_to(np.asarray(tolerances[i], dtype=float), d.shape)
-        if len(d) and np.all(np.abs(d) <= tol):
-            decisions[i] = _replace(decisions[i], verdict="identical", p=math.nan)
-        elif np.isfinite(decisions[i].p):
-            tested.append(i)
-    adjusted = holm([decisions[i].p for i in tested]) if tested else []
-    for i, p_holm in zip(tested, adjusted):
+    tests: list[tuple[int, TTest]] = []
+    for i, s in enumerate(samples):
+        margin, floor = float(margins[i]), float(floors[i])
+        a, b = np.asarray(s.a, dtype=float), np.asarray(s.b, dtype=float)
+        nan = math.nan
+        base = Decision("inconclusive", "", 0, nan, nan, nan, nan, nan, nan, nan, margin, floor)
+        if s.paired:
+            d = b - a
+            base = _replace(base, n=len(d), mean=float(d.mean()) if len(d) else nan)
+            tol = np.broadcast_to(np.asarray(tolerances[i], dtype=float), d.shape)
+            if len(d) and np.all(np.abs(d) <= tol):
+                decisions.append(_replace(base, verdict="identical"))
+                continue
+            result = floored_t(d, floor, margin)
+        else:
+            base = _replace(base, n=len(a) + len(b))
+            if len(a) and len(b):
+                base = _replace(base, mean=float(b.mean() - a.mean()))
+            result = welch_t(a, b, floor, margin)
+        if result is not None:
+            tests.append((i, result))
+            base = _replace(base, test=result.test, n=result.n, mean=result.mean,
+                            low=result.low, high=result.high, p=result.p,
+                            p_equiv=result.p_equiv)  # fmt: skip
+        decisions.append(base)
+    ps = [t.p for _, t in tests] + [t.p_equiv for _, t in tests]
+    adjusted = holm(ps, most_true=len(tests)) if tests else np.array([])
+    for k, (i, _) in enumerate(tests):
         d = decisions[i]
+        p_holm, p_equiv_holm = float(adjusted[k]), float(adjusted[len(tests) + k])
         verdict = "inconclusive"
         if p_holm < alpha and abs(d.mean) >= d.margin:
             verdict = "better" if (d.mean > 0) == higher_better else "worse"
-        elif _within_margin(d, alpha):
+        elif p_equiv_holm < alpha:
             verdict = "equivalent"
-        decisions[i] = _replace(d, verdict=verdict, p_holm=float(p_holm))
+        decisions[i] = _replace(d, verdict=verdict, p_holm=p_holm, p_equiv_holm=p_equiv_holm)
     return decisions
 
 
 def _replace(decision: Decision, **changes: object) -> Decision:
     return Decision(**{**decision.__dict__, **changes})
-
-
-def _summary(d: np.ndarray, margin: float) -> Decision:
-    """The mean difference, its 95% t interval and two-sided p-value; an
-    ``inconclusive`` placeholder verdict."""
-    n = len(d)
-    nan = math.nan
-    if n == 0:
-        return Decision("inconclusive", 0, nan, nan, nan, nan, nan, margin)
-    mean = float(d.mean())
-    sd = float(d.std(ddof=1)) if n > 1 else nan
-    if n < 2:
-        return Decision("inconclusive", n, mean, nan, nan, nan, nan, margin)
-    if sd <= 1e-9 * abs(mean):  # the last bits of k / n_images differ, nothing more
-        # Every seed moved alike (accuracies move in steps of one image, so with
-        # few seeds this happens): the t-test is undefined, and its limit, p = 0,
-        # would be certainty from a handful of equal steps. The exact sign-flip
-        # p-value says what n equal moves show: 2 / 2^n.
-        p = 1.0 if mean == 0 else sign_flip_p(d)
-        return Decision("inconclusive", n, mean, mean, mean, p, nan, margin)
-    sem = sd / math.sqrt(n)
-    # scipy.special's t distribution: the same numbers as scipy.stats.t, 50x faster
-    half = float(special.stdtrit(n - 1, 0.975)) * sem
-    p = float(2 * special.stdtr(n - 1, -abs(mean) / sem))
-    return Decision("inconclusive", n, mean, mean - half, mean + half, p, nan, margin)
-
-
-def _within_margin(d: Decision, alpha: float) -> bool:
-    """Two one-sided tests at ``alpha``: the ``1 - 2 alpha`` t interval of the mean
-    difference within ``+- margin``."""
-    if not d.margin > 0 or d.n < 2:
-        return False
-    if d.low == d.high:  # no spread: the difference is its mean
-        return abs(d.mean) < d.margin
-    scale = float(special.stdtrit(d.n - 1, 1 - alpha)) / float(special.stdtrit(d.n - 1, 0.975))
-    half = (d.high - d.low) / 2 * scale
-    return -d.margin < d.mean - half and d.mean + half < d.margin
 
 
 # -- tuning curves --------------------------------------------------------------------------

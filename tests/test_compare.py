@@ -6,6 +6,8 @@ decision rule's error rate is simulated in tests/test_stats.py.
 
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,8 +95,14 @@ def test_a_difference_within_the_margin_is_equivalent_not_worse(tmp_path):
     assert compare.exit_code(strict, "worse") == 1
     pct = compare.compare(a, b, margin="1%")  # 1% of A's mean, 0.0081
     assert pct.table.set_index("metric").loc["val_accuracy", "margin"] == pytest.approx(0.0081)
-    spread = compare.compare(a, b, margin="spread")  # A's seeds range over 0.04
-    assert spread.table.set_index("metric").loc["val_accuracy", "margin"] == pytest.approx(0.04)
+    # spread: never from the runs compared; from a calibration folder's seeds
+    with pytest.raises(NnbenchError, match="--calibration"):
+        compare.compare(a, b, margin="spread")
+    calibration = tmp_path / "c"
+    write(calibration, [0.80, 0.81, 0.82])  # sd 0.01
+    spread = compare.compare(a, b, margin="spread", calibration=calibration)
+    assert spread.table.set_index("metric").loc["val_accuracy", "margin"] == pytest.approx(0.01)
+    assert verdicts(spread) == {"gd | hidden 16 | batch 32": "equivalent"}
     for bad in ("-1", "x%", "many"):
         with pytest.raises(NnbenchError, match="--margin"):
             compare.compare(a, b, margin=bad)
@@ -274,3 +282,120 @@ def test_a_real_regression_is_worse_on_real_runs(tmp_path):
     comparison = compare.compare(tmp_path / "a", tmp_path / "b", ignore_options=True)
     assert set(verdicts(comparison).values()) == {"worse"}
     assert np.all(comparison.table["n"] == 4)
+
+
+# -- the cases a regression check must get right, on the committed blog grid ---------------------
+
+BLOG = Path(__file__).resolve().parents[1] / "results" / "blog"
+
+
+def edit_runs(folder, change):
+    """Rewrite every run file of ``folder`` with ``change(frame)`` (its metadata kept)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in sorted((folder / "runs").glob("*.parquet")):
+        table = pq.read_table(path)
+        frame = change(table.to_pandas())
+        new = pa.Table.from_pandas(frame, preserve_index=False)
+        pq.write_table(new.replace_schema_metadata(table.schema.metadata), path)
+
+
+def blog_copy(tmp_path, name="b"):
+    out = tmp_path / name
+    shutil.copytree(BLOG, out)
+    return out
+
+
+def shifted(optimizer, column, shifts):
+    """A change that moves ``column`` of ``optimizer``'s runs by ``shifts[seed]``."""
+
+    def change(frame):
+        if frame["optimizer"].iloc[0] == optimizer:
+            frame[column] = frame[column] + shifts[int(frame["seed"].iloc[0])]
+        return frame
+
+    return change
+
+
+SEEDS = (1234, 1, 2, 3, 4)
+
+
+def test_a_shift_beyond_the_margin_in_every_seed_is_worse_under_both_margins(tmp_path):
+    """GD 200 images lower (of 10,000) in all five seeds, and CG 100 to 300
+    lower: ``worse`` and exit 1, under the default margin and under a
+    calibrated ``spread`` (the seeds' standard deviation, 0.010 for GD and 0.013
+    for CG, measured on another copy of the grid), whether or not the seeds
+    moved by the same step."""
+    b = blog_copy(tmp_path)
+    edit_runs(b, shifted("gd", "val_accuracy", dict.fromkeys(SEEDS, -0.02)))
+    cg = dict(zip(SEEDS, (-0.01, -0.015, -0.02, -0.025, -0.03)))
+    edit_runs(b, shifted("cg", "val_accuracy", cg))
+    calibration = blog_copy(tmp_path, "calibration")
+    for margin in (None, "spread"):
+        kw = {"margin": margin, "calibration": calibration} if margin else {}
+        comparison = compare.compare(BLOG, b, **kw)
+        got = verdicts(comparison)
+        assert got["gd | hidden 25 | batch 50"] == "worse", margin
+        assert got["cg | hidden 25 | batch 50"] == "worse", margin
+        assert {v for k, v in got.items() if not k.startswith(("gd", "cg"))} == {"identical"}
+        assert compare.exit_code(comparison, "worse") == 1
+    # one image more in one seed changes nothing
+    edit_runs(b, shifted("gd", "val_accuracy", {**dict.fromkeys(SEEDS, 0.0), 4: -0.0001}))
+    assert verdicts(compare.compare(BLOG, b))["gd | hidden 25 | batch 50"] == "worse"
+
+
+def test_an_identical_rerun_at_another_time_is_not_worse_on_time(tmp_path):
+    """Two reruns of unchanged code: every accuracy the same, every training
+    second 12% longer (load at the time of the second): not ``worse`` on the
+    CPU seconds to a target, whose default margin (20%) is above what identical
+    reruns at different times moved by; a 50% slowdown is ``worse``."""
+    a, b = blog_copy(tmp_path, "a"), blog_copy(tmp_path, "b")
+
+    def clocked(scale):
+        def change(frame):
+            frame["train_cpu_seconds"] = frame["train_seconds"] * scale
+            return frame
+
+        return change
+
+    edit_runs(a, clocked(1.0))
+    edit_runs(b, clocked(1.12))
+    rerun = compare.compare(a, b, target=0.85, metric="train_cpu_seconds_to_target")
+    decided = rerun.table[rerun.table["decides"]]
+    assert "worse" not in set(decided["verdict"]) and compare.exit_code(rerun, "worse") == 0
+    assert set(decided["verdict"]) & {"equivalent"}
+    edit_runs(b, clocked(1.5 / 1.12))
+    slower = compare.compare(a, b, target=0.85, metric="train_cpu_seconds_to_target")
+    assert compare.exit_code(slower, "worse") == 1
+
+
+def test_folders_with_other_seeds_are_compared_unpaired(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, [0.80, 0.82, 0.81, 0.83])
+    write(b, [None, None, None, None, 0.70, 0.72, 0.71, 0.69])  # seeds 5 to 8
+    comparison = compare.compare(a, b)
+    row = comparison.table.set_index("metric").loc["val_accuracy"]
+    assert row["test"] == "Welch t" and row["verdict"] == "worse" and row["n"] == 8
+    ref = scipy_stats.ttest_ind([0.70, 0.72, 0.71, 0.69], [0.80, 0.82, 0.81, 0.83],
+                                equal_var=False)  # fmt: skip
+    assert row["p"] == pytest.approx(ref.pvalue)
+    assert main(["compare", str(a), str(b)]) == 1
+    assert "unpaired (Welch): 4 runs of A, 4 of B" in capsys.readouterr().out
+    write(b, [None, None, None, None, 0.80, 0.82, 0.81, 0.83])
+    same = compare.compare(a, b)
+    assert verdicts(same)["gd | hidden 16 | batch 32"] != "worse"
+
+
+def test_a_seed_with_no_finite_value_only_in_b_is_worse(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, [0.80, 0.81, 0.82])
+    write(b, [0.80, 0.81, float("nan")])
+    comparison = compare.compare(a, b)
+    row = comparison.table.set_index("metric").loc["val_accuracy"]
+    assert (
+        row["verdict"] == "worse"
+        and "no finite val_accuracy only in B: seeds 3" in (row["unpaired"])
+    )
+    assert compare.exit_code(comparison, "worse") == 1
+    assert compare.exit_code(comparison, "different") == 1
