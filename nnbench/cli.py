@@ -724,7 +724,7 @@ def _parser_compare(sub: Any) -> None:
         "--margin",
         help="the smallest difference that matters, never estimated from the runs compared: "
         "a number (default 0.002 of an accuracy), N%% of A's mean (default 1%% of a cost, "
-        "5%% of gradient evaluations, 20%% of a time), or spread: the standard deviation of "
+        "5%% of gradient evaluations, 25%% of a time), or spread: the standard deviation of "
         "each configuration's seeds in --calibration",
     )
     p.add_argument(

@@ -347,8 +347,9 @@ def test_a_shift_beyond_the_margin_in_every_seed_is_worse_under_both_margins(tmp
 
 def test_an_identical_rerun_at_another_time_is_not_worse_on_time(tmp_path):
     """Two reruns of unchanged code: every accuracy the same, every training
-    second 12% longer (load at the time of the second): not ``worse`` on the
-    CPU seconds to a target, whose default margin (20%) is above what identical
+    second 17% longer (load at the time of the second, the most identical reruns
+    moved by in results/timing-reruns.md): not ``worse`` on the
+    CPU seconds to a target, whose default margin (25%) is above what identical
     reruns at different times moved by; a 50% slowdown is ``worse``."""
     a, b = blog_copy(tmp_path, "a"), blog_copy(tmp_path, "b")
 
@@ -360,12 +361,12 @@ def test_an_identical_rerun_at_another_time_is_not_worse_on_time(tmp_path):
         return change
 
     edit_runs(a, clocked(1.0))
-    edit_runs(b, clocked(1.12))
+    edit_runs(b, clocked(1.17))
     rerun = compare.compare(a, b, target=0.85, metric="train_cpu_seconds_to_target")
     decided = rerun.table[rerun.table["decides"]]
     assert "worse" not in set(decided["verdict"]) and compare.exit_code(rerun, "worse") == 0
     assert set(decided["verdict"]) & {"equivalent"}
-    edit_runs(b, clocked(1.5 / 1.12))
+    edit_runs(b, clocked(1.5 / 1.17))
     slower = compare.compare(a, b, target=0.85, metric="train_cpu_seconds_to_target")
     assert compare.exit_code(slower, "worse") == 1
 
