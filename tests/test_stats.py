@@ -25,13 +25,13 @@ def test_t_interval_by_hand_and_clipped_to_the_metric_range():
 @pytest.mark.parametrize("n", [3, 5, 10])
 def test_the_t_interval_covers_95_percent_where_the_seeds_range_does_not(n):
     """4,000 samples of n normal values: the t interval covers the mean 95% of the
-    time (Monte Carlo standard error 0.0034, so at least 0.93 is 6 of them below).
+    time (Monte Carlo standard error 0.0034, so 0.93 to 0.97 is 6 of them either side).
     The exact percentile bootstrap of three values is their range, [min, max],
     which covers it with probability 1 - 2 / 2^3 = 0.75: the known answer."""
     rng = np.random.default_rng(n)
     samples = rng.normal(0.5, 0.1, size=(4000, n))
     hits = [(r := stats.t_interval(x)).low <= 0.5 <= r.high for x in samples]
-    assert np.mean(hits) >= 0.93
+    assert 0.93 <= np.mean(hits) <= 0.97  # a 99% (or 90%) interval fails here
     if n == 3:
         in_range = np.mean((samples.min(axis=1) <= 0.5) & (samples.max(axis=1) >= 0.5))
         assert in_range == pytest.approx(0.75, abs=0.03)
