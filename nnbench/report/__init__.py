@@ -369,7 +369,7 @@ def _profile_text(
         "(score_submissions.py): the profile's area over tau from 1 to 4 (100 points), "
         "divided by 3. In brackets, the 2.5th to 97.5th percentile of the score when each "
         "optimizer's seeds are resampled within each cell (rliable's stratified bootstrap); "
-        f"on a simulated known case it covers the true score {tables.SCORE_COVERAGE}." + timing
+        f"in simulated studies it covers the true score {tables.SCORE_COVERAGE}." + timing
     )
 
 

@@ -349,9 +349,16 @@ def performance_profile(
     return Profile(times, ratios, rho, stats.algoperf_score(rho), study_times, time_col)
 
 
-# Simulated coverage of the score's bootstrap interval on a known case
-# (tests/test_stats.py::test_the_score_bootstrap_covers_what_the_report_says, slow tier).
-SCORE_COVERAGE = "about 85-93% at 3 seeds per cell, 90-98% at 5 and 94-97% at 10"
+# Simulated coverage of the score's bootstrap range with the extended study's own runs
+# as the truth, runs that never reach the target included (benchmarks/score_coverage.py,
+# results/score-coverage.md; tests/test_score_coverage.py, slow tier, checks the ranges),
+# and on a known case where every run reaches it (tests/test_stats.py, slow tier).
+SCORE_COVERAGE = (
+    "76-92% at 3 seeds per cell, 86-98% at 5 and 91-99% at 10 with the extended study's "
+    "own runs as the truth, runs that never reach the target included (its misses fall "
+    "below: few seeds score low); 85-93%, 90-98% and 94-97% where every run reaches it"
+)
+SCORE_COVERAGE_RANGES = {3: (0.68, 0.97), 5: (0.80, 1.0), 10: (0.86, 1.0)}  # with MC error
 BOOTSTRAP_RESAMPLES = 2000
 
 
