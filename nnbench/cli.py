@@ -17,6 +17,7 @@ import sys
 import tomllib
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from nnbench import settings
@@ -351,6 +352,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "--optimizers to build a grid from flags"
             )
         experiment = validate(apply_overrides({"name": "cli"}, overrides), "command line")
+    if args.plan:
+        return _plan(experiment, args.pilot)
     summary = study.run_experiment(
         experiment,
         out_dir=args.out,
@@ -429,6 +432,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     print(check.format_check(result))
     return 0 if result.ok else 1
+
+
+def _plan(experiment: Any, pilot: str | None) -> int:
+    from nnbench import plan
+
+    folder = Path(pilot) if pilot else plan.default_pilot(experiment)
+    if folder is not None and not (folder / "runs").is_dir():
+        raise NnbenchError(f"--pilot {folder}: no results folder there (it has no runs/)")
+    print(plan.format_plan(experiment, plan.plan(experiment, folder), folder))
+    return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -645,6 +658,16 @@ def _parser_run(sub: Any) -> None:
         default=[],
         metavar="OPT.KEY=VALUE",
         help="e.g. adam.learning_rate=[0.01,0.001]",
+    )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="run nothing: say what the planned seeds can show (the smallest p-value of each "
+        "test, whether a verdict is possible, the difference found with 80%% power)",
+    )
+    p.add_argument(
+        "--pilot",
+        help="with --plan: a results folder whose noise the plan uses (default results/NAME)",
     )
     add_setting_flags(p, 0)
     p.set_defaults(func=cmd_run)
