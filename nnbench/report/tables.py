@@ -758,5 +758,7 @@ def searched_values(frame: pd.DataFrame) -> pd.DataFrame:
     trials = trial_table(frame)
     if trials.empty:
         return trials
-    options = pd.json_normalize(trials["options"].map(json.loads).tolist())
+    # a list, not Series.map: pandas 3 maps a categorical column's categories and refuses
+    # the dicts they become
+    options = pd.json_normalize([json.loads(str(o)) for o in trials["options"]])
     return pd.concat([trials.reset_index(drop=True), options], axis=1)
