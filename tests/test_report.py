@@ -586,6 +586,7 @@ def test_times_beyond_four_times_the_fastest_are_shown_as_never():
     assert _time_text(72.1, 10.0, tie=False).startswith("never (72.1")
     assert _time_text(40.0, 10.0, tie=False) == "40"  # 4x exactly still counts
     assert _time_text(10.5, 10.0, tie=True) == "10.5 (tie)"
+    assert _time_text(math.inf, 10.0, tie=False) == "never"
 
 
 def test_normalised_scores_use_fixed_references_whichever_optimizers_are_compared():

@@ -331,6 +331,8 @@ def _profile_section(
 def _time_text(time: float, fastest: float, tie: bool) -> str:
     """A time to target as AlgoPerf's rule counts it: beyond 4x the cell's fastest
     is never (the time in brackets), within timing noise of the fastest a tie."""
+    if np.isinf(time):
+        return "never"
     if np.isfinite(time) and time > stats.ALGOPERF_MAX_RATIO * fastest:
         return f"never ({render.fmt(time)}: beyond {stats.ALGOPERF_MAX_RATIO:g}x)"
     return render.fmt(time) + (" (tie)" if tie and time != fastest else "")
@@ -510,13 +512,15 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
         if missing
         else ""
     )
+    fwer = tables.PAIRWISE_FWER_ONE_CELL if one_cell else tables.PAIRWISE_FWER
     page.add(
         "",
         "Final test accuracy. Runs of two optimizers with the same seed in the same cell "
         "start from the same weights and see the same minibatches, so they are paired; a "
         f"run that diverged counts with its final value. {unit}. {tests} {family}: the "
-        f'chance of any wrong verdict is {tables.PAIRWISE_FWER}. "no verdict" is not a tie: '
-        f"the seeds cannot tell (here {fewest} or more seeds a pair)." + by_cell + left_out,
+        f"chance of any wrong verdict is {fwer}. "
+        f'"no verdict" is not a tie: the seeds cannot tell (here {fewest} or more seeds a '
+        "pair)." + by_cell + left_out,
     )
 
 
