@@ -94,17 +94,21 @@ def folder_study_times(folder: str | Path, target: float | None) -> tuple[pd.Dat
     return tables.performance_profile(ok, target, time_col).study_times, time_col
 
 
-def median_times(study: pd.DataFrame) -> pd.DataFrame:
-    """Submissions x workloads: the median over studies, as :func:`nnbench.stats.algoperf_times`."""
-    groups: dict[tuple[object, object], list[float]] = {}
-    for sub, work, t in zip(study["submission"], study["workload"], study["time"]):
-        groups.setdefault((sub, work), []).append(t)
-    records = [
-        {"submission": sub, "workload": work, "time": float(np.median(t))}
-        for (sub, work), t in groups.items()
-    ]
-    out = pd.DataFrame(records, columns=["submission", "workload", "time"])
-    return out.pivot(index="submission", columns="workload", values="time")
+def drawer(
+    subs: list, works: list, cells: list[list[Callable[[np.random.Generator, int], np.ndarray]]]
+) -> Callable[[np.random.Generator, int], pd.DataFrame]:
+    """A study of ``n`` seeds a cell: each cell's sampler drawn ``n`` times."""
+
+    def draw(rng: np.random.Generator, n: int) -> pd.DataFrame:
+        rows = [
+            (s, w, k, float(t))
+            for s, row in zip(subs, cells)
+            for w, cell in zip(works, row)
+            for k, t in enumerate(cell(rng, n))
+        ]
+        return pd.DataFrame(rows, columns=["submission", "workload", "study", "time"])
+
+    return draw
 
 
 def point_profile(
@@ -116,7 +120,7 @@ def point_profile(
     own arithmetic, twice as fast as the report's pandas path; ``check``: assert
     that path (:func:`nnbench.stats.algoperf_profile`, :func:`nnbench.stats.algoperf_score`)
     gives the same numbers, to rounding (1e-12). Ratios and rho are left empty."""
-    times = median_times(study)
+    times = stats.median_times(study)
     score = pd.Series(stats._scores_of(times.to_numpy(dtype=float)[None])[0], index=times.index)
     if check:
         report = stats.algoperf_score(stats.algoperf_profile(times)[1])
@@ -156,15 +160,7 @@ def empirical_case(study: pd.DataFrame, name: str, large_draws: int = 200) -> Ca
         return lambda rng, n: values[rng.integers(0, len(values), size=n)]
 
     cells = [[sampler(atoms[(s, w)]) for w in works] for s in subs]
-
-    def draw(rng: np.random.Generator, n: int) -> pd.DataFrame:
-        rows = [
-            (s, w, k, float(t))
-            for s, row in zip(subs, cells)
-            for w, cell in zip(works, row)
-            for k, t in enumerate(cell(rng, n))
-        ]
-        return pd.DataFrame(rows, columns=["submission", "workload", "study", "time"])
+    draw = drawer(subs, works, cells)
 
     # the population median of each cell; unique when it has an odd number of studies
     true = point_profile(study, check=True).score.reindex(subs)
@@ -181,15 +177,7 @@ def lognormal_case(large_draws: int = 200) -> Case:
         return lambda rng, n: median * np.exp(rng.normal(0.0, LOGNORMAL_SIGMA, size=n))
 
     cells = [[sampler(float(m)) for m in row] for row in LOGNORMAL_TIMES]
-
-    def draw(rng: np.random.Generator, n: int) -> pd.DataFrame:
-        rows = [
-            (s, w, k, float(t))
-            for s, row in zip(subs, cells)
-            for w, cell in zip(works, row)
-            for k, t in enumerate(cell(rng, n))
-        ]
-        return pd.DataFrame(rows, columns=["submission", "workload", "study", "time"])
+    draw = drawer(subs, works, cells)
 
     true = pd.Series(stats._scores_of(LOGNORMAL_TIMES[None])[0], index=subs)
     mean, sd = large_n(cells, subs, large_draws)

@@ -563,7 +563,12 @@ def algoperf_times(
     """Time to target per (submission, workload): the median over studies of
     :func:`algoperf_study_times`, infinities included. A table of submissions
     (rows) by workloads (columns)."""
-    study = algoperf_study_times(trials, target, time_col)
+    return median_times(algoperf_study_times(trials, target, time_col))
+
+
+def median_times(study: pd.DataFrame) -> pd.DataFrame:
+    """Submissions x workloads: the median over studies of each (submission,
+    workload)'s ``time`` (infinities included), from per-study times."""
     medians: dict[tuple[Any, Any], list[float]] = {}
     for sub, work, time in zip(study["submission"], study["workload"], study["time"]):
         medians.setdefault((sub, work), []).append(time)
