@@ -26,6 +26,7 @@ from nnbench.status import Status
 
 EXIT_RERUN_FAILED = 1  # a --force rerun failed; the earlier result was kept
 EXIT_USAGE = 2
+EXIT_FIGURE_FAILED = 3  # the report was written, but a figure could not be drawn
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -391,9 +392,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from nnbench import report
 
-    path = report.build_report(args.results, args.out, target=args.target, figures=args.figures)
+    built = report.build(args.results, args.out, target=args.target, figures=args.figures)
+    path = built.path
     print(f"wrote {path} and {path.with_suffix('.md')}, figures in {path.parent / 'figures'}")
-    return 0
+    for name, error in built.failed.items():
+        print(f"nnbench: figure {name} could not be drawn: {error}", file=sys.stderr)
+    return EXIT_FIGURE_FAILED if built.failed else 0
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:

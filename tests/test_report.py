@@ -615,3 +615,56 @@ def test_the_sensitivity_figure_draws_for_the_committed_tuned_study():
     assert values["learning_rate"].notna().any()
     ctx = figures.Context(frame, target=0.97, spaces=report.search_spaces(folder))
     assert figures.make("sensitivity", ctx) is not None
+
+
+# -- every registered figure draws, or a test sees it ----------------------------------------
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.fixture(scope="module")
+def figure_cases(tmp_path_factory):
+    """A tuned study, a grid, a grid with failed runs, a grid of one optimizer."""
+    blog = results.load(RESULTS / "blog")
+    failed = tmp_path_factory.mktemp("failed") / "blog"
+    shutil.copytree(RESULTS / "blog", failed)
+    stored = results.stored_runs(failed)
+    for run in list(stored.values())[:7]:  # CG's and others' runs fail before an evaluation
+        results.write_run(failed, run.spec, [], "failed", "planted", {})
+    extended = results.load(RESULTS / "extended")  # three optimizers in two cells: quick
+    extended = extended[extended["optimizer"].isin(["adam", "gd", "cg"])
+                        & (extended["hidden"].astype(str) == "25")]  # fmt: skip
+    spaces = report.search_spaces(RESULTS / "extended")
+    return {
+        "tuned": figures.Context(extended, target=0.97, spaces=spaces),
+        "grid": figures.Context(blog),
+        "failed runs": figures.Context(results.load(failed)),
+        "one optimizer": figures.Context(blog[blog["optimizer"] == "gd"]),
+    }
+
+
+@pytest.mark.parametrize("case", ["tuned", "grid", "failed runs", "one optimizer"])
+def test_every_registered_figure_draws(figure_cases, case):
+    """None is a figure's word that it does not apply (a tuning curve of a grid);
+    anything raised is a figure that cannot be drawn, a failure here."""
+    ctx = figure_cases[case]
+    drawn = [name for name in figures.available() if figures.make(name, ctx) is not None]
+    assert "final-accuracy" in drawn
+    if case == "tuned":
+        assert {"sensitivity", "tuning-curve", "difference"} <= set(drawn)
+
+
+def test_a_figure_that_fails_is_a_note_and_its_own_exit_status(tmp_path, monkeypatch, capsys):
+    from nnbench.cli import EXIT_FIGURE_FAILED, main
+
+    def broken(ctx):
+        raise ValueError("planted")
+
+    monkeypatch.setitem(figures._REGISTRY, "broken", ("a planted failure", broken))
+    out = tmp_path / "report"
+    code = main(["report", str(RESULTS / "blog"), "--out", str(out),
+                 "--figures", "final-accuracy,broken"])  # fmt: skip
+    assert code == EXIT_FIGURE_FAILED != 0
+    assert "figure broken could not be drawn: ValueError: planted" in capsys.readouterr().err
+    md = (out / "report.md").read_text()
+    assert "figure broken could not be drawn" in md and "final-accuracy.png" in md

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     return spaces
 
 
+@dataclass(frozen=True)
+class Built:
+    """A written report: the HTML page, and the figures that could not be drawn
+    (name: the error), each a note in the report too."""
+
+    path: Path
+    failed: dict[str, str]
+
+
 def build_report(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
@@ -76,6 +86,18 @@ def build_report(
     figures: Sequence[str] | None = None,
 ) -> Path:
     """Write the report of ``results_dir``; return the HTML page's path."""
+    return build(results_dir, out_dir, target, title, figures).path
+
+
+def build(
+    results_dir: str | Path,
+    out_dir: str | Path | None = None,
+    target: float | None = None,
+    title: str | None = None,
+    figures: Sequence[str] | None = None,
+) -> Built:
+    """Write the report of ``results_dir``: a figure that fails is a note, and named
+    in :attr:`Built.failed` (``nnbench report`` then exits with its own status)."""
     results_dir = Path(results_dir)
     frame = results.load(results_dir)
     if frame.empty:
@@ -99,17 +121,19 @@ def build_report(
     cache: dict[str, Any] = {}  # what the tables computed that the figures draw again
     labels = _sections(page, frame, shown, chosen, target, time_col, cache)
     ctx = Context(frame, target, labels, search_spaces(results_dir), cache, shown, time_col)
+    failed: dict[str, str] = {}
     for name in names:
         try:
             fig = _figures.make(name, ctx)
         except Exception as exc:  # a figure's failure is a note, not the end of the report
-            page.notes.append(f"figure {name} could not be drawn: {type(exc).__name__}: {exc}")
+            failed[name] = f"{type(exc).__name__}: {exc}"
+            page.notes.append(f"figure {name} could not be drawn: {failed[name]}")
             continue
         if fig is None:
             continue
         png = render.save_figure(fig, figdir, name)
         page.figures.append((name, _figures.caption(name), png))
-    return render.write(page, out, figdir)
+    return Built(render.write(page, out, figdir), failed)
 
 
 def _sections(

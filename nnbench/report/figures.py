@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nnbench import stats
 from nnbench.errors import NnbenchError
 from nnbench.report import tables
 from nnbench.results import final_rows
@@ -181,12 +182,15 @@ def convergence(ctx: Context, x: str, y: str) -> Figure | None:
         cell = data[(data["hidden"] == hidden) & (data["batch_size"] == batch)].copy()
         cell["point"] = cell.groupby("run_id").cumcount()
         styles: dict[str, Any] = {}
+        later: list[float] = []  # the band over each curve's later half: what a zoom shows
         for label, runs in cell.groupby("name", sort=True):
             opt = runs["optimizer"].iloc[0]
             styles.setdefault(opt, iter(["-", "--", ":", "-."] * 10))
             agg = runs.groupby("point").agg(
                 x=(x, "median"), y=(y, "median"), lo=(y, "min"), hi=(y, "max")
             )
+            half = agg.iloc[len(agg) // 2 :]
+            later += [float(half["lo"].min()), float(half["hi"].max())]
             ax.plot(
                 agg["x"], agg["y"], next(styles[opt]), color=colour(opt), label=label, linewidth=1.6
             )
@@ -201,14 +205,34 @@ def convergence(ctx: Context, x: str, y: str) -> Figure | None:
             ax.set_xscale("symlog", linthresh=max(float(positive.min()), 1e-3))
         if y.endswith("cost") and (cell[y] > 0).all():
             ax.set_yscale("log")
+        if y.endswith("accuracy"):
+            _zoom(ax, later)
         ax.grid(alpha=0.3)
+    zoom = (
+        "; accuracy zoomed to the later half of every curve, its range in each panel"
+        if y.endswith("accuracy")
+        else ""
+    )
     fig.suptitle(
         f"{Y_LABELS.get(y, y)} against {X_LABELS.get(x, x)}\n"
-        "(median over seeds; band: lowest to highest seed)",
+        f"(median over seeds; band: lowest to highest seed{zoom})",
         fontsize=10,
     )
     _legend(fig, axes)
     return fig
+
+
+def _zoom(ax: Any, values: list[float]) -> None:
+    """Zoom an accuracy axis to ``values`` (the later half of the curves), padded,
+    and say the range in the panel: curves at 0.96 and 0.97 are apart, not one line."""
+    finite = [v for v in values if np.isfinite(v)]
+    if not finite:
+        return
+    low, high = min(finite), max(finite)
+    pad = max((high - low) * 0.08, 1e-3)
+    ax.set_ylim(max(low - pad, 0.0), min(high + pad, 1.0))
+    ax.text(0.99, 0.02, f"y: {max(low - pad, 0.0):.3f} to {min(high + pad, 1.0):.3f}",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.3")  # fmt: skip
 
 
 for _y, _name in (("val_accuracy", "accuracy"), ("train_cost", "cost")):
@@ -254,6 +278,55 @@ def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure 
         ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("final accuracy over seeds (bar: median)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+@figure(
+    "difference",
+    "final validation accuracy of each optimizer minus the reference's, seed by seed",
+)
+def difference(ctx: Context, column: str = "val_accuracy") -> Figure | None:
+    """Per cell, each optimizer's seed-paired difference from the reference (the
+    optimizer with the highest mean over every cell): the seeds as dots, their
+    mean with its 95% t interval (spread floored at one example), a line at 0.
+    Where accuracies lie within a few hundredths, this is what tells them apart."""
+    last = final_rows(ctx.shown)
+    last = last[last["status"].isin(tables.OK)].dropna(subset=[column])
+    if last["optimizer"].nunique() < 2:
+        return None  # nothing to tell apart
+    finals, _ = tables._paired_finals(last, column)
+    means = last.groupby("optimizer", observed=True)[column].mean()
+    reference = sorted(means.index, key=lambda o: (-means[o], o))[0]
+    others = sorted(o for o in means.index if o != reference)
+    cells = _cells(last)
+    step = stats.value_step(last[column].to_numpy(dtype=float))
+    fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.6 + 0.45 * len(others)))
+    for ax, cell in zip(axes.flat, cells):
+        ref = finals.get((reference, cell), {})
+        for i, opt in enumerate(others):
+            runs = finals.get((opt, cell), {})
+            seeds = sorted(ref.keys() & runs.keys())
+            d = np.array([runs[x] - ref[x] for x in seeds])
+            if not len(d):
+                continue
+            c = colour(opt)
+            ax.scatter(d, np.full(len(d), i), color=c, s=18, alpha=0.7, zorder=3)
+            t = stats.floored_t(d, step)
+            if t is not None:
+                ax.plot([t.low, t.high], [i + 0.25] * 2, color=c, lw=2)
+            ax.plot([d.mean()] * 2, [i + 0.1, i + 0.4], color="black", lw=1.2)
+        ax.axvline(0.0, color="0.4", lw=0.8)
+        ax.set_yticks(range(len(others)), others, fontsize=8)
+        ax.set_ylim(-0.6, len(others) - 0.4)
+        ax.set_xlabel(f"final {Y_LABELS.get(column, column)} minus {reference}'s (same seed)")
+        ax.set_title(f"hidden {cell[0]}, batch {tables.batch_text(cell[1])}", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(
+        f"each optimizer against {reference} (highest mean), seed by seed: dots the seeds, "
+        "bar the mean,\nline its 95% t interval (spread at least one example)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
