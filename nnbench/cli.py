@@ -60,7 +60,9 @@ def setting_type(setting: settings.Setting, many: bool = False) -> Callable[[str
     def one(text: str) -> Any:
         if setting.key == "hidden":
             return _architecture(text)
-        for candidate in (text, parse_value(text)):
+        # a list setting (--final-seeds 101,102) is given as its items, comma-separated
+        items = [parse_value(part.strip()) for part in text.split(",")]
+        for candidate in (text, parse_value(text), items):
             try:
                 return setting.option.convert(candidate)
             except ValueError:

@@ -332,13 +332,13 @@ SCHEMA: tuple[Setting, ...] = (
     # -- tuning (see nnbench.tune) ---------------------------------------------------------
     _s("tune", "trials", 16, "sampled settings per optimizer, per architecture x batch cell",
        "enough for a tuning curve; Choi et al. 2019 used 30 to 100 on larger problems",
-       kind=int, low=1, high=10_000, scope="experiment"),
+       kind=int, low=1, high=10_000, scope="experiment", flags=("--trials", None)),
     _s("tune", "tune_seed", 0, "draws the trial points; independent of the run seeds",
        "any fixed seed makes the study reproducible", kind=int, low=0, high=MAX_SEED,
-       scope="experiment", file_key="seed"),
+       scope="experiment", file_key="seed", flags=("--tune-seed", None)),
     _s("tune", "final_seeds", None, "seeds of the reruns of each optimizer's best trial",
        "five reruns give an interval; required with [tune]", kind=SEED_LIST, optional=True,
-       scope="experiment"),
+       scope="experiment", flags=("--final-seeds", None)),
 )  # fmt: skip
 
 
