@@ -402,6 +402,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_FIGURE_FAILED if built.failed else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from nnbench import export
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    written = export.export(args.results, args.out, formats, target=args.target)
+    folder = Path(args.out) if args.out else Path(args.results) / "export"
+    tables = sorted({p.stem for p in written if p.parent == folder})
+    layout = sum(1 for p in written if p.name == "eval_measurements.csv")
+    print(
+        f"wrote {len(written)} files to {folder}: {', '.join(tables)} as "
+        f"{', '.join(formats)}; AlgoPerf's layout in {folder / 'algoperf'} ({layout} trials)"
+    )
+    return 0
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
     from nnbench import baseline as baseline_mod
 
@@ -679,6 +694,23 @@ def _parser_run(sub: Any) -> None:
     p.set_defaults(func=cmd_run)
 
 
+def _parser_export(sub: Any) -> None:
+    p = sub.add_parser("export", help="every table of the report as CSV, JSON or LaTeX")
+    p.add_argument("results", help="results folder, e.g. results/extended")
+    p.add_argument("--out", type=nonempty, help="where to write (default RESULTS/export)")
+    p.add_argument(
+        "--format",
+        default="csv",
+        help="csv (default), json, latex, or several: csv,json,latex",
+    )
+    p.add_argument(
+        "--target",
+        type=probability,
+        help="the validation accuracy to reach (default: 99%% of each cell's best median)",
+    )
+    p.set_defaults(func=cmd_export)
+
+
 def _parser_report(sub: Any) -> None:
     p = sub.add_parser("report", help="tables and figures from a results folder")
     p.add_argument("results", help="results folder, e.g. results/blog")
@@ -811,8 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", help="every run setting: default, reason, flag")
     p.add_argument("--markdown", action="store_true", help="as a Markdown table")
     p.set_defaults(func=cmd_config)
-    parts = (_parser_data, _parser_train, _parser_run, _parser_report, _parser_baseline,
-             _parser_check, _parser_compare)  # fmt: skip
+    parts = (_parser_data, _parser_train, _parser_run, _parser_report, _parser_export,
+             _parser_baseline, _parser_check, _parser_compare)  # fmt: skip
     for add in parts:
         add(sub)
     return parser
