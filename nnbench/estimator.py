@@ -1,20 +1,25 @@
 """A scikit-learn-style classifier on top of the training loop.
 
-The post's ``NN`` class under scikit-learn's names: it clones, fits in a
-``Pipeline`` and under ``cross_val_score``, and passes scikit-learn's
-estimator checks. Its weights are one flat vector, ``coef_``, with the
-per-layer ``coefs_`` and ``intercepts_`` as views into it.
+The post's ``NN`` class under scikit-learn's names and conventions: it
+clones, fits in a ``Pipeline`` and under ``cross_val_score``, and passes
+scikit-learn's estimator checks. ``max_iter`` counts epochs, as in
+scikit-learn's ``MLPClassifier`` (solvers sgd and adam); the post's budget
+of minibatch updates is ``max_steps``. Its weights are one flat vector,
+``coef_``, with the per-layer ``coefs_`` and ``intercepts_`` as views into it.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import numbers
+import re
 import warnings
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -26,11 +31,46 @@ from nnbench.settings import BUDGET_KEYS, BY_KEY, DEFAULTS, RUN_SETTINGS
 from nnbench.status import Status
 
 # The estimator's parameters: every run setting a fit uses (the schema's
-# ``estimator`` names), then its own. Defaults are the schema's, but for these:
+# ``estimator`` names), then its own. Two budget settings take other names
+# here, because scikit-learn's ``max_iter`` counts epochs: the schema's
+# ``max_epochs`` is ``max_iter``, and its ``max_iter`` (minibatch updates, the
+# post's maxiter) is ``max_steps``. Experiment files keep the schema's names
+# and meanings; only the estimator maps them.
+NAMES_HERE = {"max_epochs": "max_iter", "max_iter": "max_steps"}
+# Defaults are the schema's, but for these:
 DEFAULTS_HERE = {
     "every": "epoch",  # one row of history_ per pass, as scikit-learn's loss_curve_
+    # no update limit unless asked: a default one would cut max_iter epochs short
+    "max_iter": None,
 }
-SETTINGS = {s.key: s.estimator or s.key for s in RUN_SETTINGS if s.estimator is not None}
+# With no limit given at all, a fit runs scikit-learn's default max_iter, in epochs.
+DEFAULT_MAX_ITER = 200
+# scikit-learn's batch_size="auto", min(200, n_samples), accepted under its name.
+AUTO_BATCH = 200
+# What a budget setting counts, for the docs and warnings, under its name here.
+DOCS_HERE = {
+    "max_epochs": "epochs: passes over the training set, as scikit-learn's max_iter for its "
+    "sgd and adam solvers (a fraction is allowed); with no limit given at all, "
+    f"{DEFAULT_MAX_ITER}, scikit-learn's default",
+    "max_iter": "minibatch updates, the post's maxiter: max_steps=100 is its budget",
+    "every": 'instead of points: every N minibatch updates, or "epoch"',
+}
+# Parameters this class had under another meaning: an old call fails, naming the new one.
+RENAMED = {"max_epochs": "max_iter (which counts epochs)"}
+SETTINGS = {
+    s.key: NAMES_HERE.get(s.key, s.estimator or s.key)
+    for s in RUN_SETTINGS
+    if s.estimator is not None
+}
+# The budget's parameters in the schema's order of budget_axis: the first one
+# given is the fit's length (its evaluation points are spread over it).
+LIMITS = ("max_epochs", "max_iter", "max_grad_evals", "max_seconds")
+assert sorted(LIMITS) == sorted(BUDGET_KEYS), "a new budget setting needs its place here"
+UNITS = {"max_epochs": "epochs", "max_iter": "minibatch updates",
+         "max_grad_evals": "gradient evaluations", "max_seconds": "training seconds"}  # fmt: skip
+# An epoch count is a float sum: the loop takes one within this as reached
+# (train.Budget.exhausted), and so do the warnings and n_iter_ here.
+EPOCH_ROUNDING = 1e-12
 OWN = {  # name: (default, doc)
     "optimizer": ("gd", "str: a registered optimizer name (`nnbench list`)"),
     "optimizer_options": (None, "dict, optional: the optimizer's options; unknown or invalid "
@@ -56,14 +96,15 @@ def _parameter_docs() -> str:
     for key, name in SETTINGS.items():
         setting = BY_KEY[key]
         default = DEFAULTS_HERE.get(key, setting.default)
+        doc = DOCS_HERE.get(key, setting.option.doc)
         lines += [
-            f"    {name} : {setting.option.describe_range()}, default {default!r}",
-            f"        {setting.option.doc} (the setting {setting.where}).",
+            f"{name} : {setting.option.describe_range()}, default {default!r}",
+            f"    {doc[:1].upper() + doc[1:]} (the setting {setting.where}).",
         ]
     for name, (default, doc) in OWN.items():
         kind, _, text = doc.partition(": ")
         text = text[:1].upper() + text[1:]
-        lines += [f"    {name} : {kind}, default {default!r}", f"        {text}."]
+        lines += [f"{name} : {kind}, default {default!r}", f"    {text}."]
     return "\n".join(lines)
 
 
@@ -73,6 +114,45 @@ def _parameter_message(message: str) -> str:
     for key, name in SETTINGS.items():
         message = message.replace(f"{BY_KEY[key].where}:", f"{name}:")
     return message
+
+
+def _budget_message(
+    limits: dict[str, Any], ended: dict[str, float], tol: float | None
+) -> str | None:
+    """Why a fit that a limit ended warns, or None.
+
+    ``limits`` are the run's budget (schema keys, None where unset), ``ended``
+    where the fit ended on each of their axes. The first limit given in
+    :data:`LIMITS` order is the fit's length: ended before it by another
+    limit, the fit was cut short. Ended by it with ``tol`` set, the training
+    cost had not settled (scikit-learn's warning at max_iter).
+    """
+    given = [key for key in LIMITS if limits.get(key) is not None]
+    length = given[0]
+
+    def reached(key: str) -> bool:  # as train.Budget.exhausted decides it
+        slack = EPOCH_ROUNDING if key == "max_epochs" else 0.0
+        return ended[key] >= limits[key] - slack
+
+    def named(key: str) -> str:
+        return f"{SETTINGS[key]}={limits[key]:g} ({UNITS[key]})"
+
+    where = f"after {ended['max_epochs']:.4g} epochs, {ended['max_iter']} minibatch updates"
+    if not reached(length):
+        by = next((key for key in given[1:] if reached(key)), None)
+        if by is None:  # nothing reached: cannot happen for a completed run
+            return None
+        return (
+            f"{named(by)} ended the fit {where}, before {named(length)}; raise "
+            f"{SETTINGS[by]}, or leave it unset, to reach {SETTINGS[length]}"
+        )
+    if tol is not None:
+        return (
+            f"{named(length)} ended the fit {where}, and the training cost had not "
+            f"converged (it changed by tol={tol:g} or more between evaluations); raise "
+            f"{SETTINGS[length]} or tol"
+        )
+    return None
 
 
 class FitInterruptedWarning(UserWarning):
@@ -99,44 +179,91 @@ def _seed_from(random_state: Any) -> int:
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multi-layer perceptron classifier trained by any registered optimizer.
 
-        Its parameters are nnbench's run settings (``nnbench config``), under
-        scikit-learn's names where it has them (``alpha`` for the L2 penalty,
-        ``random_state`` for the seed, ``hidden_layer_sizes``), then its own.
+    Its parameters are nnbench's run settings (``nnbench config``), under
+    scikit-learn's names where it has them (``alpha`` for the L2 penalty,
+    ``random_state`` for the seed, ``hidden_layer_sizes``, ``max_iter`` for
+    epochs), then its own.
 
-        Parameters
-        ----------
+    Parameters
+    ----------
     {parameters}
 
-        With no budget at all (``max_iter``, ``max_epochs``, ``max_grad_evals``,
-        ``max_seconds`` all None) a fit runs the default 100 iterations;
-        ``random_state`` may also be None (a fresh seed), a numpy Generator or a
-        RandomState.
+    ``random_state`` may also be None (a fresh seed), a numpy Generator or a
+    RandomState; ``batch_size="auto"`` is scikit-learn's, ``min(200, n_samples)``.
 
-        Attributes
-        ----------
-        classes_ : ndarray of shape (n_classes,)
-        coef_ : ndarray of shape (n_params,)
-            The flat weight vector.
-        coefs_ : list of ndarray of shape (n_in, n_out)
-            Per-layer weights, views into ``coef_``.
-        intercepts_ : list of ndarray of shape (n_out,)
-            Per-layer biases, views into ``coef_``.
-        model_ : MLP
-            The network; ``model_.loss_and_grad(coef_, X, y)``.
-        history_ : pandas.DataFrame
-            One row per evaluation.
-        status_ : str
-            How the fit ended (completed, converged, stopped, diverged, interrupted).
-        n_iter_ : int
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (n_params,)
+        The flat weight vector.
+    coefs_ : list of ndarray of shape (n_in, n_out)
+        Per-layer weights, views into ``coef_``.
+    intercepts_ : list of ndarray of shape (n_out,)
+        Per-layer biases, views into ``coef_``.
+    model_ : MLP
+        The network; ``model_.loss_and_grad(coef_, X, y)``.
+    history_ : pandas.DataFrame
+        One row per evaluation; its ``iteration`` column counts minibatch
+        updates (the runs' name), ``epoch`` passes.
+    status_ : str
+        How the fit ended (completed, converged, stopped, diverged, interrupted).
+    n_iter_ : int
+        Epochs run, a partial last one counted (scikit-learn's meaning); at
+        the last evaluation, for a fit interrupted by Ctrl-C.
+    n_steps_ : int
+        Minibatch updates.
+    n_grad_evals_ : int
+        Gradient evaluations (scipy's minimisers make several an update).
+
+    Notes
+    -----
+    **The budget.** ``max_iter`` counts epochs, as in scikit-learn's
+    ``MLPClassifier`` with its sgd and adam solvers; ``max_steps`` counts
+    minibatch updates (the post's budget is ``max_steps=100``; experiment
+    files keep calling it ``max_iter``). Of the limits given (``max_iter``,
+    ``max_steps``, ``max_grad_evals``, ``max_seconds``) the first reached ends
+    the fit; with none given, a fit runs 200 epochs, scikit-learn's default.
+    The first given in that order is the fit's length, the others are caps:
+    when one of them ends the fit before the length is reached, ``fit`` warns
+    with scikit-learn's ``ConvergenceWarning``, naming it. With ``tol`` set, a
+    fit that its length ends before the training cost settles warns too, as
+    scikit-learn's does at ``max_iter``; without ``tol`` there is no
+    convergence test (a benchmark compares optimizers at equal budgets), and
+    reaching the length is silent.
+
+    **The post's defaults, and scikit-learn's.** The network and its training
+    default to the 2013 post's: sigmoid hidden units, one-vs-all sigmoid
+    outputs (summed cross-entropy), float64, minibatches of 50, plain
+    gradient descent (``optimizer="gd"``), no L2 penalty, no tolerance, seed
+    1234. scikit-learn's defaults are::
+
+        MLPClassifier(activation="relu", output="softmax", optimizer="adam",
+                      optimizer_options={"learning_rate": 0.001},
+                      batch_size="auto", alpha=1e-4, init="glorot")
+
+    What still differs (``tests/test_estimator.py`` fits both side by side):
+    scikit-learn draws its biases too, where ``init="glorot"`` starts them at
+    zero (``coef0`` takes any start weights, scikit-learn's included); its
+    Adam adds ``epsilon`` to the uncorrected root of the second moment,
+    nnbench's to the corrected one (Kingma and Ba's Algorithm 1), which
+    matters only where a gradient is of the order of ``epsilon`` (the
+    weights of an input that is always 0, of a dead ReLU unit); it trains on an epoch's last,
+    smaller minibatch (``ceil(n / batch_size)`` updates an epoch), where
+    nnbench drops it, the post's rule (``floor``: the same when the batch
+    size divides the rows); and it stops on its own after 10 epochs without
+    a gain of 1e-4 (``tol``, ``n_iter_no_change``), where nnbench's ``tol``
+    compares the training cost of consecutive evaluations and is unset.
     """
 
     def __init__(self, **params: Any) -> None:
         defaults = _defaults()
         unknown = sorted(set(params) - set(defaults))
         if unknown:
+            renamed = [f"{old} is now {RENAMED[old]}" for old in unknown if old in RENAMED]
             raise TypeError(
-                f"MLPClassifier got unknown parameter(s) {', '.join(unknown)}; it takes "
-                f"{', '.join(defaults)}"
+                f"MLPClassifier got unknown parameter(s) {', '.join(unknown)}"
+                + (f" ({'; '.join(renamed)})" if renamed else "")
+                + f"; it takes {', '.join(defaults)}"
             )
         for name, default in defaults.items():  # stored as given: scikit-learn's rule
             setattr(self, name, params.get(name, default))
@@ -164,9 +291,14 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         given["seed"] = seed
         # a fit's full evaluation is on all its rows
         given["train_rows"] = "all" if self.evaluation == "full" else "running"
+        if isinstance(given["batch_size"], str) and given["batch_size"] == "auto":
+            given["batch_size"] = AUTO_BATCH  # min(200, n): a count is capped at the rows
         for key in BUDGET_KEYS:  # a budget given replaces the default one whole
             if given[key] is None:
                 given.pop(key)
+        if not any(key in given for key in BUDGET_KEYS):
+            # scikit-learn's default, not the schema's 100 updates: max_iter counts epochs here
+            given["max_epochs"] = DEFAULT_MAX_ITER
         try:
             return run_values(**given)
         except ConfigError as exc:  # name the estimator's parameter, not the file's key
@@ -215,7 +347,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         def on_eval(info: dict[str, Any]) -> bool:
             if self.verbose:
                 print(
-                    f"iter {info['iteration']:6d}  epoch {info['epoch']:7.3f}  "
+                    f"step {info['iteration']:6d}  epoch {info['epoch']:7.3f}  "
                     f"cost {info['train_cost']:.6f}  accuracy {info['train_accuracy']:.4f}"
                 )
             return bool(self.callback(info)) if self.callback is not None else False
@@ -226,15 +358,28 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         result = run(callback=on_eval)
         self.history_ = result.frame()
         self.status_ = str(result.status)
-        self.n_iter_ = result.n_iter
+        epochs = float(result.rows[-1]["epoch"])
+        # scikit-learn's n_iter_ counts epochs; a partial last one counts as one
+        self.n_iter_ = math.ceil(epochs - EPOCH_ROUNDING)
+        self.n_steps_ = result.n_iter
         self.n_grad_evals_ = result.n_grad_evals
         if result.status == Status.INTERRUPTED:
             warnings.warn(
-                f"fit interrupted after {result.n_iter} iterations; the weights reached "
+                f"fit interrupted after {result.n_iter} minibatch updates; the weights reached "
                 "so far are kept in coef_ (fit again with warm_start=True to continue)",
                 FitInterruptedWarning,
                 stacklevel=2,
             )
+        elif result.status == Status.COMPLETED:  # a limit ended it: early, or unconverged?
+            ended = {
+                "max_epochs": epochs,
+                "max_iter": result.n_iter,
+                "max_grad_evals": result.n_grad_evals,
+                "max_seconds": float(result.rows[-1]["train_seconds"]),
+            }
+            message = _budget_message(run.loop.budget.as_values(), ended, values["tol"])
+            if message is not None:
+                warnings.warn(message, ConvergenceWarning, stacklevel=2)
         return self
 
     def _publish(self, model: MLP, theta: np.ndarray) -> None:
@@ -279,4 +424,17 @@ def _signature() -> inspect.Signature:
 
 
 MLPClassifier.__init__.__signature__ = _signature()  # type: ignore[attr-defined]
-MLPClassifier.__doc__ = (MLPClassifier.__doc__ or "").replace("{parameters}", _parameter_docs())
+
+
+def _with_parameters(doc: str) -> str:
+    """The docstring with the parameters in place, at the placeholder's indent
+    (which is 4 spaces, or none where Python strips docstrings' indents)."""
+    indent = re.search(r"^( *)\{parameters\}$", doc, re.MULTILINE)
+    if indent is None:
+        return doc
+    lines = _parameter_docs().splitlines()
+    text = "\n".join(indent.group(1) + line for line in lines)
+    return doc[: indent.start()] + text + doc[indent.end() :]
+
+
+MLPClassifier.__doc__ = _with_parameters(MLPClassifier.__doc__ or "")
