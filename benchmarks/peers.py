@@ -138,8 +138,7 @@ def nnbench_fit(X, y, hidden, batch, dtype) -> float:
         optimizer="gd",
         optimizer_options={"learning_rate": LEARNING_RATE},
         batch_size=batch,
-        max_iter=None,
-        max_epochs=1,
+        max_iter=1,  # one epoch (scikit-learn's unit)
         dtype=dtype,
         random_state=0,
     )
