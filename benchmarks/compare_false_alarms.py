@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GRIDS = [p for p in sorted((ROOT / "experiments" / "ci").glob("*.toml")) if p.stem != "tune"]
 BUG = (
     "optimizers/first_order.py",
-    'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n\nclass Momentum',
-    'grad *= state["lr"] * 0.5\n        theta -= grad\n        return loss\n\n\nclass Momentum',
+    'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
+    'grad *= state["lr"] * 0.5\n        theta -= grad\n        return loss\n\n    def stack_step',
 )
 
 
@@ -111,7 +111,10 @@ def main() -> None:
         site = tmp / "site"
         shutil.copytree(ROOT / "nnbench", site / "nnbench")
         path = site / "nnbench" / BUG[0]
-        path.write_text(path.read_text().replace(BUG[1], BUG[2]))
+        source = path.read_text()
+        if source.count(BUG[1]) != 1:  # a stale patch would plant nothing and prove nothing
+            raise SystemExit(f"the planted bug no longer matches {BUG[0]}: update BUG")
+        path.write_text(source.replace(BUG[1], BUG[2]))
         run_grids(tmp / "bug", [], {}, site)
         deciding, reported, code, named = verdicts(tmp / "reference", tmp / "bug")
         bug_line = (f"| planted: GD's step halved | {fmt(deciding)} | {fmt(reported)} | {code} | "
