@@ -34,7 +34,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,10 +43,12 @@ from typing import Any
 from nnbench import backends, results, settings
 from nnbench import data as data_mod
 from nnbench.errors import NnbenchError
+from nnbench.eta import TimeLeft
 from nnbench.experiment import RunSpec
 from nnbench.fileio import open_lock_file
 from nnbench.isolation import RunTask, supervise
 from nnbench.status import Status
+from nnbench.train import resolve_batch_size
 
 WAIT_SECONDS = 0.5  # the runner wakes at least this often, so Ctrl-C is never held up
 
@@ -263,7 +264,9 @@ class Session:
         # worker idles at the end (order never changes a run's numbers).
         todo = sorted(todo, key=lambda s: _expected_cost(s, self.shared), reverse=True)
         ex = self.execution
-        recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar)
+        recorder = _Recorder(self.out, stored, self.summary, self.say, len(todo), ex.progress_bar,
+                             TimeLeft({s.run_id: _expected_cost(s, self.shared) for s in todo},
+                                      self.backend.n_jobs))  # fmt: skip
         groups = stacks(todo, self.shared) if ex.stack else [[s] for s in todo]
         groups.sort(key=lambda g: sum(_expected_cost(s, self.shared) for s in g), reverse=True)
 
@@ -490,6 +493,21 @@ def _dispatch(
                     queue.insert(0, spec.run_id)
 
 
+def _run_seconds(res: dict[str, Any]) -> float | None:
+    """A finished run's own seconds (training and evaluation; its share of its
+    stack's), for the time left; None when it recorded none."""
+    rows = res.get("rows") or []
+    if not rows:
+        return None
+    last = rows[-1]
+    if res.get("stack_size"):
+        seconds = last.get("stack_seconds")
+        return None if seconds is None else float(seconds) / int(res["stack_size"])
+    parts = [last.get("train_seconds"), last.get("eval_seconds")]
+    known = [float(p) for p in parts if p is not None and p == p]
+    return sum(known) if known else None
+
+
 def _missing(spec: RunSpec) -> dict[str, Any]:
     return {
         "run_id": spec.run_id,
@@ -500,12 +518,43 @@ def _missing(spec: RunSpec) -> dict[str, Any]:
 
 
 def _expected_cost(spec: RunSpec, shared: dict) -> float:
-    """A rough relative cost of a run, for ordering only."""
+    """A run's modelled work, in multiply-adds: the rows it trains on (a forward
+    and a backward pass, about 3 forward passes; CG's and L-BFGS-B's line
+    searches, about 25 evaluations a step) and the rows it evaluates, times the
+    network's weights per row. For ordering (longest first) and for the time
+    left, whose speed per unit of it comes from the runs that finished."""
     data = shared[data_key(spec)]
     sizes = [data.n_features, *spec.hidden, data.n_classes]
     per_row = sum(a * b for a, b in itertools.pairwise(sizes))
     per_step = 25 if spec.optimizer in ("cg", "lbfgsb") else 1  # scipy's line searches
-    return float(per_row * per_step)
+    rows = _split_rows(data)
+    n_train = rows.get("train", 1) or 1
+    v = spec.values
+    try:
+        batch = resolve_batch_size(v["batch_size"], n_train)
+    except (ValueError, TypeError):
+        batch = n_train
+    if v.get("max_epochs"):
+        steps = float(v["max_epochs"]) * n_train / batch
+    else:
+        steps = float(v.get("max_iter") or v.get("max_grad_evals") or n_train / batch)
+    every = v.get("every")
+    if isinstance(every, (int, float)) and not isinstance(every, bool) and every > 0:
+        points = steps / float(every) + 1
+    else:
+        points = float(v.get("points") or 20)
+    train_eval = n_train if v.get("train_rows") in (None, "all") else float(v["train_rows"])
+    evaluated = train_eval + sum(n for s, n in rows.items() if s != "train")
+    return float(per_row * (3.0 * steps * batch * per_step + points * evaluated))
+
+
+def _split_rows(data: Any) -> dict[str, int]:
+    """Rows of each split of a shared dataset, from its arrays' headers (memory-mapped,
+    nothing read); empty when they cannot be read (the model then counts no rows)."""
+    try:
+        return {s: int(x.shape[0]) for s, (x, _) in data.load().items()}
+    except Exception:  # a dataset shared in another way: the model is for ordering only
+        return {}
 
 
 class _Recorder:
@@ -519,11 +568,12 @@ class _Recorder:
         say: Callable[[str], None],
         n_todo: int,
         progress_bar: bool,
+        left: TimeLeft | None = None,
     ) -> None:
         self.out, self.stored, self.summary, self.say = out, stored, summary, say
         self.n_todo, self.n_seen = n_todo, 0
+        self.left = left or TimeLeft({})
         self.prov: dict[str, Any] = {}
-        self.started = time.perf_counter()
         self.bar = None
         if progress_bar:
             from tqdm import tqdm
@@ -535,6 +585,7 @@ class _Recorder:
             return  # stopped by Ctrl-C: nothing to record
         status = Status(res["status"])
         self.n_seen += 1
+        self.left.done(spec.run_id, _run_seconds(res))
         previous = self.stored.get(spec.run_id)
         if previous is not None and previous.status.is_final and not status.is_final:
             self.summary.n_kept += 1  # never replace a result by a failure
@@ -561,19 +612,19 @@ class _Recorder:
 
     def _say(self, spec: RunSpec, res: dict[str, Any], status: Status, kept: bool = False) -> None:
         n_failed = self.summary.statuses[Status.FAILED]
+        estimate = self.left.estimate() if self.n_seen < self.n_todo else None
+        left = estimate.text() if estimate else ("done" if self.n_seen >= self.n_todo else "")
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(failed=n_failed)
+            self.bar.set_postfix_str(f"failed {n_failed}" + (f", {left}" if left else ""))
             return
         rows = res.get("rows") or []
         acc = rows[-1].get("val_accuracy", float("nan")) if rows else float("nan")
-        elapsed = time.perf_counter() - self.started
-        eta = elapsed / self.n_seen * (self.n_todo - self.n_seen)
         note = " (the earlier final result is kept)" if kept else ""
         self.say(
             f"[{self.n_seen}/{self.n_todo}] {spec.label} hidden={spec.arch} "
             f"batch={spec.batch_size} seed={spec.seed}: {status}{note}, val acc {acc:.4f}; "
-            f"failed {n_failed}, eta {eta:.0f} s"
+            f"failed {n_failed}" + (f"; {left}" if left else "")
         )
 
     def close(self) -> None:

@@ -63,3 +63,33 @@ def test_nothing_is_said_before_the_first_run_and_the_range_narrows():
     left.done("c", None)  # failed before starting: counted out, no speed
     assert left.estimate().seconds == pytest.approx(11.0)
     assert "left" in second.text() and Estimate(5.0, 5.0, 5.0).text() == "about 5 s left"
+
+
+def test_the_runner_says_the_time_left_from_its_runs(tmp_path):
+    """Progress lines carry the estimate once a run has finished; the last says done.
+    The cost model weighs what a run does: more epochs, a wider network, CG's
+    line searches, more evaluations."""
+    from nnbench import experiment, runner, study
+
+    exp = experiment.validate({
+        "name": "eta", "data": {"dataset": "digits"}, "model": {"hidden": [[8]]},
+        "grid": {"batch_size": [32], "seeds": [1, 2, 3]}, "budget": {"max_epochs": 1},
+        "optimizer": [{"name": "gd"}, {"name": "cg"}],
+    })  # fmt: skip
+    said: list[str] = []
+    study.run_experiment(exp, tmp_path / "r", log=said.append)
+    lines = [s for s in said if s.startswith("[")]
+    assert len(lines) == 6 and lines[-1].endswith("done")
+    assert all(" left" in s for s in lines[:-1])
+    specs = {s.optimizer: s for s in exp.runs()}
+    shared = runner.share_data(list(specs.values()), None, lambda _: None)
+    cost = runner._expected_cost
+    gd, cg = specs["gd"], specs["cg"]
+    assert cost(cg, shared) > cost(gd, shared)
+
+    def with_(**values):
+        return experiment.RunSpec(**{**gd.__dict__, "values": {**gd.values, **values}})
+
+    assert cost(with_(max_epochs=3.0), shared) > cost(gd, shared)
+    assert cost(with_(points=40), shared) > cost(gd, shared)
+    assert cost(with_(hidden=(64,)), shared) > cost(gd, shared)
