@@ -204,6 +204,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         if f.get("damaged"):
             print(f"  {f['path']:<44} damaged manifest: {fetch} with --force")
             continue
+        if f.get("temporary"):
+            print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  left by a killed writer; "
+                  "the next run removes it")  # fmt: skip
+            continue
         kind = "(derived) " if f.get("derived") else ""
         print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {kind}sha256 {f['sha256']}")
     return 0

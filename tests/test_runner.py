@@ -352,3 +352,19 @@ def test_a_finished_run_without_rows_is_run_again(tmp_path):
     assert results.stored_runs(tmp_path) == {}
     assert study.run_experiment(exp, tmp_path, log=None).n_done == 2
     assert len(results.stored_runs(tmp_path)) == 2
+
+
+def test_a_run_leaves_the_temporary_files_of_a_report_at_work_alone(tmp_path):
+    """`report` and `run` on one folder: the report's temporary files are its own
+    while it runs; a killed writer's are cleared."""
+    from nnbench.fileio import temp_path
+    from tests.test_fileio import dead_pid
+
+    tmp_path.mkdir(exist_ok=True)
+    building = temp_path(tmp_path / "report.html")  # this process is alive: a report at work
+    building.write_text("half a report")
+    killed = tmp_path / "runs" / f".x.parquet.{dead_pid()}.0123abcd.tmp"
+    killed.parent.mkdir()
+    killed.write_text("half a run")
+    study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
+    assert building.read_text() == "half a report" and not killed.exists()
