@@ -363,6 +363,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         force=args.force,
         merge=args.merge,
+        prune=args.prune,
         progress_bar=sys.stderr.isatty() and not args.quiet,
         **execution(args),
     )
@@ -652,6 +653,11 @@ def _parser_run(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="rerun runs that are already done")
     p.add_argument(
         "--merge", action="store_true", help="add the runs to a folder of another experiment"
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="once the study is complete, delete the folder's runs of an earlier version of it",
     )
     add_execution_flags(p)
     p.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg (replaces the file's)")
