@@ -147,13 +147,17 @@ class RunSpec:
                 except ValueError:
                     value = setting.default
             filled[setting.key] = value
+        trial = d.get("trial")
+        if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+            # a number in every file nnbench writes: anything else breaks its column
+            raise ValueError(f"its spec's trial is {type(trial).__name__}, not a number")
         return cls(
             experiment=str(d.get("experiment", "")),
             optimizer=str(d.get("optimizer", "")),
             options=options,
             values=filled,
             phase=str(d.get("phase") or "grid"),
-            trial=d.get("trial"),
+            trial=trial,
         )
 
 

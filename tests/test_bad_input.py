@@ -471,3 +471,33 @@ def test_an_error_quoting_a_huge_argument_cuts_it_and_says_so(capsys):
     assert code == 2 and err.count("\n") == 1
     assert len(err) < 1000 and "characters not shown" in err
     assert err.rstrip().endswith("`nnbench list` describes them)")  # the fix stays
+
+
+CRAFTED_SPECS = [
+    ("trial", {"a": 1}),
+    ("trial", [1, 2]),
+    ("trial", "7"),
+    ("phase", {"x": 1}),
+    ("experiment", [1]),
+    ("options", [1, 2]),
+    ("options", {"learning_rate": {"a": [1]}}),
+    ("values", [1]),
+    ("values", {"hidden": {"a": 1}, "seed": [1], "batch_size": {}}),
+]
+
+
+def test_any_value_in_a_run_files_spec_is_one_line_naming_the_file(tmp_path, capsys):
+    """Crafted run files' metadata (a trial that is a table, say): report and
+    compare go on, each file left out named in one line, never a traceback."""
+    good = results.write_run(tmp_path / "a", _spec(), _rows(), "completed", "", {})
+    table = pq.read_table(good)
+    for i, (field, value) in enumerate(CRAFTED_SPECS):
+        meta = json.loads(table.schema.metadata[b"nnbench"])
+        meta["spec"][field] = value
+        crafted = table.replace_schema_metadata({b"nnbench": json.dumps(meta).encode()})
+        pq.write_table(crafted, tmp_path / "a" / "runs" / f"crafted{i}.parquet")
+    for args in (("report", tmp_path / "a"), ("compare", tmp_path / "a", tmp_path / "a")):
+        code, _, err = run_cli(capsys, *args)
+        assert "Traceback" not in err and code == 0, err
+        assert all(line.startswith("nnbench: ") for line in err.splitlines()), err
+    assert "crafted0.parquet: left out" in err and "trial is dict" in err
