@@ -500,6 +500,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
     }
     values.update(settings.resolve_budget(budget))
     values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
+    settings.check_evaluations(values["every"], values["max_iter"], f"{source}: [eval] every")
 
     _check_data(c, values, axes, source)
 

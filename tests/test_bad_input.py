@@ -501,3 +501,33 @@ def test_any_value_in_a_run_files_spec_is_one_line_naming_the_file(tmp_path, cap
         assert "Traceback" not in err and code == 0, err
         assert all(line.startswith("nnbench: ") for line in err.splitlines()), err
     assert "crafted0.parquet: left out" in err and "trial is dict" in err
+
+
+def test_eval_every_is_held_to_the_evaluation_limit(capsys, tmp_path):
+    """`--eval-every 1 --max-iter 1000100` once took 2.4 GB and wrote a run file the
+    reader refused: refused before the run, on the command line and in a file;
+    a budget that cannot be counted ahead (epochs) stops at the limit."""
+    from nnbench import train
+
+    code, _, err = run_cli(
+        capsys, "train", "--dataset", "digits", "--eval-every", "1", "--max-iter", "1000100"
+    )
+    assert code == 2 and "10,000" in err and err.count("\n") == 1
+    raw = {"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}],
+           "budget": {"max_iter": 20001}, "eval": {"every": 2}}  # fmt: skip
+    with pytest.raises(experiment.ConfigError, match="10,000"):
+        experiment.validate(raw)
+    raw["budget"] = {"max_iter": 20000}  # 10,000 points and the start: allowed
+    experiment.validate(raw)
+    from nnbench import optimizers, settings
+    from nnbench.mlp import MLP
+    from nnbench.seeding import initial_weights, seed_rngs
+
+    rng = np.random.default_rng(0)
+    split = (rng.normal(size=(20, 3)), rng.integers(0, 2, 20))
+    model = MLP((3, 4, 2))
+    loop = train.LoopSettings(train.Budget(max_epochs=20000.0), every=1, batch_size="full")
+    result = train.train(model, initial_weights(model, 0), split, optimizers.make("gd", {}),
+                         loop, seed_rngs(0)[1], valid=split)  # fmt: skip
+    assert len(result.rows) == settings.MAX_EVAL_POINTS + 1
+    assert result.status == "failed" and "10,000" in result.message
