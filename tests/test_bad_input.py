@@ -531,3 +531,15 @@ def test_eval_every_is_held_to_the_evaluation_limit(capsys, tmp_path):
                          loop, seed_rngs(0)[1], valid=split)  # fmt: skip
     assert len(result.rows) == settings.MAX_EVAL_POINTS + 1
     assert result.status == "failed" and "10,000" in result.message
+
+
+def test_synthetic_data_too_large_in_total_is_refused_before_allocating(capsys, tmp_path):
+    """n_samples and n_features each within bounds, their product 400 million
+    numbers (8 GB once): one line, nothing allocated, in a file or on the line."""
+    code, _, err = run_cli(capsys, "train", "--dataset", "synthetic", "--data-option",
+                           "n_samples=40000", "--data-option", "n_features=10000")  # fmt: skip
+    assert code == 2 and "400,000,000 numbers" in err and err.count("\n") == 1
+    big = {"dataset": "synthetic", "options": {"n_samples": 40000, "n_features": 10000}}
+    raw = {"name": "x", "optimizer": [{"name": "gd"}], "data": big}
+    with pytest.raises(experiment.ConfigError, match="more than the 60,000,000"):
+        experiment.validate(raw)
