@@ -92,7 +92,7 @@ def runs_by_config(
     results_dir: Path,
 ) -> tuple[dict[str, dict[int, results.StoredRun]], dict[str, pd.DataFrame]]:
     """The folder's runs by configuration and seed, and their rows by run id."""
-    stored = results.stored_runs(results_dir)
+    stored = results.stored_runs(results_dir, current_only=True)
     frame = results.load(results_dir) if stored else pd.DataFrame()
     by_config: dict[str, dict[int, results.StoredRun]] = {}
     for run in stored.values():

@@ -207,6 +207,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
         if f.get("damaged"):
             print(f"  {f['path']:<44} damaged manifest: {fetch} with --force")
             continue
+        if f.get("temporary"):
+            print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  left by a killed writer; "
+                  "the next run removes it")  # fmt: skip
+            continue
         kind = "(derived) " if f.get("derived") else ""
         print(f"  {f['path']:<44} {f['bytes']:>12,d} bytes  {kind}sha256 {f['sha256']}")
     return 0
@@ -362,6 +366,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out_dir=args.out,
         force=args.force,
         merge=args.merge,
+        prune=args.prune,
         progress_bar=sys.stderr.isatty() and not args.quiet,
         **execution(args),
     )
@@ -669,6 +674,11 @@ def _parser_run(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="rerun runs that are already done")
     p.add_argument(
         "--merge", action="store_true", help="add the runs to a folder of another experiment"
+    )
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="once the study is complete, delete the folder's runs of an earlier version of it",
     )
     add_execution_flags(p)
     p.add_argument("--optimizers", type=name_list, help="e.g. gd,adam,cg (replaces the file's)")

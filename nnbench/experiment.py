@@ -147,13 +147,17 @@ class RunSpec:
                 except ValueError:
                     value = setting.default
             filled[setting.key] = value
+        trial = d.get("trial")
+        if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)):
+            # a number in every file nnbench writes: anything else breaks its column
+            raise ValueError(f"its spec's trial is {type(trial).__name__}, not a number")
         return cls(
             experiment=str(d.get("experiment", "")),
             optimizer=str(d.get("optimizer", "")),
             options=options,
             values=filled,
             phase=str(d.get("phase") or "grid"),
-            trial=d.get("trial"),
+            trial=trial,
         )
 
 
@@ -496,6 +500,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
     }
     values.update(settings.resolve_budget(budget))
     values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
+    settings.check_evaluations(values["every"], values["max_iter"], f"{source}: [eval] every")
 
     _check_data(c, values, axes, source)
 

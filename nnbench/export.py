@@ -144,9 +144,7 @@ def _plain(table: pd.DataFrame) -> pd.DataFrame:
         if isinstance(plain[col].dtype, pd.CategoricalDtype):
             plain[col] = plain[col].astype(object)
         if plain[col].dtype == object:
-            plain[col] = [
-                "-".join(map(str, v)) if isinstance(v, tuple) else v for v in plain[col]
-            ]
+            plain[col] = ["-".join(map(str, v)) if isinstance(v, tuple) else v for v in plain[col]]
     return plain
 
 
@@ -215,9 +213,7 @@ def latex_table(table: pd.DataFrame, caption: str) -> str:
 # -- AlgoPerf's layout -------------------------------------------------------------------------
 
 
-def algoperf_layout(
-    results_dir: str | Path, out: Path, target: float | None = None
-) -> list[Path]:
+def algoperf_layout(results_dir: str | Path, out: Path, target: float | None = None) -> list[Path]:
     """The runs the report's profile is made of, laid out as AlgoPerf's scoring reads
     an experiment folder: one folder per submission (optimizer), then per study
     (seed), workload (``hidden-<h>_batch-<b>``) and trial (setting); each trial's

@@ -22,7 +22,7 @@ from nnbench.errors import NnbenchError
 
 TEMP_SUFFIX = ".tmp"
 # what temp_path makes: ".NAME.PID.8HEX.tmp"; nothing else is ever removed
-_TEMP_NAME = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$", re.DOTALL)
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$", re.DOTALL)
 
 
 def check_writable_target(path: str | os.PathLike) -> Path:
@@ -83,21 +83,47 @@ def atomic_write(
     return path
 
 
-def remove_temporaries(folder: str | os.PathLike) -> int:
-    """Delete the temporary files a killed writer left in ``folder``; return how many.
+def temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files a killed writer left in ``folder``.
 
     Only names :func:`temp_path` makes (``.NAME.PID.HEX.tmp``) that are regular
-    files: a hidden ``.notes.tmp`` of the user's is not nnbench's to delete.
+    files, and whose writer (the PID in the name) is gone: a hidden
+    ``.notes.tmp`` of the user's is not nnbench's, and the temporary file of a
+    writer still at work (a report building in a folder a run starts in) is
+    that writer's.
     """
-    removed = 0
     folder = Path(folder)
     if not folder.is_dir():
-        return 0
-    for tmp in folder.glob(f".*{TEMP_SUFFIX}"):
-        if _TEMP_NAME.match(tmp.name) and tmp.is_file() and not tmp.is_symlink():
-            tmp.unlink(missing_ok=True)
-            removed += 1
+        return []
+    found = []
+    for tmp in sorted(folder.glob(f".*{TEMP_SUFFIX}")):
+        match = _TEMP_NAME.match(tmp.name)
+        if match and tmp.is_file() and not tmp.is_symlink() and not _alive(int(match[1])):
+            found.append(tmp)
+    return found
+
+
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete the temporary files a killed writer left in ``folder`` (:func:`temporaries`);
+    return how many."""
+    removed = 0
+    for tmp in temporaries(folder):
+        tmp.unlink(missing_ok=True)
+        removed += 1
     return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (one of another user's counts: it is not ours to judge)."""
+    if pid <= 0:
+        return True  # no process of ours: never a reason to delete
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
 
 
 def is_regular_file(path: str | os.PathLike) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import warnings
@@ -277,6 +278,120 @@ def _meta_of(footer: pq.FileMetaData, schema: pa.Schema) -> dict[str, Any]:
     return raw
 
 
+# -- the folder's current runs --------------------------------------------------------
+
+CURRENT_FILE = "current.json"
+
+
+class EarlierRunsWarning(UserWarning):
+    """The results folder holds runs of an earlier version of its experiment."""
+
+
+def write_current(out_dir: str | Path, name: str, run_ids: Iterable[str]) -> None:
+    """Record the runs experiment ``name`` defines now (beside those of experiments
+    merged into the folder): tables, reports, choices and comparisons use
+    those, and the runs of an earlier version of it stay on disk unused."""
+    out = Path(out_dir)
+    current = _read_current(out) or {}
+    current[name] = sorted(set(run_ids))
+    text = json.dumps({"format": 1, "experiments": current}, separators=(",", ":"))
+    atomic_write(out / CURRENT_FILE, text)
+
+
+def _read_current(out: Path) -> dict[str, list[str]] | None:
+    path = out / CURRENT_FILE
+    if not is_regular_file(path):
+        return None
+    try:
+        raw = json.loads(path.read_text())
+        experiments = raw["experiments"]
+        return {
+            str(k): [i for i in v if isinstance(i, str)]
+            for k, v in experiments.items()
+            if isinstance(v, list)
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # not nnbench's: every run counts, as in a folder of an older nnbench
+
+
+def current_ids(folder: str | Path) -> set[str] | None:
+    """The ids of the runs the folder's experiments define now; None when the folder
+    does not say (written by an older nnbench): then every run is current."""
+    folder = Path(folder)
+    if folder.name == RUNS and not (folder / CURRENT_FILE).exists():
+        folder = folder.parent
+    current = _read_current(folder)
+    if current is None:
+        return None
+    return {i for ids in current.values() for i in ids}
+
+
+def earlier_runs(out_dir: str | Path) -> list[StoredRun]:
+    """The readable runs of the folder that no experiment of it defines now."""
+    current = current_ids(out_dir)
+    if current is None:
+        return []
+    return [r for i, r in stored_runs(out_dir).items() if i not in current]
+
+
+def earlier_note(n_runs: int) -> str:
+    return (
+        f"{n_runs} run{'s' if n_runs != 1 else ''} of an earlier version of this experiment "
+        f"{'are' if n_runs != 1 else 'is'} kept but not used; `nnbench run --prune` removes them"
+    )
+
+
+def prune(out_dir: str | Path) -> int:
+    """Delete the files of the runs no experiment of the folder defines now, among
+    those nnbench wrote under the names it gave; return how many."""
+    current = current_ids(out_dir)
+    if current is None:
+        return 0
+    removed = 0
+    for path in _run_files(Path(out_dir)):
+        try:
+            run_id = RunSpec.from_dict(read_meta(path)["spec"]).run_id
+        except Exception:
+            continue  # not a run nnbench can read: not its to delete
+        if run_id not in current and named_by_nnbench(path):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def named_by_nnbench(path: str | Path) -> bool:
+    """Whether ``path`` bears the name nnbench gave it: ``<id>.parquet``, the id its
+    rows were written with (an older nnbench's id, for a file of an older
+    version). A copy the user made under another name is the user's, and
+    nnbench never deletes it."""
+    path = Path(path)
+    try:
+        column = pq.read_table(path, columns=["run_id"]).column("run_id")
+        written = column[0].as_py() if len(column) else None
+    except Exception:
+        return False
+    return (
+        isinstance(written, str)
+        and re.fullmatch(r"[0-9a-f]{16}", written) is not None
+        and path.name == f"{written}.parquet"
+    )
+
+
+def _better(status: Status, path: Path, run_id: str, previous: tuple[Status, Path] | None) -> bool:
+    """Of two files of one run (a copy, an old name and a new), whether this one
+    stands for it: a final result before another, then the file under the
+    run's own name, then one under a name nnbench gave, so that a copy never
+    hides a newer result."""
+    if previous is None:
+        return True
+    if status.is_final != previous[0].is_final:
+        return status.is_final
+    own = f"{run_id}.parquet"
+    if own in (path.name, previous[1].name):
+        return path.name == own
+    return named_by_nnbench(path) and not named_by_nnbench(previous[1])
+
+
 @dataclass(frozen=True)
 class StoredRun:
     """A run file found in a results folder."""
@@ -286,9 +401,14 @@ class StoredRun:
     status: Status
 
 
-def stored_runs(out_dir: str | Path) -> dict[str, StoredRun]:
+def stored_runs(out_dir: str | Path, current_only: bool = False) -> dict[str, StoredRun]:
     """``{run_id: StoredRun}`` for every readable run file, the id recomputed from
-    the stored spec (unreadable files are absent)."""
+    the stored spec (unreadable files are absent); with ``current_only``, only
+    the runs the folder's experiments define now (:func:`current_ids`)."""
+    if current_only:
+        current = current_ids(out_dir)
+        every = stored_runs(out_dir)
+        return every if current is None else {i: r for i, r in every.items() if i in current}
     found: dict[str, StoredRun] = {}
     folder = Path(out_dir) / RUNS
     if not folder.is_dir():
@@ -303,8 +423,7 @@ def stored_runs(out_dir: str | Path) -> dict[str, StoredRun]:
             continue
         run = StoredRun(path, spec, Status(meta["status"]))
         previous = found.get(spec.run_id)
-        # two files of one run (an old name and a new): the better status wins
-        if previous is None or (run.status.is_final and not previous.status.is_final):
+        if _better(run.status, path, spec.run_id, previous and (previous.status, previous.path)):
             found[spec.run_id] = run
     return found
 
@@ -330,13 +449,18 @@ def _run_files(path: Path) -> Iterable[Path]:
     return sorted(p for p in folder.glob("*.parquet") if is_regular_file(p))
 
 
-def load(path: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
+def load(
+    path: str | Path, metrics: Sequence[str] = METRICS, every_version: bool = False
+) -> pd.DataFrame:
     """Every run under ``path`` as one long DataFrame, a row per evaluation point.
 
     ``path`` is a results folder (``results/<experiment>``), its ``runs``
     folder, or one run file; ``metrics``, the metric columns to read (all by
     default). Partly finished experiments load what is there; unreadable
-    files are left out with a :class:`ResultsWarning`.
+    files are left out with a :class:`ResultsWarning`. In a folder that names
+    its current runs (:func:`write_current`), runs of an earlier version of
+    the experiment are left out too, with one :class:`EarlierRunsWarning`
+    (``every_version``: kept).
 
     Each file is opened once (its footer checked before any row is read),
     only the metric columns are read, and the rows of all runs become one
@@ -346,13 +470,18 @@ def load(path: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise NnbenchError(f"{path}: no such results folder; run an experiment first")
-    found: dict[str, tuple[Status, dict[str, Any], pa.Table]] = {}
+    found: dict[str, tuple[Status, dict[str, Any], pa.Table, Path]] = {}
+    current = None if every_version or path.is_file() else current_ids(path)
+    earlier: set[str] = set()
     for file in _run_files(path):
         try:
             with pq.ParquetFile(file) as pf:
                 schema = pf.schema_arrow  # made anew on every access: once
                 meta = _meta_of(pf.metadata, schema)
                 spec = RunSpec.from_dict(meta["spec"])
+                if current is not None and spec.run_id not in current:
+                    earlier.add(spec.run_id)
+                    continue
                 present = set(schema.names)
                 table = _numeric(pf.read(columns=[n for n in metrics if n in present]), metrics)
         except Exception as exc:
@@ -366,20 +495,22 @@ def load(path: str | Path, metrics: Sequence[str] = METRICS) -> pd.DataFrame:
         previous = found.get(spec.run_id)
         # two files of one run (a copy, an old name and a new): one is kept, as in
         # stored_runs, so no run counts twice
-        if previous is None or (status.is_final and not previous[0].is_final):
+        if _better(status, file, spec.run_id, previous and (previous[0], previous[3])):
             config = config_row(spec, meta["status"], meta.get("message", ""))
             prov = meta.get("provenance") or {}
             config.update({k: prov.get(k) for k in PROVENANCE_COLUMNS})
-            found[spec.run_id] = (status, config, table)
+            found[spec.run_id] = (status, config, table, file)
+    if earlier:
+        warnings.warn(f"{path}: {earlier_note(len(earlier))}", EarlierRunsWarning, stacklevel=2)
     if not found:
         return pd.DataFrame(columns=[*CONFIG_COLUMNS, *PROVENANCE_COLUMNS, *metrics])
-    configs = pd.DataFrame([config for _, config, _ in found.values()])
-    lengths = [table.num_rows for _, _, table in found.values()]
+    configs = pd.DataFrame([config for _, config, _, _ in found.values()])
+    lengths = [table.num_rows for _, _, table, _ in found.values()]
     configs = configs.iloc[np.repeat(np.arange(len(configs)), lengths)].reset_index(drop=True)
     for column in configs.columns:  # one copy of each text, however many rows
         if configs[column].dtype == object or pd.api.types.is_string_dtype(configs[column]):
             configs[column] = configs[column].astype("category")
-    rows = pa.concat_tables([table for _, _, table in found.values()]).to_pandas()
+    rows = pa.concat_tables([table for _, _, table, _ in found.values()]).to_pandas()
     frame = name_configurations(pd.concat([configs, rows], axis=1))
     return frame.sort_values(
         ["name", "hidden", "batch_size", "seed", "iteration"], kind="stable", ignore_index=True
@@ -415,19 +546,22 @@ def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def load_runs(path: str | Path) -> pd.DataFrame:
-    """One row per run: configuration, status, message, diagnostics and provenance."""
-    rows: dict[str, dict[str, Any]] = {}
+def load_runs(path: str | Path, every_version: bool = False) -> pd.DataFrame:
+    """One row per run: configuration, status, message, diagnostics and provenance
+    (the current runs only, as :func:`load`, unless ``every_version``)."""
+    rows: dict[str, tuple[Path, dict[str, Any]]] = {}
+    current = None if every_version or Path(path).is_file() else current_ids(path)
     for file in _run_files(Path(path)):
         try:
             meta = read_meta(file)
             spec = RunSpec.from_dict(meta["spec"])
         except Exception:
             continue
+        if current is not None and spec.run_id not in current:
+            continue
         previous = rows.get(spec.run_id)  # two files of one run: one kept, as in load
-        if previous is not None and not (
-            Status(meta["status"]).is_final and not Status(previous["status"]).is_final
-        ):
+        before = previous and (Status(previous[1]["status"]), previous[0])
+        if not _better(Status(meta["status"]), file, spec.run_id, before):
             continue
         row = {
             **config_row(spec, meta["status"], meta.get("message", "")),
@@ -439,8 +573,8 @@ def load_runs(path: str | Path) -> pd.DataFrame:
             row[f"diag.{key}"] = value
         for key, value in meta.get("provenance", {}).items():
             row[f"prov.{key}"] = json.dumps(value) if isinstance(value, (list, dict)) else value
-        rows[spec.run_id] = row
-    return pd.DataFrame(list(rows.values()))
+        rows[spec.run_id] = (file, row)
+    return pd.DataFrame([row for _, row in rows.values()])
 
 
 # -- the folder's owner -----------------------------------------------------------------

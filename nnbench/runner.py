@@ -600,7 +600,11 @@ class _Recorder:
                 self.out, spec, res.get("rows", []), status, res.get("message", ""), prov,
                 res.get("diagnostics", {}),
             )  # fmt: skip
-            if previous is not None and previous.path != path:
+            if (
+                previous is not None
+                and previous.path != path
+                and results.named_by_nnbench(previous.path)
+            ):
                 previous.path.unlink(missing_ok=True)  # the same run, under an older name
         except OSError as exc:  # a full disk, a folder made read-only under us
             raise NnbenchError(

@@ -410,6 +410,21 @@ def resolve_budget(given: Mapping[str, Any]) -> dict[str, Any]:
     return {k: BY_KEY[k].default for k in BUDGET_KEYS}
 
 
+def check_evaluations(every: Any, max_iter: Any, where: str) -> None:
+    """Refuse ``eval every`` over an iteration budget that makes more evaluation
+    points than :data:`MAX_EVAL_POINTS`, before any memory is spent (each is a
+    row of the run's file, and a pass over the validation set)."""
+    if not (isinstance(every, int) and isinstance(max_iter, int)):
+        return
+    points = -(-max_iter // every)  # the last at max_iter itself
+    if points > MAX_EVAL_POINTS:
+        raise ConfigError(
+            f"{where}: eval every {every} over max_iter {max_iter:,} makes "
+            f"{points:,} evaluation points, more than the {MAX_EVAL_POINTS:,} a run "
+            "records: evaluate less often (a larger eval every), or give eval points"
+        )
+
+
 def check_size(sizes: Iterable[int], where: str) -> None:
     """Refuse a network whose weights would not fit, before any memory is spent."""
     sizes = list(sizes)

@@ -22,9 +22,7 @@ from nnbench.experiment import Experiment, RunSpec
 from nnbench.fileio import atomic_write
 from nnbench.runner import Execution, GridSummary, Session
 
-
-class OtherRunsWarning(UserWarning):
-    """The results folder holds runs this experiment does not have."""
+OtherRunsWarning = results.EarlierRunsWarning  # the folder holds runs of an earlier version
 
 
 def default_out_dir(experiment: Experiment) -> Path:
@@ -37,6 +35,7 @@ def run_experiment(
     execution: Execution | None = None,
     force: bool = False,
     merge: bool = False,
+    prune: bool = False,
     **options: Any,
 ) -> GridSummary:
     """Run every unfinished run of ``experiment`` into ``out_dir`` (default
@@ -47,6 +46,12 @@ def run_experiment(
     reruns runs already finished (a failed rerun keeps the earlier result);
     ``merge`` lets this experiment's runs join a folder another experiment
     owns (never a tuning study's).
+
+    The folder records which runs the experiment defines now (its trials and
+    current finals, under ``[tune]``): runs of an earlier version of the file
+    (other seeds, budget, trials) stay on disk but no table, report, choice
+    or comparison uses them; one warning names them, and ``prune`` deletes
+    them once the study is complete.
     """
     out = _out_dir(experiment, out_dir)
     if execution is not None and options:
@@ -57,34 +62,68 @@ def run_experiment(
         out, experiment.to_dict(), execution, specs, merge, force, experiment.n_runs
     ) as session:
         if experiment.tune is None:
-            if not merge and not session.stopped:
-                _warn_of_other_configurations(out, specs)
+            if not session.stopped:
+                results.write_current(out, experiment.name, [s.run_id for s in specs])
             session.run(specs)
+            complete = not session.stopped
         else:
-            _tuning_study(experiment, session, specs)
+            complete = _tuning_study(experiment, session, specs)
+    if complete:
+        _earlier_runs(out, prune, session.say)
     return session.summary
 
 
-def _tuning_study(experiment: Experiment, session: Session, trials: Sequence[RunSpec]) -> None:
-    """Trials, the choice, then finals (see :mod:`nnbench.tune`)."""
+def _earlier_runs(out: Path, prune: bool, say: Any) -> None:
+    """Prune the runs of an earlier version of the experiment, or name them in one line."""
+    if prune:
+        removed = results.prune(out)
+        if removed:
+            say(f"pruned {removed} runs of an earlier version of this experiment")
+    earlier = results.earlier_runs(out)
+    if earlier and prune:  # what is left is under names nnbench did not give: the user's
+        names = ", ".join(r.path.name for r in earlier[:3]) + (", ..." if len(earlier) > 3 else "")
+        warnings.warn(
+            f"{out}: {len(earlier)} run(s) of an earlier version of this experiment are kept but "
+            f"not used, in files nnbench did not name ({names}): remove them by hand if unwanted",
+            OtherRunsWarning,
+            3,
+        )
+    elif earlier:
+        warnings.warn(f"{out}: {results.earlier_note(len(earlier))}", OtherRunsWarning, 3)
+
+
+def _tuning_study(experiment: Experiment, session: Session, trials: Sequence[RunSpec]) -> bool:
+    """Trials, the choice, then finals (see :mod:`nnbench.tune`); whether it got to
+    the end (the finals chosen and run).
+
+    The folder's current runs are the trials, and the finals of the choice
+    the stored trials make now (none while some are missing), so that a
+    stopped rerun never shows the finals of an earlier version."""
+    trial_ids = [s.run_id for s in trials]
+    if not session.stopped:
+        chosen, missing = tune.choose(experiment, results.stored_runs(session.out))
+        finals = [] if missing else tune.final_runs(experiment, chosen)
+        results.write_current(session.out, experiment.name, trial_ids + [s.run_id for s in finals])
     session.say(f"tuning: {len(trials)} trial runs")
     session.run(trials)
     if session.stopped:
-        return
+        return False
     chosen, missing = tune.choose(experiment, results.stored_runs(session.out))
     if missing:
         session.say(
             f"tuning: {missing} trial runs are missing: no finals until they are done "
             "(run the same command again)"
         )
-        return
+        return False
     for c in chosen:
         session.say("chosen: " + tune.describe_choice(c))
     text = json.dumps({"chosen": chosen}, indent=2, default=str)
     atomic_write(session.out / tune.TUNE_FILE, text)
     finals = tune.final_runs(experiment, chosen)
+    results.write_current(session.out, experiment.name, trial_ids + [s.run_id for s in finals])
     session.say(f"tuning: {len(finals)} final runs")
     session.run(finals)
+    return not session.stopped
 
 
 def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:
@@ -93,20 +132,3 @@ def _out_dir(experiment: Experiment, out_dir: str | Path | None) -> Path:
     if not str(out_dir).strip():
         raise ConfigError("--out must name a folder; got an empty path")
     return Path(out_dir)
-
-
-def _warn_of_other_configurations(out: Path, specs: Sequence[RunSpec]) -> None:
-    """Say when the folder holds runs of configurations the experiment does not
-    have (an earlier version of the file, with another budget say): tables and
-    reports of the folder show them beside this experiment's."""
-    mine = {s.config_id for s in specs}
-    other = [r for r in results.stored_runs(out).values() if r.spec.config_id not in mine]
-    if other:
-        n_configs = len({r.spec.config_id for r in other})
-        warnings.warn(
-            f"{out} holds {len(other)} runs of {n_configs} configuration(s) this experiment "
-            "does not have (from an earlier version of it?); its tables and report show "
-            "them too: give a fresh --out to keep them apart",
-            OtherRunsWarning,
-            stacklevel=3,
-        )

@@ -101,6 +101,10 @@ class Budget:
         return dict(vars(self))
 
 
+class TooManyEvaluations(Exception):
+    """A run reached the number of evaluation points a run may record."""
+
+
 class LoopSettings:
     """How the loop runs: the budget, and every setting of the schema's ``loop``
     stage (see ``nnbench config``), read as attributes: ``loop.batch_size``.
@@ -128,6 +132,7 @@ class LoopSettings:
             key: settings.BY_KEY[key].convert(values.get(key, settings.DEFAULTS[key]), "loop")
             for key in LOOP_KEYS
         }
+        settings.check_evaluations(self.values["every"], budget.max_iter, "eval every")
 
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__.get("values", {})
@@ -371,6 +376,8 @@ def train(
     timed = budget.max_seconds is not None or schedule.axis == "train_seconds"
 
     def evaluate(with_test: bool = loop.test_curve) -> dict[str, Any]:
+        if len(rows) > settings.MAX_EVAL_POINTS:  # the start and the points a run may record
+            raise TooManyEvaluations
         clock.pause()
         t0 = time.perf_counter()
         row = dict(progress, grad_evals=objective.n_evals)
@@ -449,6 +456,12 @@ def train(
     except KeyboardInterrupt:
         status = Status.INTERRUPTED
         message = f"interrupted after iteration {progress['iteration']}"
+    except TooManyEvaluations:  # a budget not counted ahead (epochs, seconds) under eval every
+        status = Status.FAILED
+        message = (
+            f"stopped at iteration {progress['iteration']}: more than the "
+            f"{settings.MAX_EVAL_POINTS:,} evaluation points a run records; evaluate less often"
+        )
     if test is not None and rows and not loop.test_curve:
         # the test split at the last point: the weights are still those it evaluated
         t0 = time.perf_counter()

@@ -471,3 +471,75 @@ def test_an_error_quoting_a_huge_argument_cuts_it_and_says_so(capsys):
     assert code == 2 and err.count("\n") == 1
     assert len(err) < 1000 and "characters not shown" in err
     assert err.rstrip().endswith("`nnbench list` describes them)")  # the fix stays
+
+
+CRAFTED_SPECS = [
+    ("trial", {"a": 1}),
+    ("trial", [1, 2]),
+    ("trial", "7"),
+    ("phase", {"x": 1}),
+    ("experiment", [1]),
+    ("options", [1, 2]),
+    ("options", {"learning_rate": {"a": [1]}}),
+    ("values", [1]),
+    ("values", {"hidden": {"a": 1}, "seed": [1], "batch_size": {}}),
+]
+
+
+def test_any_value_in_a_run_files_spec_is_one_line_naming_the_file(tmp_path, capsys):
+    """Crafted run files' metadata (a trial that is a table, say): report and
+    compare go on, each file left out named in one line, never a traceback."""
+    good = results.write_run(tmp_path / "a", _spec(), _rows(), "completed", "", {})
+    table = pq.read_table(good)
+    for i, (field, value) in enumerate(CRAFTED_SPECS):
+        meta = json.loads(table.schema.metadata[b"nnbench"])
+        meta["spec"][field] = value
+        crafted = table.replace_schema_metadata({b"nnbench": json.dumps(meta).encode()})
+        pq.write_table(crafted, tmp_path / "a" / "runs" / f"crafted{i}.parquet")
+    for args in (("report", tmp_path / "a"), ("compare", tmp_path / "a", tmp_path / "a")):
+        code, _, err = run_cli(capsys, *args)
+        assert "Traceback" not in err and code == 0, err
+        assert all(line.startswith("nnbench: ") for line in err.splitlines()), err
+    assert "crafted0.parquet: left out" in err and "trial is dict" in err
+
+
+def test_eval_every_is_held_to_the_evaluation_limit(capsys, tmp_path):
+    """`--eval-every 1 --max-iter 1000100` once took 2.4 GB and wrote a run file the
+    reader refused: refused before the run, on the command line and in a file;
+    a budget that cannot be counted ahead (epochs) stops at the limit."""
+    from nnbench import train
+
+    code, _, err = run_cli(
+        capsys, "train", "--dataset", "digits", "--eval-every", "1", "--max-iter", "1000100"
+    )
+    assert code == 2 and "10,000" in err and err.count("\n") == 1
+    raw = {"name": "x", "data": {"dataset": "digits"}, "optimizer": [{"name": "gd"}],
+           "budget": {"max_iter": 20001}, "eval": {"every": 2}}  # fmt: skip
+    with pytest.raises(experiment.ConfigError, match="10,000"):
+        experiment.validate(raw)
+    raw["budget"] = {"max_iter": 20000}  # 10,000 points and the start: allowed
+    experiment.validate(raw)
+    from nnbench import optimizers, settings
+    from nnbench.mlp import MLP
+    from nnbench.seeding import initial_weights, seed_rngs
+
+    rng = np.random.default_rng(0)
+    split = (rng.normal(size=(20, 3)), rng.integers(0, 2, 20))
+    model = MLP((3, 4, 2))
+    loop = train.LoopSettings(train.Budget(max_epochs=20000.0), every=1, batch_size="full")
+    result = train.train(model, initial_weights(model, 0), split, optimizers.make("gd", {}),
+                         loop, seed_rngs(0)[1], valid=split)  # fmt: skip
+    assert len(result.rows) == settings.MAX_EVAL_POINTS + 1
+    assert result.status == "failed" and "10,000" in result.message
+
+
+def test_synthetic_data_too_large_in_total_is_refused_before_allocating(capsys, tmp_path):
+    """n_samples and n_features each within bounds, their product 400 million
+    numbers (8 GB once): one line, nothing allocated, in a file or on the line."""
+    code, _, err = run_cli(capsys, "train", "--dataset", "synthetic", "--data-option",
+                           "n_samples=40000", "--data-option", "n_features=10000")  # fmt: skip
+    assert code == 2 and "400,000,000 numbers" in err and err.count("\n") == 1
+    big = {"dataset": "synthetic", "options": {"n_samples": 40000, "n_features": 10000}}
+    raw = {"name": "x", "optimizer": [{"name": "gd"}], "data": big}
+    with pytest.raises(experiment.ConfigError, match="more than the 60,000,000"):
+        experiment.validate(raw)

@@ -377,3 +377,22 @@ def test_a_new_dataset_is_one_registration(tmp_path):
         assert results.load(tmp_path / "r")["dataset"].unique().tolist() == ["tiny-test"]
     finally:
         registry._REGISTRY.pop("tiny-test")
+
+
+def test_temporaries_of_a_killed_share_are_listed_and_cleared_by_the_next_run(tmp_path):
+    """SIGKILL while the shared data are written leaves ``.train_X.npy.PID.HEX.tmp``:
+    `data info` shows it, and the next run that maps the data removes it (its
+    writer gone); a temporary of a writer still at work stays."""
+    from tests.test_fileio import dead_pid
+
+    root = tmp_path / "c"
+    shared = Path(data.share_dataset("digits", "float64", data_dir=root).folder)
+    left = shared / f".train_X.npy.{dead_pid()}.0123abcd.tmp"
+    left.write_bytes(b"x" * 1000)
+    busy = shared / f".valid_X.npy.{os.getpid()}.0123abcd.tmp"
+    busy.write_bytes(b"y")
+    listed = {f["path"]: f for f in data.cache_info(root)["files"]}
+    entry = listed[str(left.relative_to(root))]
+    assert entry["temporary"] and entry["bytes"] == 1000
+    data.share_dataset("digits", "float64", data_dir=root)
+    assert not left.exists() and busy.exists()

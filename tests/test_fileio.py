@@ -67,8 +67,18 @@ def test_a_failure_midway_leaves_the_old_file_and_no_temporary(tmp_path, fault):
     assert path.read_text() == "old" and leftovers(tmp_path) == []
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_temporaries_of_a_killed_writer_are_cleared(tmp_path):
-    temp_path(tmp_path / "a.txt").write_text("half")  # a name the writer makes
+    (tmp_path / f".a.txt.{dead_pid()}.0123abcd.tmp").write_text("half")  # a writer's name
     (tmp_path / "notes.tmp").write_text("a user's file, not hidden")
     (tmp_path / ".notes.tmp").write_text("a user's hidden file: not a writer's name")
     (tmp_path / ".a.txt.123.abcdef12.tmp").mkdir()  # not a file: left alone
@@ -104,3 +114,14 @@ def test_bounded_reads_refuse_a_bomb(tmp_path):
         read_limited(fh, 1 << 20, "bomb.gz")
     with gzip.open(io.BytesIO(bomb)) as fh:
         assert len(read_limited(fh, 6 << 20, "ok.gz")) == 5 << 20
+
+
+def test_a_live_writers_temporary_is_never_removed(tmp_path):
+    """A report writing into a results folder while a run starts there: the
+    temporary file of a writer still running is its own, not a leftover."""
+    live = temp_path(tmp_path / "report.html")  # this process: alive
+    live.write_text("half a report")
+    dead = tmp_path / f".report.md.{dead_pid()}.0123abcd.tmp"
+    dead.write_text("left by a killed writer")
+    assert remove_temporaries(tmp_path) == 1
+    assert live.exists() and not dead.exists()

@@ -668,3 +668,22 @@ def test_a_figure_that_fails_is_a_note_and_its_own_exit_status(tmp_path, monkeyp
     assert "figure broken could not be drawn: ValueError: planted" in capsys.readouterr().err
     md = (out / "report.md").read_text()
     assert "figure broken could not be drawn" in md and "final-accuracy.png" in md
+
+
+def test_labels_with_dollar_signs_are_text_in_figures(tmp_path):
+    """An option value `$\\frac{1}{$` once ended `report` in a mathtext error, and
+    `$x$` was typeset as math: a label is text in every renderer."""
+    from matplotlib.text import Text
+
+    from nnbench.report import figures
+
+    out = tmp_path / "dollars"
+    for seed in (1, 2):
+        for note in ("$\\frac{1}{$", "$x$"):
+            run = spec("gd", seed, options={"note": note})
+            results.write_run(out, run, rows([0.1, 0.5], [0, 1.0]), "completed", "", {})
+    report.build_report(out, tmp_path / "r", figures=["final-accuracy"])
+    ctx = figures.Context(results.load(out), target=0.75)
+    fig = figures.make("final-accuracy", ctx)
+    texts = [t for t in fig.findobj(Text) if "$x$" in t.get_text()]
+    assert texts and not any(t.get_parse_math() for t in texts)

@@ -5,7 +5,6 @@ tests/test_faults.py."""
 
 import json
 import os
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -317,21 +316,34 @@ def test_float32_runs_of_the_scipy_optimizers_end_to_end(tmp_path):
     assert last["train_cost"].map(np.isfinite).all()
 
 
-def test_runs_of_an_earlier_version_of_the_experiment_are_pointed_out(tmp_path):
-    study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
-    longer = grid_of(seeds=(1,), optimizers=[{"name": "gd"}], max_iter=40)
-    with pytest.warns(study.OtherRunsWarning, match="holds 1 runs of 1 configuration"):
+def test_runs_of_an_earlier_version_of_the_experiment_are_kept_but_never_used(tmp_path):
+    """A grid rerun with fewer seeds or another budget: the folder's tables use
+    what the file defines now; the earlier runs stay on disk, named in one
+    line, until --prune removes them (and nothing else)."""
+    import shutil
+
+    gd = [{"name": "gd"}]
+    study.run_experiment(grid_of(seeds=(1, 2, 3), optimizers=gd), tmp_path, log=None)
+    copy = tmp_path / "runs" / "mine.parquet"  # the user's copy of the seed-1 run
+    shutil.copy(results.run_path(tmp_path, grid_of(seeds=(1,), optimizers=gd).runs()[0].run_id),
+                copy)  # fmt: skip
+    fewer = grid_of(seeds=(1, 2), optimizers=gd)
+    with pytest.warns(study.OtherRunsWarning, match="1 run of an earlier version .* --prune"):
+        assert study.run_experiment(fewer, tmp_path, log=None).n_skipped == 2
+    with pytest.warns(results.EarlierRunsWarning, match="1 run of an earlier version"):
+        frame = results.load(tmp_path)
+    assert sorted(frame["seed"].unique()) == [1, 2]
+    assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 2]
+    longer = grid_of(seeds=(1, 2), optimizers=gd, max_iter=40)
+    with pytest.warns(study.OtherRunsWarning, match="3 runs of an earlier version"):
         study.run_experiment(longer, tmp_path, log=None)
-    more_seeds = grid_of(seeds=(1, 2), optimizers=[{"name": "gd"}], max_iter=40)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", study.OtherRunsWarning)
-        with pytest.raises(study.OtherRunsWarning):  # the 30-iteration runs are still there
-            study.run_experiment(more_seeds, tmp_path, log=None)
-    fresh = tmp_path / "fresh"
-    study.run_experiment(longer, fresh, log=None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", study.OtherRunsWarning)
-        study.run_experiment(more_seeds, fresh, log=None)  # more seeds: nothing foreign
+    with pytest.warns(results.EarlierRunsWarning):
+        last = results.final_rows(results.load(tmp_path))
+    assert len(last) == 2 and set(last["max_iter"]) == {40}
+    assert len(results.load(tmp_path, every_version=True).drop_duplicates("run_id")) == 5
+    with pytest.warns(study.OtherRunsWarning, match="1 run.*mine.parquet.*by hand"):
+        study.run_experiment(longer, tmp_path, log=None, prune=True)
+    assert copy.exists() and len(list((tmp_path / "runs").glob("*.parquet"))) == 3
 
 
 def test_a_finished_run_without_rows_is_run_again(tmp_path):
@@ -352,3 +364,48 @@ def test_a_finished_run_without_rows_is_run_again(tmp_path):
     assert results.stored_runs(tmp_path) == {}
     assert study.run_experiment(exp, tmp_path, log=None).n_done == 2
     assert len(results.stored_runs(tmp_path)) == 2
+
+
+def test_force_never_deletes_a_copy_of_a_run_file_the_user_made(tmp_path):
+    """A user's copy in runs/ (under a name nnbench never gives) is the user's:
+    --force replaces the run's own file and leaves the copy alone; a file of
+    the same run under the old id nnbench once named it is replaced."""
+    import shutil
+    from pathlib import Path
+
+    exp = grid_of(seeds=(1,), optimizers=[{"name": "gd"}])
+    study.run_experiment(exp, tmp_path, log=None)
+    (spec,) = exp.runs()
+    own = results.run_path(tmp_path, spec.run_id)
+    backup = own.with_name("0-backup-before-force.parquet")  # sorts before the id
+    shutil.copy(own, backup)
+    assert study.run_experiment(exp, tmp_path, log=None, force=True).n_done == 1
+    assert backup.exists() and own.exists()
+    old = shutil.copy(
+        Path(__file__).parent / "data" / "nnbench-0.1-run.parquet",
+        tmp_path / "runs" / "02492eba9e0faf1b.parquet",
+    )
+    old_copy = shutil.copy(old, tmp_path / "runs" / "0000-mine.parquet")
+    blog = experiment.load_experiment(Path(__file__).parents[1] / "experiments" / "blog.toml")
+    (old_spec,) = [s for s in blog.runs() if s.run_id == "0121ef050b6e6418"]
+    rec = runner._Recorder(tmp_path, results.stored_runs(tmp_path), runner.GridSummary(tmp_path, 1),
+                           lambda _m: None, 1, False)  # fmt: skip
+    rec.record(old_spec, {"status": "completed", "rows": [{"iteration": 0, "val_accuracy": 0.5}]})
+    assert not Path(old).exists() and Path(old_copy).exists()
+    assert results.run_path(tmp_path, "0121ef050b6e6418").exists()
+
+
+def test_a_run_leaves_the_temporary_files_of_a_report_at_work_alone(tmp_path):
+    """`report` and `run` on one folder: the report's temporary files are its own
+    while it runs; a killed writer's are cleared."""
+    from nnbench.fileio import temp_path
+    from tests.test_fileio import dead_pid
+
+    tmp_path.mkdir(exist_ok=True)
+    building = temp_path(tmp_path / "report.html")  # this process is alive: a report at work
+    building.write_text("half a report")
+    killed = tmp_path / "runs" / f".x.parquet.{dead_pid()}.0123abcd.tmp"
+    killed.parent.mkdir()
+    killed.write_text("half a run")
+    study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
+    assert building.read_text() == "half a report" and not killed.exists()

@@ -12,14 +12,14 @@ from nnbench.errors import ConfigError, NnbenchError
 from nnbench.train import METRICS
 
 
-def tuned(final_seeds=(11, 12), trials=3, space=None, name="tuned"):
+def tuned(final_seeds=(11, 12), trials=3, space=None, name="tuned", max_iter=20):
     return experiment.validate(
         {
             "name": name,
             "data": {"dataset": "digits"},
             "model": {"hidden": [[8]]},
             "grid": {"batch_size": [32], "seeds": [1, 2]},
-            "budget": {"max_iter": 20},
+            "budget": {"max_iter": max_iter},
             "eval": {"every": 10},
             "tune": {"trials": trials, "seed": 0, "final_seeds": list(final_seeds)},
             "optimizer": [
@@ -221,7 +221,7 @@ def test_a_second_choice_retires_the_finals_of_the_first(tmp_path):
     for spec in old:  # as if an earlier choice had been `other`
         row = dict.fromkeys(METRICS, 0.0) | {"iteration": 20, "val_accuracy": 0.01}
         results.write_run(tmp_path, spec, [row], "completed", "", {})
-    frame = results.load(tmp_path)
+    frame = results.load(tmp_path, every_version=True)
     current = tune.current_finals(frame, chosen)
     assert set(frame.query("phase == 'final' and optimizer == 'gd'")["trial"]) == {
         gd["trial"],
@@ -246,7 +246,7 @@ def test_finals_are_matched_on_the_chosen_setting_not_the_trial_index(tmp_path):
                         seed=seed)  # fmt: skip
         row = dict.fromkeys(METRICS, 0.0) | {"iteration": 20, "val_accuracy": 0.01}
         results.write_run(tmp_path, spec, [row], "completed", "", {})
-    shown = tune.reported(results.load(tmp_path), chosen)
+    shown = tune.reported(results.load(tmp_path, every_version=True), chosen)
     finals = shown.query("optimizer == 'gd'")
     assert sorted(finals["seed"].unique()) == [11, 12]  # two finals, not four
     assert finals["label"].nunique() == 1 and "0.01234" not in finals["label"].iloc[0]
@@ -310,3 +310,55 @@ def test_search_spaces_that_rounding_or_repeats_would_spoil_are_refused(space, m
     with pytest.raises(ConfigError, match=message) as err:
         experiment.validate(table, "exp.toml")
     assert str(err.value).startswith("exp.toml: [[optimizer]] #1 ")  # names file and key
+
+
+def test_a_tuned_study_uses_only_the_runs_its_file_defines_now(tmp_path):
+    """Fewer final seeds, fewer trials, another budget: the finals, trials and
+    choice shown are those of the file as it is; the earlier runs stay on disk
+    unused, named in one line."""
+    import warnings
+
+    def shown():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", results.EarlierRunsWarning)
+            frame = results.load(tmp_path)
+        return frame, tune.reported(frame, tune.read_choices(tmp_path))
+
+    study.run_experiment(tuned(trials=4), tmp_path, n_jobs=2, log=None)
+    with pytest.warns(study.OtherRunsWarning, match="2 runs of an earlier version"):
+        summary = study.run_experiment(tuned(trials=4, final_seeds=(11,)), tmp_path, log=None)
+    assert summary.n_done == 0
+    frame, finals = shown()
+    assert sorted(finals["seed"].unique()) == [11]
+    with pytest.warns(study.OtherRunsWarning):
+        study.run_experiment(tuned(trials=2, final_seeds=(11,)), tmp_path, log=None)
+    frame, finals = shown()
+    assert sorted(frame.query("phase == 'trial'")["trial"].unique()) == [0, 1]
+    chosen = tune.read_choices(tmp_path)
+    assert all(c["trial"] in (0, 1) for c in chosen if c["optimizer"] == "gd")
+    with pytest.warns(study.OtherRunsWarning):
+        study.run_experiment(tuned(trials=2, final_seeds=(11,), max_iter=10), tmp_path, log=None)
+    frame, finals = shown()
+    assert set(frame["max_iter"]) == {10} and len(finals["run_id"].unique()) == 2  # gd, cg
+
+
+def test_a_grid_of_the_same_name_in_a_tuned_folder_is_what_the_folder_shows(tmp_path):
+    """The experiment run once with [tune] and once without: the grid's runs are
+    the folder's now, not hidden by the tuned study's finals."""
+    study.run_experiment(tuned(), tmp_path, n_jobs=2, log=None)
+    grid = experiment.validate(
+        {
+            "name": "tuned",
+            "data": {"dataset": "digits"},
+            "model": {"hidden": [[8]]},
+            "grid": {"batch_size": [32], "seeds": [1, 2]},
+            "budget": {"max_iter": 20},
+            "optimizer": [{"name": "adam"}],
+        }
+    )
+    with pytest.warns(study.OtherRunsWarning):
+        study.run_experiment(grid, tmp_path, log=None)
+    with pytest.warns(results.EarlierRunsWarning):
+        frame = results.load(tmp_path)
+    shown = tune.reported(frame, tune.read_choices(tmp_path))
+    assert set(shown["label"]) == {"adam"} and set(shown["phase"]) == {"grid"}

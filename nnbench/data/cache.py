@@ -9,6 +9,7 @@ found, never silently used.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from nnbench.errors import DataError, NnbenchError
-from nnbench.fileio import atomic_write
+from nnbench.fileio import atomic_write, remove_temporaries, temporaries
 
 CACHE_ENV = "NNBENCH_DATA_DIR"
 MANIFEST = "manifest.json"
@@ -101,6 +102,7 @@ class ManagedFolder:
             old = None  # being rebuilt: its list of files is lost, so nothing is deleted
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            self.clean()
             self.manifest_path.unlink(missing_ok=True)
             listed: dict[str, Any] = {}
             for name, writer in files.items():
@@ -117,6 +119,14 @@ class ManagedFolder:
                 "free some space or choose another folder with --data-dir"
             ) from None
         return manifest
+
+    def clean(self) -> int:
+        """Remove what a killed writer left here (its temporary files, once their
+        writer is gone): a dataset's worth of disk each, lost for good otherwise."""
+        try:
+            return remove_temporaries(self.folder)
+        except OSError:
+            return 0  # a read-only cache: the leftovers are listed by `data info`
 
     def verify(self, manifest: Mapping[str, Any]) -> None:
         """Every listed file present with its size and SHA-256 sum, or DataError."""
@@ -155,4 +165,7 @@ def managed_entries(root: Path, folder: Path, derived: bool) -> list[dict]:
             entry = file_entry(root, path, meta.get("sha256"))
             entry["derived"] = derived
             out.append(entry)
+    for path in temporaries(folder):  # a killed writer's: the next run removes them
+        with contextlib.suppress(OSError):
+            out.append({**file_entry(root, path, None), "temporary": True})
     return out

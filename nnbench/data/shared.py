@@ -69,6 +69,7 @@ def share_dataset(
         return SharedData(ds.name, ds.n_classes, ds.n_features, str(ready), tuple(splits))
     root = cache_dir(data_dir)
     folder = ManagedFolder(root / "shared" / f"{info.content_id(request)}-{np.dtype(dtype).name}")
+    folder.clean()
     try:
         manifest = folder.manifest()
         if manifest is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nnbench.data.registry import Dataset, DatasetInfo, register, split_three
+from nnbench.errors import ConfigError
 from nnbench.options import Option
 
 
@@ -18,12 +19,33 @@ def make_synthetic(
     """Gaussian blobs around random centres in ``[0, 1)^n_features``, spread by ``noise``."""
     if n_samples < 10 or n_features < 1 or n_classes < 2:
         raise ValueError("synthetic data needs n_samples >= 10, n_features >= 1, n_classes >= 2")
+    check_total(n_samples, n_features)
     rng = np.random.default_rng(seed)
     centres = rng.uniform(0.2, 0.8, size=(n_classes, n_features))
     y = rng.integers(0, n_classes, size=n_samples)
     X = centres[y] + rng.normal(0.0, noise, size=(n_samples, n_features))
     X = np.clip(X, 0.0, 0.999).astype(np.float32)
     return split_three("synthetic", X, y.astype(np.int64), seed, n_classes)
+
+
+# Numbers a synthetic dataset may hold (rows x features), a little more than MNIST's
+# 55 million: each option is bounded alone, and their product once asked for 8 GB.
+MAX_VALUES = 60_000_000
+
+
+def check_total(n_samples: int, n_features: int) -> None:
+    """Refuse a dataset larger than :data:`MAX_VALUES` numbers before allocating it."""
+    if n_samples * n_features > MAX_VALUES:
+        raise ConfigError(
+            f"synthetic data of n_samples={n_samples:,} x n_features={n_features:,} is "
+            f"{n_samples * n_features:,} numbers, more than the {MAX_VALUES:,} allowed: "
+            "give fewer samples or features"
+        )
+
+
+def _shape(options: dict) -> tuple[int, int]:
+    check_total(options["n_samples"], options["n_features"])
+    return options["n_features"], options["n_classes"]
 
 
 OPTIONS = {
@@ -39,7 +61,7 @@ SYNTHETIC = register(
         "synthetic",
         lambda request: make_synthetic(**request.options),
         "Gaussian blobs (a smoke test; its size and noise are options: `nnbench data list`)",
-        shape=lambda options: (options["n_features"], options["n_classes"]),
+        shape=_shape,
         options=OPTIONS,
     )
 )

@@ -103,7 +103,12 @@ def caption(name: str) -> str:
 def make(name: str, ctx: Context) -> Figure | None:
     if name not in _REGISTRY:
         raise NnbenchError(f"unknown figure {name!r}; choose from {', '.join(_REGISTRY)}")
-    return _REGISTRY[name][1](ctx)
+    import matplotlib
+
+    # labels are text: a `$` in an option's value is no mathtext (`$\frac{1}{$` would
+    # stop the report, `$x$` be typeset), as they are no markup in Markdown or HTML
+    with matplotlib.rc_context({"text.parse_math": False}):
+        return _REGISTRY[name][1](ctx)
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
