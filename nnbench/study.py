@@ -58,6 +58,7 @@ def run_experiment(
         raise TypeError("give an Execution or its fields as keywords, not both")
     execution = execution or Execution(**options)
     specs = experiment.runs()  # under [tune], the trials: the finals use the same data
+    complete = False  # a Ctrl-C ends the session's block early: nothing is pruned or named
     with Session(
         out, experiment.to_dict(), execution, specs, merge, force, experiment.n_runs
     ) as session:
