@@ -343,10 +343,10 @@ def stacks(
     vectorised step, whose settings are all the same (cell, seed, budget,
     data) and whose options differ in numbers only; at most
     :data:`nnbench.stack.MAX_STACK` of them, and (with the runs' ``shared``
-    data, which sizes their networks) no more than keeps a stack's weights
-    within :data:`nnbench.stack.MAX_STACK_PARAMS` numbers. Runs timed by
-    seconds (a budget or evaluation points in seconds) train alone."""
-    from nnbench.stack import MAX_STACK, MAX_STACK_PARAMS, stackable
+    data, which sizes their networks and minibatches) no more than
+    :func:`nnbench.stack.max_members` allows for their weights and activations.
+    Runs timed by seconds (a budget or evaluation points in seconds) train alone."""
+    from nnbench.stack import MAX_STACK, max_members, stackable
     from nnbench.train import LoopSettings
 
     groups: dict[str, list[RunSpec]] = {}
@@ -365,9 +365,23 @@ def stacks(
             data = shared[data_key(group[0])]
             sizes = [data.n_features, *group[0].hidden, data.n_classes]
             n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-            size = max(1, min(MAX_STACK, MAX_STACK_PARAMS // n_params))
+            size = max_members(n_params, _batch_rows(group[0], data), sizes[1:])
         out.extend(group[i : i + size] for i in range(0, len(group), size))
     return out
+
+
+def _batch_rows(spec: RunSpec, data: Any) -> int | None:
+    """The most rows a minibatch of ``spec`` holds (a growing batch: the whole
+    training split); None when the split's rows cannot be read."""
+    n_train = _split_rows(data).get("train") if hasattr(data, "load") else None
+    if not n_train:
+        return None
+    if float(spec.values.get("batch_growth") or 1.0) > 1.0:
+        return n_train
+    try:
+        return min(n_train, resolve_batch_size(spec.values["batch_size"], n_train))
+    except (ValueError, TypeError, KeyError):
+        return n_train
 
 
 def _stack_key(spec: RunSpec) -> str | None:
