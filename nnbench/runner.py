@@ -26,6 +26,7 @@ knows nothing of tuning.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import json
@@ -384,6 +385,19 @@ def _batch_rows(spec: RunSpec, data: Any) -> int | None:
         return n_train
 
 
+def _stack_kind(spec: RunSpec) -> str:
+    """A stack's optimizer and its options other than numbers (which may select
+    other code in its stacked update): what a check of that update covers."""
+    from nnbench import optimizers
+    from nnbench.options import FLOAT
+
+    known = optimizers.get(spec.optimizer).options
+    fixed = {
+        k: v for k, v in spec.options.items() if k not in known or known[k].value_kind is not FLOAT
+    }
+    return json.dumps([spec.optimizer, fixed], sort_keys=True, default=str)
+
+
 def _stack_key(spec: RunSpec) -> str | None:
     """What the members of a stack share: everything but the optimizer's number
     options (None: the spec trains alone)."""
@@ -462,16 +476,40 @@ def _dispatch(
     outside), not its run: the run is submitted once more, then recorded as
     failed. A stack that fails as a whole (or whose supervisor is lost twice)
     records nothing: its runs are submitted again, alone.
+
+    A plugin's stacked update is checked before it is trusted: its stacks are
+    verified (one member also run alone, :func:`nnbench.run_process.execute_stack`)
+    until one matches; after a mismatch its stacks run as single runs.
     """
+    from nnbench import optimizers
+
     stop = backend.stop_check()
     queue = list(tasks)
     pending: dict[Any, str] = {}
     lost: Counter = Counter()
     window = 2 * backend.capacity()
+    # plugin settings (an optimizer and its options other than numbers: they may
+    # select other code) whose stacked update matched their step alone, and not
+    trusted: set[str] = set()
+    untrusted: set[str] = set()
+
+    def alone(specs: list[RunSpec]) -> None:
+        for spec in reversed(specs):
+            tasks[spec.run_id] = (make_task([spec]), [spec])
+            queue.insert(0, spec.run_id)
+
     while queue or pending:
         while queue and len(pending) < window:
             task_id = queue.pop(0)
-            pending[backend.submit(supervise, tasks[task_id][0], stop)] = task_id
+            task, specs = tasks[task_id]
+            kind = _stack_kind(specs[0])
+            if len(specs) > 1 and kind in untrusted:
+                alone(specs)
+                continue
+            plugin = not optimizers.builtin(specs[0].optimizer)
+            if len(specs) > 1 and plugin and kind not in trusted:
+                task = dataclasses.replace(task, verify=True)
+            pending[backend.submit(supervise, task, stop)] = task_id
         for future in backend.completed(WAIT_SECONDS):
             task_id = pending.pop(future)
             specs = tasks[task_id][1]
@@ -494,17 +532,21 @@ def _dispatch(
             elif out.get("status") is None:
                 continue  # stopped: nothing to record
             elif "stack" in out:
+                if out.get("verified"):
+                    trusted.add(_stack_kind(specs[0]))
                 by_id = {m.get("run_id"): m for m in out["stack"]}
                 for spec in specs:
                     recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
+            elif out.get("unverified"):
+                untrusted.add(_stack_kind(specs[0]))
+                recorder.say(f"warning: {out.get('message')}")
+                alone(specs)
             else:
                 recorder.say(
                     f"a stack of {len(specs)} trials failed ({out.get('message')}); "
                     "running them alone"
                 )
-                for spec in reversed(specs):
-                    tasks[spec.run_id] = (make_task([spec]), [spec])
-                    queue.insert(0, spec.run_id)
+                alone(specs)
 
 
 def _run_seconds(res: dict[str, Any]) -> float | None:

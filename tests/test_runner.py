@@ -409,3 +409,36 @@ def test_a_run_leaves_the_temporary_files_of_a_report_at_work_alone(tmp_path):
     killed.write_text("half a run")
     study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
     assert building.read_text() == "half a report" and not killed.exists()
+
+
+@pytest.mark.parametrize("bug", ["rebind", "scale"])
+def test_a_plugins_stacked_update_is_verified_and_a_wrong_one_runs_alone(tmp_path, bug):
+    """Defect 12 of issue 27: a plugin's stack_step that rebinds its weights, or
+    halves a shared option every step, is caught; its trials run alone, named."""
+    space = {"log_uniform": [0.01, 1.0]}
+    raw = {
+        "name": "plugins",
+        "data": {"dataset": "digits"},
+        "model": {"hidden": [[8]]},
+        "grid": {"batch_size": [32], "seeds": [1]},
+        "budget": {"max_iter": 20},
+        "eval": {"every": 10},
+        "tune": {"trials": 3, "seed": 0, "final_seeds": [11]},
+        "optimizer": [
+            {"name": "badstack", "bug": bug, "learning_rate": space},
+            {"name": "faulty", "learning_rate": space},
+        ],
+    }
+    exp = experiment.validate(raw)
+    said: list[str] = []
+    study.run_experiment(exp, tmp_path / "stacked", n_jobs=1, log=said.append)
+    study.run_experiment(exp, tmp_path / "alone", n_jobs=1, log=None, stack=False)
+    warned = [m for m in said if m.startswith("warning:")]
+    assert len(warned) == 1 and "'badstack'" in warned[0] and "stack_step" in warned[0]
+    assert metrics(tmp_path / "stacked").equals(metrics(tmp_path / "alone"))
+    sizes = {
+        r.spec.optimizer: results.read_meta(r.path)["provenance"].get("stack_size")
+        for r in results.stored_runs(tmp_path / "stacked").values()
+        if r.spec.phase == "trial"
+    }
+    assert sizes == {"badstack": None, "faulty": 3}  # a right stacked update is trusted
