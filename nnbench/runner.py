@@ -124,6 +124,24 @@ def sigterm_stops() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """While inside, a SIGTERM waits: on leaving it is delivered again, to
+    whatever handled it before (:func:`sigterm_stops`: :class:`Terminated`), so
+    that what is under way inside (a stack's results being written) ends first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        signal.raise_signal(signal.SIGTERM)
+
+
 # -- the session: a folder, a backend, runs ------------------------------------------------
 
 
@@ -328,7 +346,9 @@ def task_of(
         [s.to_dict() for s in spec],
         shared,
         threads,
-        max(s.hang_seconds for s in spec),
+        # a stack's steps and evaluations take about K times a run's: its watchdog
+        # waits as much longer, or every stack would look hung where its runs are not
+        max(s.hang_seconds for s in spec) * len(spec),
         stop_file=stop_file,
     )
 
@@ -535,8 +555,9 @@ def _dispatch(
                 if out.get("verified"):
                     trusted.add(_stack_kind(specs[0]))
                 by_id = {m.get("run_id"): m for m in out["stack"]}
-                for spec in specs:
-                    recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
+                with sigterm_deferred():  # computed: every member is written before a stop
+                    for spec in specs:
+                        recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
             elif out.get("unverified"):
                 untrusted.add(_stack_kind(specs[0]))
                 recorder.say(f"warning: {out.get('message')}")

@@ -442,3 +442,38 @@ def test_a_plugins_stacked_update_is_verified_and_a_wrong_one_runs_alone(tmp_pat
         if r.spec.phase == "trial"
     }
     assert sizes == {"badstack": None, "faulty": 3}  # a right stacked update is trusted
+
+
+def test_sigterm_while_a_stacks_results_are_recorded_keeps_every_member():
+    """A caveat of issue 27: SIGTERM while a stack's members were being recorded
+    discarded those not yet written; every member computed is written first."""
+    import signal
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    specs = grid_of(optimizers=[{"name": "gd"}], seeds=(1, 2, 3)).runs()
+    members = [{"run_id": s.run_id, "status": "completed", "rows": []} for s in specs]
+    futures: list[Future] = []
+
+    def submit(fn, task, stop):
+        future: Future = Future()
+        future.set_result({"run_id": task.run_id, "status": "completed", "stack": members})
+        futures.append(future)
+        return future
+
+    backend = SimpleNamespace(
+        stop_check=lambda: None, capacity=lambda: 1, submit=submit, name="instant",
+        completed=lambda timeout: [futures.pop()] if futures else [],
+    )  # fmt: skip
+    recorded: list[str] = []
+
+    def record(spec, res):
+        if not recorded:
+            os.kill(os.getpid(), signal.SIGTERM)  # the runner is told to stop
+        recorded.append(spec.run_id)
+
+    recorder = SimpleNamespace(record=record, say=lambda message: None)
+    tasks = {"stack": (SimpleNamespace(run_id="stack"), specs)}
+    with runner.sigterm_stops(), pytest.raises(runner.Terminated):
+        runner._dispatch(backend, tasks, recorder, make_task=None)
+    assert recorded == [s.run_id for s in specs]

@@ -186,6 +186,16 @@ def test_a_stack_holds_no_more_activations_than_one_run_or_the_cap():
     assert max(map(len, runner.stacks(growing, shared))) == 1  # 60,000 x 110: alone
 
 
+def test_a_stacks_watchdog_waits_as_many_times_longer_as_it_has_members():
+    """A caveat of issue 27: hang_seconds below a stack's evaluation time killed
+    every stack as hung; its watchdog now scales with its members."""
+    trials = [s for s in tune.trial_runs(tuned(trials=3)) if s.optimizer == "gd"]
+    group = runner.stacks(trials)[0]
+    assert len(group) == 3
+    assert runner.task_of(group, shared=None, threads=1).hang_seconds == 3 * trials[0].hang_seconds
+    assert runner.task_of(group[:1], shared=None, threads=1).hang_seconds == trials[0].hang_seconds
+
+
 def test_a_report_of_stacked_trials_times_only_what_has_a_clock(tmp_path):
     """Stacked trials have no clock of their own: the report's clock is chosen
     from the finals, and the robustness line compares gradient evaluations."""
