@@ -688,3 +688,23 @@ def test_labels_with_dollar_signs_are_text_in_figures(tmp_path):
     fig = figures.make("final-accuracy", ctx)
     texts = [t for t in fig.findobj(Text) if "$x$" in t.get_text()]
     assert texts and not any(t.get_parse_math() for t in texts)
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_figures_folder(hand_made, monkeypatch):
+    """A caveat of issue 27: `[Errno 28]` named no file, and figures/ stayed half written."""
+    import errno
+
+    from nnbench.report import render
+
+    real = render.atomic_write
+
+    def full(path, data):
+        if Path(path).suffix == ".svg":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(render, "atomic_write", full)
+    with pytest.raises(NnbenchError, match=r"figures/final-accuracy\.svg: No space left"):
+        report.build(hand_made, figures=["final-accuracy"])
+    assert not (hand_made / "figures").exists()
+    assert not (hand_made / "report.md").exists()
