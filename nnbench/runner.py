@@ -309,6 +309,29 @@ class Session:
             _dispatch(self.backend, tasks, recorder, make_task)
         finally:
             recorder.close()
+            self._check_data(recorder)
+
+    def _check_data(self, recorder: _Recorder) -> None:
+        """Runs whose shared data changed under them (a cache file overwritten in
+        place while mapped) are no results: each is written again as failed, so that
+        a resume reruns it on data shared anew (its checksums are checked then)."""
+        from nnbench.data.shared import changed
+
+        keys = {data_key(spec) for spec, _ in recorder.written}
+        damaged = {k: why for k in keys for why in [changed(self.shared[k])] if why is not None}
+        for key, why in damaged.items():
+            hit = [(s, st) for s, st in recorder.written if data_key(s) == key and st.is_final]
+            for spec, status in hit:
+                message = f"its data changed while it trained ({why}); run again to rerun it"
+                results.write_run(self.out, spec, [], Status.FAILED, message, recorder.prov)
+                self.summary.statuses[status] -= 1
+                self.summary.statuses[Status.FAILED] += 1
+            self.summary.statuses = +self.summary.statuses  # no zero counts
+            self.say(
+                f"warning: the shared data in {self.shared[key].folder} changed during the "
+                f"runs ({why}); the {len(hit)} runs trained on it are recorded as failed: "
+                "run the same command again to rerun them"
+            )
 
 
 def run_specs(
@@ -651,6 +674,7 @@ class _Recorder:
         self.n_todo, self.n_seen = n_todo, 0
         self.left = left or TimeLeft({})
         self.prov: dict[str, Any] = {}
+        self.written: list[tuple[RunSpec, Status]] = []  # what this session recorded
         self.bar = None
         if progress_bar:
             from tqdm import tqdm
@@ -688,6 +712,7 @@ class _Recorder:
                 f"cannot write results to {self.out}: {exc.strerror or exc}; the runs finished "
                 "so far are kept: fix that and run the same command again"
             ) from None
+        self.written.append((spec, status))
         self.summary.statuses[status] += 1
         self._say(spec, res, status)
 

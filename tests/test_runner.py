@@ -477,3 +477,27 @@ def test_sigterm_while_a_stacks_results_are_recorded_keeps_every_member():
     with runner.sigterm_stops(), pytest.raises(runner.Terminated):
         runner._dispatch(backend, tasks, recorder, make_task=None)
     assert recorded == [s.run_id for s in specs]
+
+
+def test_runs_on_shared_data_changed_under_them_are_not_final(tmp_path):
+    """A caveat of issue 27: a data cache file overwritten in place mid-run left
+    runs trained on corrupted data recorded as final, never revisited."""
+    exp = grid_of(optimizers=[{"name": "gd"}], seeds=(1, 2), max_iter=10)
+    folder = share_dataset("digits", exp.runs()[0].dtype, tmp_path / "cache").folder
+    said: list[str] = []
+
+    def log(message):
+        said.append(message)
+        if message.startswith("[1/"):  # a run recorded: the cache is overwritten in place
+            with open(os.path.join(folder, "train_X.npy"), "r+b") as fh:
+                fh.seek(-8, os.SEEK_END)
+                fh.write(b"\x7f" * 8)
+
+    out = tmp_path / "out"
+    kwargs = {"n_jobs": 1, "data_dir": tmp_path / "cache", "stack": False}
+    summary = study.run_experiment(exp, out, log=log, **kwargs)
+    assert summary.statuses == {"failed": 2}
+    assert any("changed during the runs (train_X.npy does not match" in m for m in said)
+    assert not any(r.status.is_final for r in results.stored_runs(out).values())
+    again = study.run_experiment(exp, out, log=None, **kwargs)  # the data is shared anew
+    assert again.statuses == {"completed": 2}
