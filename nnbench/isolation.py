@@ -95,6 +95,9 @@ class RunTask:
     hang_seconds: float
     runner: tuple[str, int] = field(default_factory=lambda: (socket.gethostname(), os.getpid()))
     stop_file: str | None = None  # the runner creates it to stop every run
+    # a stack whose optimizer's stacked update is not yet trusted: one member is
+    # also run alone, and the stack's results are kept only if it matches
+    verify: bool = False
 
 
 def runner_gone(task: RunTask) -> bool:
@@ -204,8 +207,10 @@ def _run_process(task: RunTask, result_w: Any, lifeline_r: Any, beat: Any) -> No
         beat.value = iteration
 
     try:
-        run = execute_stack if isinstance(task.spec, list) else execute
-        out = run(task.spec, task.shared, task.threads, heartbeat)
+        if isinstance(task.spec, list):
+            out = execute_stack(task.spec, task.shared, task.threads, heartbeat, task.verify)
+        else:
+            out = execute(task.spec, task.shared, task.threads, heartbeat)
         result_w.send(out)
     except BaseException:  # sending failed: the supervisor reports the exit
         os._exit(1)

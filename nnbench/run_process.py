@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from nnbench.build import build_run, train_together
@@ -73,11 +74,16 @@ def execute_stack(
     shared: SharedData,
     threads: int | None,
     heartbeat: Callable[[int], None] | None = None,
+    verify: bool = False,
 ) -> dict[str, Any]:
     """Train a stack of runs (:mod:`nnbench.stack`): runs of one optimizer that
     differ only in its number options. Every member gets its own result, under
     ``"stack"``; a stack that cannot be built or fails as a whole returns a
-    failed result without one, and its runs are run alone."""
+    failed result without one, and its runs are run alone.
+
+    With ``verify``, the member that trained longest is trained once more alone:
+    its weights and rows must be the stack's bit for bit (``"verified"``), or the
+    stack fails, naming its optimizer under ``"unverified"``."""
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     limits = _CONTROLLER.limit(limits=threads) if threads else contextlib.nullcontext()
     out: dict[str, Any] = {"run_id": stack_id(specs)}
@@ -88,6 +94,23 @@ def execute_stack(
                 build_run(s.values, s.optimizer, splits, shared.n_classes, s.options) for s in specs
             ]
             results = train_together(runs, heartbeat)
+            if verify:
+                j = max(range(len(specs)), key=lambda i: (results[i].n_iter, -i))
+                alone = build_run(
+                    specs[j].values, specs[j].optimizer, splits, shared.n_classes, specs[j].options
+                )
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ScipyStatusWarning)
+                    if not _same_numbers(alone(heartbeat=heartbeat), results[j]):
+                        out.update(
+                            status=Status.FAILED.value,
+                            unverified=specs[j].optimizer,
+                            message=f"optimizer {specs[j].optimizer!r}: its stacked update "
+                            "(stack_step) gave other numbers than its step alone; its trials "
+                            "run alone (fix the plugin's stack_step, or remove it)",
+                        )
+                        return out
+                out["verified"] = specs[j].optimizer
             blas = blas_info()
             members = [
                 _member(s, r, res, blas, len(specs)) for s, r, res in zip(specs, runs, results)
@@ -97,6 +120,25 @@ def execute_stack(
         return out
     out.update(status=Status.COMPLETED.value, message="", stack=members)
     return out
+
+
+def _same_numbers(one: Any, stacked: Any) -> bool:
+    """Whether a run alone and the same run in a stack ended with the same
+    status, weights and rows (bit for bit; seconds aside: a stack has no run's clock)."""
+    ends = (one.status, one.message, one.n_iter, one.n_grad_evals, len(one.rows))
+    if ends != (stacked.status, stacked.message, stacked.n_iter, stacked.n_grad_evals,
+                len(stacked.rows)):  # fmt: skip
+        return False
+    if not np.array_equal(one.theta, stacked.theta, equal_nan=True):
+        return False
+    for a, b in zip(one.rows, stacked.rows):
+        for key, value in a.items():
+            if key.endswith("seconds"):
+                continue
+            other = b.get(key)
+            if not (value == other or (value != value and other != other)):
+                return False
+    return True
 
 
 def _member(spec: RunSpec, run: Any, result: Any, blas: list, size: int) -> dict[str, Any]:

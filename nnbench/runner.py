@@ -26,6 +26,7 @@ knows nothing of tuning.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import json
@@ -121,6 +122,24 @@ def sigterm_stops() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def sigterm_deferred() -> Iterator[None]:
+    """While inside, a SIGTERM waits: on leaving it is delivered again, to
+    whatever handled it before (:func:`sigterm_stops`: :class:`Terminated`), so
+    that what is under way inside (a stack's results being written) ends first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if received:
+        signal.raise_signal(signal.SIGTERM)
 
 
 # -- the session: a folder, a backend, runs ------------------------------------------------
@@ -290,6 +309,29 @@ class Session:
             _dispatch(self.backend, tasks, recorder, make_task)
         finally:
             recorder.close()
+            self._check_data(recorder)
+
+    def _check_data(self, recorder: _Recorder) -> None:
+        """Runs whose shared data changed under them (a cache file overwritten in
+        place while mapped) are no results: each is written again as failed, so that
+        a resume reruns it on data shared anew (its checksums are checked then)."""
+        from nnbench.data.shared import changed
+
+        keys = {data_key(spec) for spec, _ in recorder.written}
+        damaged = {k: why for k in keys for why in [changed(self.shared[k])] if why is not None}
+        for key, why in damaged.items():
+            hit = [(s, st) for s, st in recorder.written if data_key(s) == key and st.is_final]
+            for spec, status in hit:
+                message = f"its data changed while it trained ({why}); run again to rerun it"
+                results.write_run(self.out, spec, [], Status.FAILED, message, recorder.prov)
+                self.summary.statuses[status] -= 1
+                self.summary.statuses[Status.FAILED] += 1
+            self.summary.statuses = +self.summary.statuses  # no zero counts
+            self.say(
+                f"warning: the shared data in {self.shared[key].folder} changed during the "
+                f"runs ({why}); the {len(hit)} runs trained on it are recorded as failed: "
+                "run the same command again to rerun them"
+            )
 
 
 def run_specs(
@@ -327,7 +369,9 @@ def task_of(
         [s.to_dict() for s in spec],
         shared,
         threads,
-        max(s.hang_seconds for s in spec),
+        # a stack's steps and evaluations take about K times a run's: its watchdog
+        # waits as much longer, or every stack would look hung where its runs are not
+        max(s.hang_seconds for s in spec) * len(spec),
         stop_file=stop_file,
     )
 
@@ -343,10 +387,10 @@ def stacks(
     vectorised step, whose settings are all the same (cell, seed, budget,
     data) and whose options differ in numbers only; at most
     :data:`nnbench.stack.MAX_STACK` of them, and (with the runs' ``shared``
-    data, which sizes their networks) no more than keeps a stack's weights
-    within :data:`nnbench.stack.MAX_STACK_PARAMS` numbers. Runs timed by
-    seconds (a budget or evaluation points in seconds) train alone."""
-    from nnbench.stack import MAX_STACK, MAX_STACK_PARAMS, stackable
+    data, which sizes their networks and minibatches) no more than
+    :func:`nnbench.stack.max_members` allows for their weights and activations.
+    Runs timed by seconds (a budget or evaluation points in seconds) train alone."""
+    from nnbench.stack import MAX_STACK, max_members, stackable
     from nnbench.train import LoopSettings
 
     groups: dict[str, list[RunSpec]] = {}
@@ -365,9 +409,36 @@ def stacks(
             data = shared[data_key(group[0])]
             sizes = [data.n_features, *group[0].hidden, data.n_classes]
             n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-            size = max(1, min(MAX_STACK, MAX_STACK_PARAMS // n_params))
+            size = max_members(n_params, _batch_rows(group[0], data), sizes[1:])
         out.extend(group[i : i + size] for i in range(0, len(group), size))
     return out
+
+
+def _batch_rows(spec: RunSpec, data: Any) -> int | None:
+    """The most rows a minibatch of ``spec`` holds (a growing batch: the whole
+    training split); None when the split's rows cannot be read."""
+    n_train = _split_rows(data).get("train") if hasattr(data, "load") else None
+    if not n_train:
+        return None
+    if float(spec.values.get("batch_growth") or 1.0) > 1.0:
+        return n_train
+    try:
+        return min(n_train, resolve_batch_size(spec.values["batch_size"], n_train))
+    except (ValueError, TypeError, KeyError):
+        return n_train
+
+
+def _stack_kind(spec: RunSpec) -> str:
+    """A stack's optimizer and its options other than numbers (which may select
+    other code in its stacked update): what a check of that update covers."""
+    from nnbench import optimizers
+    from nnbench.options import FLOAT
+
+    known = optimizers.get(spec.optimizer).options
+    fixed = {
+        k: v for k, v in spec.options.items() if k not in known or known[k].value_kind is not FLOAT
+    }
+    return json.dumps([spec.optimizer, fixed], sort_keys=True, default=str)
 
 
 def _stack_key(spec: RunSpec) -> str | None:
@@ -448,16 +519,40 @@ def _dispatch(
     outside), not its run: the run is submitted once more, then recorded as
     failed. A stack that fails as a whole (or whose supervisor is lost twice)
     records nothing: its runs are submitted again, alone.
+
+    A plugin's stacked update is checked before it is trusted: its stacks are
+    verified (one member also run alone, :func:`nnbench.run_process.execute_stack`)
+    until one matches; after a mismatch its stacks run as single runs.
     """
+    from nnbench import optimizers
+
     stop = backend.stop_check()
     queue = list(tasks)
     pending: dict[Any, str] = {}
     lost: Counter = Counter()
     window = 2 * backend.capacity()
+    # plugin settings (an optimizer and its options other than numbers: they may
+    # select other code) whose stacked update matched their step alone, and not
+    trusted: set[str] = set()
+    untrusted: set[str] = set()
+
+    def alone(specs: list[RunSpec]) -> None:
+        for spec in reversed(specs):
+            tasks[spec.run_id] = (make_task([spec]), [spec])
+            queue.insert(0, spec.run_id)
+
     while queue or pending:
         while queue and len(pending) < window:
             task_id = queue.pop(0)
-            pending[backend.submit(supervise, tasks[task_id][0], stop)] = task_id
+            task, specs = tasks[task_id]
+            kind = _stack_kind(specs[0])
+            if len(specs) > 1 and kind in untrusted:
+                alone(specs)
+                continue
+            plugin = not optimizers.builtin(specs[0].optimizer)
+            if len(specs) > 1 and plugin and kind not in trusted:
+                task = dataclasses.replace(task, verify=True)
+            pending[backend.submit(supervise, task, stop)] = task_id
         for future in backend.completed(WAIT_SECONDS):
             task_id = pending.pop(future)
             specs = tasks[task_id][1]
@@ -480,17 +575,22 @@ def _dispatch(
             elif out.get("status") is None:
                 continue  # stopped: nothing to record
             elif "stack" in out:
+                if out.get("verified"):
+                    trusted.add(_stack_kind(specs[0]))
                 by_id = {m.get("run_id"): m for m in out["stack"]}
-                for spec in specs:
-                    recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
+                with sigterm_deferred():  # computed: every member is written before a stop
+                    for spec in specs:
+                        recorder.record(spec, by_id.get(spec.run_id, _missing(spec)))
+            elif out.get("unverified"):
+                untrusted.add(_stack_kind(specs[0]))
+                recorder.say(f"warning: {out.get('message')}")
+                alone(specs)
             else:
                 recorder.say(
                     f"a stack of {len(specs)} trials failed ({out.get('message')}); "
                     "running them alone"
                 )
-                for spec in reversed(specs):
-                    tasks[spec.run_id] = (make_task([spec]), [spec])
-                    queue.insert(0, spec.run_id)
+                alone(specs)
 
 
 def _run_seconds(res: dict[str, Any]) -> float | None:
@@ -574,6 +674,7 @@ class _Recorder:
         self.n_todo, self.n_seen = n_todo, 0
         self.left = left or TimeLeft({})
         self.prov: dict[str, Any] = {}
+        self.written: list[tuple[RunSpec, Status]] = []  # what this session recorded
         self.bar = None
         if progress_bar:
             from tqdm import tqdm
@@ -611,6 +712,7 @@ class _Recorder:
                 f"cannot write results to {self.out}: {exc.strerror or exc}; the runs finished "
                 "so far are kept: fix that and run the same command again"
             ) from None
+        self.written.append((spec, status))
         self.summary.statuses[status] += 1
         self._say(spec, res, status)
 

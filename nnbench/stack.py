@@ -54,10 +54,28 @@ MAX_STACK = 32
 # The extended study's largest network (101,770 weights) stacks 32 trials;
 # a 784-500-300-10 network (545,810) stacks 14.
 MAX_STACK_PARAMS = 8_000_000
+# ... and at most this many activations (K x batch rows x the widths of the
+# hidden and output layers, each held about twice: values and deltas) unless
+# one member alone needs more: a stack's worker then holds one run's
+# activations, or 4 million numbers (16 MB in float32) when that is more, never
+# K times a run's. Full-batch MNIST with hidden [100] (6.6 million a member)
+# trains alone; 128-row minibatches of it stack 32 trials.
+MAX_STACK_ACTIVATIONS = 4_000_000
 # Evaluation scores at most this many activations at once (per layer, all
 # members' rows of a chunk together); more members are scored in groups, the
 # same numbers: each member's chunks are unchanged.
 EVAL_ACTIVATIONS = 4_000_000
+
+
+def max_members(n_params: int, batch_rows: int | None, widths: Sequence[int]) -> int:
+    """How many members a stack of a network with ``n_params`` weights may hold,
+    training on minibatches of up to ``batch_rows`` rows (None: not known) with
+    layers of these ``widths`` (hidden and output): within :data:`MAX_STACK`,
+    :data:`MAX_STACK_PARAMS` weights and :data:`MAX_STACK_ACTIVATIONS`; at least 1."""
+    size = min(MAX_STACK, MAX_STACK_PARAMS // max(1, n_params))
+    if batch_rows is not None:
+        size = min(size, MAX_STACK_ACTIVATIONS // max(1, batch_rows * sum(widths)))
+    return max(1, size)
 
 
 def blocks(model: MLP, thetas: np.ndarray) -> list[np.ndarray]:

@@ -503,6 +503,22 @@ def test_any_value_in_a_run_files_spec_is_one_line_naming_the_file(tmp_path, cap
     assert "crafted0.parquet: left out" in err and "trial is dict" in err
 
 
+def test_a_run_file_with_a_text_metric_is_not_finished_on_resume(tmp_path):
+    """A caveat of issue 27: such a file counted as finished on resume, while the
+    reports left it out; now it is no run for either, and a resume reruns it."""
+    good = results.write_run(tmp_path / "a", _spec(), _rows(), "completed", "", {})
+    table = pq.read_table(good)
+    text = table.set_column(
+        table.schema.get_field_index("val_accuracy"),
+        "val_accuracy",
+        table.column("val_accuracy").cast(pa.string()),
+    )
+    pq.write_table(text.replace_schema_metadata(table.schema.metadata), good)
+    assert results.stored_runs(tmp_path / "a") == {}
+    with pytest.warns(results.ResultsWarning, match="val_accuracy holds string"):
+        assert results.load(tmp_path / "a").empty
+
+
 def test_eval_every_is_held_to_the_evaluation_limit(capsys, tmp_path):
     """`--eval-every 1 --max-iter 1000100` once took 2.4 GB and wrote a run file the
     reader refused: refused before the run, on the command line and in a file;

@@ -359,7 +359,8 @@ def test_loading_trusts_the_spec_and_numbers_only(tmp_path):
         frame = results.load(tmp_path)
     assert sorted(frame["seed"].unique()) == [1, 3]  # seed 2 left out; seed 3 once
     assert len(frame) == 4 and set(frame["batch_size"]) == {50} and set(frame["label"]) == {"gd"}
-    assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 2, 3]
+    # no run to any reader: the run table and a resume leave it out too (issue 27)
+    assert sorted(results.load_runs(tmp_path)["seed"]) == [1, 3]
     with pytest.warns(results.ResultsWarning):
         report.build_report(tmp_path, tmp_path / "rep", figures=[])  # no traceback either
 
@@ -687,3 +688,23 @@ def test_labels_with_dollar_signs_are_text_in_figures(tmp_path):
     fig = figures.make("final-accuracy", ctx)
     texts = [t for t in fig.findobj(Text) if "$x$" in t.get_text()]
     assert texts and not any(t.get_parse_math() for t in texts)
+
+
+def test_a_full_disk_names_the_file_and_leaves_no_figures_folder(hand_made, monkeypatch):
+    """A caveat of issue 27: `[Errno 28]` named no file, and figures/ stayed half written."""
+    import errno
+
+    from nnbench.report import render
+
+    real = render.atomic_write
+
+    def full(path, data):
+        if Path(path).suffix == ".svg":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(render, "atomic_write", full)
+    with pytest.raises(NnbenchError, match=r"figures/final-accuracy\.svg: No space left"):
+        report.build(hand_made, figures=["final-accuracy"])
+    assert not (hand_made / "figures").exists()
+    assert not (hand_made / "report.md").exists()

@@ -409,3 +409,95 @@ def test_a_run_leaves_the_temporary_files_of_a_report_at_work_alone(tmp_path):
     killed.write_text("half a run")
     study.run_experiment(grid_of(seeds=(1,), optimizers=[{"name": "gd"}]), tmp_path, log=None)
     assert building.read_text() == "half a report" and not killed.exists()
+
+
+@pytest.mark.parametrize("bug", ["rebind", "scale"])
+def test_a_plugins_stacked_update_is_verified_and_a_wrong_one_runs_alone(tmp_path, bug):
+    """Defect 12 of issue 27: a plugin's stack_step that rebinds its weights, or
+    halves a shared option every step, is caught; its trials run alone, named."""
+    space = {"log_uniform": [0.01, 1.0]}
+    raw = {
+        "name": "plugins",
+        "data": {"dataset": "digits"},
+        "model": {"hidden": [[8]]},
+        "grid": {"batch_size": [32], "seeds": [1]},
+        "budget": {"max_iter": 20},
+        "eval": {"every": 10},
+        "tune": {"trials": 3, "seed": 0, "final_seeds": [11]},
+        "optimizer": [
+            {"name": "badstack", "bug": bug, "learning_rate": space},
+            {"name": "faulty", "learning_rate": space},
+        ],
+    }
+    exp = experiment.validate(raw)
+    said: list[str] = []
+    study.run_experiment(exp, tmp_path / "stacked", n_jobs=1, log=said.append)
+    study.run_experiment(exp, tmp_path / "alone", n_jobs=1, log=None, stack=False)
+    warned = [m for m in said if m.startswith("warning:")]
+    assert len(warned) == 1 and "'badstack'" in warned[0] and "stack_step" in warned[0]
+    assert metrics(tmp_path / "stacked").equals(metrics(tmp_path / "alone"))
+    sizes = {
+        r.spec.optimizer: results.read_meta(r.path)["provenance"].get("stack_size")
+        for r in results.stored_runs(tmp_path / "stacked").values()
+        if r.spec.phase == "trial"
+    }
+    assert sizes == {"badstack": None, "faulty": 3}  # a right stacked update is trusted
+
+
+def test_sigterm_while_a_stacks_results_are_recorded_keeps_every_member():
+    """A caveat of issue 27: SIGTERM while a stack's members were being recorded
+    discarded those not yet written; every member computed is written first."""
+    import signal
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    specs = grid_of(optimizers=[{"name": "gd"}], seeds=(1, 2, 3)).runs()
+    members = [{"run_id": s.run_id, "status": "completed", "rows": []} for s in specs]
+    futures: list[Future] = []
+
+    def submit(fn, task, stop):
+        future: Future = Future()
+        future.set_result({"run_id": task.run_id, "status": "completed", "stack": members})
+        futures.append(future)
+        return future
+
+    backend = SimpleNamespace(
+        stop_check=lambda: None, capacity=lambda: 1, submit=submit, name="instant",
+        completed=lambda timeout: [futures.pop()] if futures else [],
+    )  # fmt: skip
+    recorded: list[str] = []
+
+    def record(spec, res):
+        if not recorded:
+            os.kill(os.getpid(), signal.SIGTERM)  # the runner is told to stop
+        recorded.append(spec.run_id)
+
+    recorder = SimpleNamespace(record=record, say=lambda message: None)
+    tasks = {"stack": (SimpleNamespace(run_id="stack"), specs)}
+    with runner.sigterm_stops(), pytest.raises(runner.Terminated):
+        runner._dispatch(backend, tasks, recorder, make_task=None)
+    assert recorded == [s.run_id for s in specs]
+
+
+def test_runs_on_shared_data_changed_under_them_are_not_final(tmp_path):
+    """A caveat of issue 27: a data cache file overwritten in place mid-run left
+    runs trained on corrupted data recorded as final, never revisited."""
+    exp = grid_of(optimizers=[{"name": "gd"}], seeds=(1, 2), max_iter=10)
+    folder = share_dataset("digits", exp.runs()[0].dtype, tmp_path / "cache").folder
+    said: list[str] = []
+
+    def log(message):
+        said.append(message)
+        if message.startswith("[1/"):  # a run recorded: the cache is overwritten in place
+            with open(os.path.join(folder, "train_X.npy"), "r+b") as fh:
+                fh.seek(-8, os.SEEK_END)
+                fh.write(b"\x7f" * 8)
+
+    out = tmp_path / "out"
+    kwargs = {"n_jobs": 1, "data_dir": tmp_path / "cache", "stack": False}
+    summary = study.run_experiment(exp, out, log=log, **kwargs)
+    assert summary.statuses == {"failed": 2}
+    assert any("changed during the runs (train_X.npy does not match" in m for m in said)
+    assert not any(r.status.is_final for r in results.stored_runs(out).values())
+    again = study.run_experiment(exp, out, log=None, **kwargs)  # the data is shared anew
+    assert again.statuses == {"completed": 2}

@@ -159,6 +159,43 @@ def test_a_stack_is_as_large_as_memory_allows_and_groups_unset_options_apart():
         optimizers._REGISTRY.pop("clipped_gd_test", None)
 
 
+def test_a_stack_holds_no_more_activations_than_one_run_or_the_cap():
+    """Defect 5 of issue 27: activations grow with K x batch rows x width."""
+    from types import SimpleNamespace
+
+    from nnbench.stack import MAX_STACK_ACTIVATIONS, max_members
+
+    mnist = 784 * 100 + 101 * 10 + 100
+    assert max_members(mnist, 60_000, [100, 10]) == 1  # full batch: 6.6 million a member
+    assert max_members(mnist, 128, [100, 10]) == 32
+    assert max_members(mnist, 10_000, [100, 10]) == MAX_STACK_ACTIVATIONS // 1_100_000 == 3
+    assert max_members(mnist, None, [100, 10]) == 32  # rows unknown: weights only
+
+    exp = tuned(trials=12)
+    trials = [s for s in tune.trial_runs(exp) if s.optimizer == "gd"]
+    rows = np.empty((60_000, 0))
+    big = SimpleNamespace(n_features=784, n_classes=10, load=lambda: {"train": (rows, rows)})
+    shared = {runner.data_key(trials[0]): big}
+    assert sorted(map(len, runner.stacks(trials, shared))) == [12, 12]  # 32-row minibatches
+    full, growing = (
+        [type(s)(s.experiment, s.optimizer, s.options, {**s.values, **change}, s.phase, s.trial)
+         for s in trials]
+        for change in ({"batch_size": "full"}, {"batch_growth": 2.0, "hidden": (100,)})
+    )  # fmt: skip
+    assert max(map(len, runner.stacks(full, shared))) == 3  # 60,000 x (8 + 10) each
+    assert max(map(len, runner.stacks(growing, shared))) == 1  # 60,000 x 110: alone
+
+
+def test_a_stacks_watchdog_waits_as_many_times_longer_as_it_has_members():
+    """A caveat of issue 27: hang_seconds below a stack's evaluation time killed
+    every stack as hung; its watchdog now scales with its members."""
+    trials = [s for s in tune.trial_runs(tuned(trials=3)) if s.optimizer == "gd"]
+    group = runner.stacks(trials)[0]
+    assert len(group) == 3
+    assert runner.task_of(group, shared=None, threads=1).hang_seconds == 3 * trials[0].hang_seconds
+    assert runner.task_of(group[:1], shared=None, threads=1).hang_seconds == trials[0].hang_seconds
+
+
 def test_a_report_of_stacked_trials_times_only_what_has_a_clock(tmp_path):
     """Stacked trials have no clock of their own: the report's clock is chosen
     from the finals, and the robustness line compares gradient evaluations."""

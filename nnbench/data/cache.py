@@ -130,14 +130,22 @@ class ManagedFolder:
 
     def verify(self, manifest: Mapping[str, Any]) -> None:
         """Every listed file present with its size and SHA-256 sum, or DataError."""
+        why = self.mismatch(manifest)
+        if why is not None:
+            raise self.damaged(why)
+
+    def mismatch(self, manifest: Mapping[str, Any]) -> str | None:
+        """Which listed file is missing or differs from its size and SHA-256 sum
+        (None: every one matches)."""
         for name, meta in manifest["files"].items():
             path = self.folder / name
             try:
                 size = path.stat().st_size
+                if size != meta.get("bytes") or file_digest(path) != meta.get("sha256"):
+                    return f"{name} does not match its checksum"
             except OSError:
-                raise self.damaged(f"{name} is missing") from None
-            if size != meta.get("bytes") or file_digest(path) != meta.get("sha256"):
-                raise self.damaged(f"{name} does not match its checksum")
+                return f"{name} is missing"
+        return None
 
     def files(self) -> list[Path]:
         """The files the manifest lists (and the manifest itself)."""

@@ -85,6 +85,18 @@ def share_dataset(
     return SharedData(ds.name, ds.n_classes, ds.n_features, str(folder.folder), tuple(splits))
 
 
+def changed(shared: SharedData) -> str | None:
+    """Why the files of ``shared`` no longer match the sums they were written with
+    (one overwritten in place while runs mapped it, say); None when they match or
+    no manifest lists them (a dataset's own prepared folder)."""
+    folder = ManagedFolder(shared.folder)
+    try:
+        manifest = folder.manifest()
+    except DataError:
+        return "its manifest is unreadable"
+    return None if manifest is None else folder.mismatch(manifest)
+
+
 def cache_info(data_dir: str | os.PathLike | None = None) -> dict:
     """What the cache holds, where, with checksums: every dataset's own files, and
     the shared copies runs map. Only the files nnbench manages are listed:

@@ -29,6 +29,7 @@ __all__ = [
     "Option",
     "ScipyStatusWarning",
     "available",
+    "builtin",
     "get",
     "make",
     "plugin_errors",
@@ -54,6 +55,12 @@ def register(cls: type[Optimizer]) -> type[Optimizer]:
 
 for _cls in (*_FIRST_ORDER, *_SCIPY):
     register(_cls)
+
+
+def builtin(name: str) -> bool:
+    """Whether ``name`` is one of nnbench's own optimizers (whose stacked update
+    the test suite checks against its step alone), not a plugin's."""
+    return any(cls.name == name for cls in (*_FIRST_ORDER, *_SCIPY))
 
 
 def _load_plugins() -> None:

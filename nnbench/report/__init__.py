@@ -9,6 +9,7 @@ objects (``nnbench.report.figures.make(name, Context(frame))``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,7 @@ def build(
             )
     out = Path(out_dir) if out_dir is not None else results_dir
     figdir = out / "figures"
+    made = not figdir.exists()
     try:
         figdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -122,18 +124,31 @@ def build(
     labels = _sections(page, frame, shown, chosen, target, time_col, cache)
     ctx = Context(frame, target, labels, search_spaces(results_dir), cache, shown, time_col)
     failed: dict[str, str] = {}
-    for name in names:
-        try:
-            fig = _figures.make(name, ctx)
-        except Exception as exc:  # a figure's failure is a note, not the end of the report
-            failed[name] = f"{type(exc).__name__}: {exc}"
-            page.notes.append(f"figure {name} could not be drawn: {failed[name]}")
-            continue
-        if fig is None:
-            continue
-        png = render.save_figure(fig, figdir, name)
-        page.figures.append((name, _figures.caption(name), png))
-    return Built(render.write(page, out, figdir), failed)
+    written: list[Path] = []
+    try:
+        for name in names:
+            try:
+                fig = _figures.make(name, ctx)
+            except Exception as exc:  # a figure's failure is a note, not the end of the report
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                page.notes.append(f"figure {name} could not be drawn: {failed[name]}")
+                continue
+            if fig is None:
+                continue
+            written += [figdir / f"{name}.png", figdir / f"{name}.svg"]
+            png = render.save_figure(fig, figdir, name)
+            page.figures.append((name, _figures.caption(name), png))
+        return Built(render.write(page, out, figdir), failed)
+    except OSError as exc:  # a full disk, say: no figures stay of a report not written
+        if made:
+            for path in written:
+                path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                figdir.rmdir()  # only when empty: nothing but what this build wrote
+        raise NnbenchError(
+            f"cannot write the report: {exc.filename or out}: {exc.strerror or exc}; "
+            "free some space (or choose another --out) and run nnbench report again"
+        ) from None
 
 
 def _sections(

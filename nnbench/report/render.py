@@ -110,9 +110,17 @@ def save_figure(fig: Figure, folder: Path, name: str) -> bytes:
     # no date, and ids salted by the name: the same figure gives the same bytes
     with matplotlib.rc_context({"svg.hashsalt": name}):
         fig.savefig(svg, format="svg", bbox_inches="tight", metadata={"Date": None})
-    atomic_write(folder / f"{name}.png", png)
-    atomic_write(folder / f"{name}.svg", svg.getvalue())
+    _write(folder / f"{name}.png", png)
+    _write(folder / f"{name}.svg", svg.getvalue())
     return png
+
+
+def _write(path: Path, data: str | bytes) -> Path:
+    """:func:`atomic_write`, whose errors name ``path`` (a full disk's names no file)."""
+    try:
+        return atomic_write(path, data)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
 
 
 def write(page: Page, out: Path, figure_dir: Path) -> Path:
@@ -144,8 +152,8 @@ def write(page: Page, out: Path, figure_dir: Path) -> Path:
             f'<figcaption>{html.escape(caption)} (<a href="{rel}/{name}.svg">SVG</a>)'
             "</figcaption></figure>"
         )
-    atomic_write(out / "report.md", "\n".join(md))
-    return atomic_write(
+    _write(out / "report.md", "\n".join(md))
+    return _write(
         out / "report.html", _HTML.format(title=html.escape(page.title), body="\n".join(body))
     )
 

@@ -102,6 +102,33 @@ class Faulty(Optimizer):
         return False
 
 
+class BadStack(Optimizer):
+    """GD whose stacked update is wrong on purpose (test plugin): ``bug =
+    "rebind"`` rebinds the stack's weights instead of updating them; ``"scale"``
+    halves a shared option every step. Alone, it is plain GD."""
+
+    name = "badstack"
+    summary = "GD with a wrong stacked update, for the runner's check (test plugin)"
+    options = {
+        "learning_rate": Option(0.3, "step size", low=0.0, low_open=True),
+        "bug": Option("rebind", "what the stacked update gets wrong", choices=("rebind", "scale")),
+    }
+
+    def step(self, fun, theta, state):
+        loss, grad = fun(theta)
+        theta -= self.config["learning_rate"] * grad
+        return loss
+
+    def stack_step(self, fun, thetas, state, opts):
+        losses, grads = fun(thetas)
+        if self.config["bug"] == "rebind":
+            thetas = thetas - column(opts["learning_rate"], grads) * grads  # a new array: wrong
+        else:
+            thetas -= column(opts["learning_rate"], grads) * grads
+            opts["learning_rate"] *= 0.5
+        return losses
+
+
 class ProcessPoolBackend(Backend):
     """concurrent.futures' process pool: a backend a plugin adds in a few lines
     (test plugin). It codes no safety of its own: stopping runs on Ctrl-C and
