@@ -643,7 +643,13 @@ def _expected_cost(spec: RunSpec, shared: dict) -> float:
         points = steps / float(every) + 1
     else:
         points = float(v.get("points") or 20)
-    train_eval = n_train if v.get("train_rows") in (None, "all") else float(v["train_rows"])
+    train_rows = v.get("train_rows")
+    if train_rows in (None, "all"):
+        train_eval = float(n_train)
+    elif isinstance(train_rows, (int, float)) and not isinstance(train_rows, bool):
+        train_eval = float(min(train_rows, n_train))  # a sample, at most the split
+    else:  # "running": the training cost is the minibatches' own, nothing evaluated
+        train_eval = 0.0
     evaluated = train_eval + sum(n for s, n in rows.items() if s != "train")
     return float(per_row * (3.0 * steps * batch * per_step + points * evaluated))
 

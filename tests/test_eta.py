@@ -93,3 +93,7 @@ def test_the_runner_says_the_time_left_from_its_runs(tmp_path):
     assert cost(with_(max_epochs=3.0), shared) > cost(gd, shared)
     assert cost(with_(points=40), shared) > cost(gd, shared)
     assert cost(with_(hidden=(64,)), shared) > cost(gd, shared)
+    # every kind of value a setting takes: the running training cost evaluates no rows
+    running = cost(with_(train_rows="running"), shared)
+    assert running < cost(gd, shared) <= cost(with_(train_rows="all"), shared)
+    assert cost(with_(every="epoch", batch_size="full"), shared) > 0
