@@ -59,8 +59,12 @@ def _plain_name(name: object) -> bool:
 class ManagedFolder:
     """A cache folder whose files are known from its manifest."""
 
-    def __init__(self, folder: str | os.PathLike) -> None:
+    # what a damaged folder's error tells the user to run; MNIST's unless its owner says
+    DEFAULT_FIX = "run `nnbench data fetch mnist --force` to rebuild it"
+
+    def __init__(self, folder: str | os.PathLike, fix: str = DEFAULT_FIX) -> None:
         self.folder = Path(folder)
+        self.fix = fix
 
     @property
     def manifest_path(self) -> Path:
@@ -82,10 +86,7 @@ class ManagedFolder:
         return raw
 
     def damaged(self, why: str) -> DataError:
-        return DataError(
-            f"the cache in {self.folder} is damaged ({why}); "
-            "run `nnbench data fetch mnist --force` to rebuild it"
-        )
+        return DataError(f"the cache in {self.folder} is damaged ({why}); {self.fix}")
 
     def write(
         self, files: Mapping[str, Callable[[BinaryIO], object]], extra: Mapping[str, Any]
