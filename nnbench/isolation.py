@@ -9,8 +9,9 @@ that names the cause:
 - an exception of any kind, ``SystemExit`` and ``KeyboardInterrupt``
   included, raised by the run (caught in the run's process);
 - the process exiting without a result, or killed by a signal (a crash in
-  native code, the out-of-memory killer): tried once more in a new process,
-  since a signal may have come from outside, then recorded;
+  native code, the out-of-memory killer), or whose status the fork server lost
+  (255): tried once more in a new process, since a signal may have come from
+  outside, then recorded;
 - a hang: no step for ``hang_seconds``; the process is killed.
 
 The run's process ignores Ctrl-C (the runner handles it and stops the runs)
@@ -225,6 +226,9 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
+FORKSERVER_LOST = 255  # multiprocessing.popen_forkserver's returncode when the status was lost
+
+
 def supervise(task: RunTask, stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run ``task`` in a process of its own; its result, or a failed one naming the cause.
 
@@ -329,6 +333,15 @@ def _attempt(task: RunTask, stop: Callable[[], bool] | None) -> dict[str, Any]:
         return _failed(
             task,
             f"the process running it was killed by {name}" + (f" ({cause})" if cause else ""),
+            retry=True,
+        )
+    if code == FORKSERVER_LOST:
+        # multiprocessing's fork server says 255 when it could not pass the status on
+        # (a process that ends at once can race its own registration): a crash of
+        # unknown kind, so it is tried once more, as a signal would be
+        return _failed(
+            task,
+            "the process running it ended and the fork server lost its exit status (255)",
             retry=True,
         )
     return _failed(task, f"the process running it exited with status {code} before finishing")

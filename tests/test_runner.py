@@ -89,7 +89,7 @@ def test_a_rerun_skips_finished_runs_and_force_reruns(tmp_path):
 
 def test_every_end_of_a_run_is_a_row_and_the_grid_goes_on(tmp_path):
     """In-process faults of a run, each with -j 1: the runner survives them all."""
-    faults = ["raise", "sysexit", "keyboard", "generatorexit", "exit", "segfault"]
+    faults = ["raise", "sysexit", "keyboard", "generatorexit", "exit", "segfault", "lost"]
     exp = grid_of(optimizers=[{"name": "faulty", "fault": faults}, {"name": "adam"}], seeds=(1,))
     summary = study.run_experiment(exp, tmp_path, n_jobs=1, log=None)
     assert summary.statuses == {"failed": len(faults), "completed": 1}
@@ -105,6 +105,12 @@ def test_every_end_of_a_run_is_a_row_and_the_grid_goes_on(tmp_path):
     )
     assert message["faulty[fault=segfault]"] == (
         "the process running it was killed by SIGSEGV (a crash in native code); tried again: twice"
+    )
+    # 255: the fork server lost the status (a race of a process that ends at once): a
+    # crash of unknown kind, tried once more like a signal
+    assert message["faulty[fault=lost]"] == (
+        "the process running it ended and the fork server lost its exit status (255); "
+        "tried again: twice"
     )
     failed = results.load(tmp_path).query("status == 'failed'")
     assert failed.groupby("run_id").size().max() >= 1  # never silently dropped

@@ -29,6 +29,7 @@ FAULTS = (
     "none",
     "raise",  # an exception
     "exit",  # os._exit(3): the process ends without a word
+    "lost",  # os._exit(255): what the fork server reports when it lost a status
     "sysexit",  # sys.exit(3): SystemExit, a BaseException
     "keyboard",  # KeyboardInterrupt raised by the code itself
     "generatorexit",  # GeneratorExit, another BaseException
@@ -87,6 +88,8 @@ class Faulty(Optimizer):
                 raise RuntimeError("injected failure")
             if fault == "exit":
                 os._exit(3)
+            if fault == "lost":
+                os._exit(255)
             if fault == "sysexit":
                 sys.exit(3)
             if fault == "keyboard":
