@@ -452,8 +452,9 @@ def test_shared_runs_without_a_cpu_clock_are_not_said_to_be_alone(tmp_path):
 # -- which optimizer ends higher: paired tests with Holm's correction ----------------------
 
 
-def final_frame(values):
-    """A results table of final rows: values[(optimizer, cell)] = test accuracies by seed."""
+def final_frame(values, dataset="mnist"):
+    """A results table of final rows: values[(optimizer, cell)] = test accuracies by seed
+    1, 2, ... (validation the same), of ``dataset`` at its default options."""
     rows = []
     for (opt, (hidden, batch)), accs in values.items():
         for seed, acc in enumerate(accs, start=1):
@@ -461,7 +462,8 @@ def final_frame(values):
                 {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
                  "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
                  "config_id": f"{opt}-{hidden}-{batch}", "seed": seed,
-                 "val_accuracy": acc, "test_accuracy": acc}
+                 "val_accuracy": acc, "test_accuracy": acc, "dataset": dataset,
+                 "data_options": "{}"}
             )  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -596,13 +598,13 @@ def test_normalised_scores_use_fixed_references_whichever_optimizers_are_compare
     cells = [("25", 50.0), ("128", 50.0)]
     values = {("a", c): np.array([0.55, 0.64, 0.91]) for c in cells}
     values |= {("b", c): np.array([0.82, 0.91, 0.73]) for c in cells}
-    frame = final_frame(values).assign(dataset="mnist", data_options="{}")
+    frame = final_frame(values)
     scores = tables.normalised_scores(frame)
     a = scores[scores["optimizer"] == "a"].groupby("seed")["score"].first().to_numpy()
     assert a == pytest.approx([0.5, 0.6, 0.9])
     with_c = final_frame(values | {("c", c): np.array([0.1, 0.1, 0.1]) for c in cells})
     iqm_two, _ = tables.aggregates(frame)
-    iqm_three, _ = tables.aggregates(with_c.assign(dataset="mnist", data_options="{}"))
+    iqm_three, _ = tables.aggregates(with_c)
     both = iqm_two.set_index("optimizer")["iqm"]
     assert iqm_three.set_index("optimizer")["iqm"][both.index].to_numpy() == pytest.approx(both)
 
