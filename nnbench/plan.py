@@ -105,10 +105,10 @@ def _pilot_noise(folder: str | Path) -> tuple[float, float, float]:
     of a pair's seed-level differences (averaged over cells), of a pair's
     differences within one cell, and of one configuration's seeds."""
     from nnbench import results, tune
-    from nnbench.report.tables import _paired_finals
+    from nnbench.report.tables import paired_finals
 
     frame = tune.reported(results.load(folder), tune.read_choices(folder))
-    finals, _ = _paired_finals(frame, METRIC)
+    finals, _ = paired_finals(frame, METRIC)
     names = sorted({o for o, _ in finals})
     cell_list = sorted({c for _, c in finals}, key=lambda c: (str(c[0]), c[1]))
     study, per_cell, spread = [], [], []

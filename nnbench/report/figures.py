@@ -300,7 +300,7 @@ def difference(ctx: Context, column: str = "val_accuracy") -> Figure | None:
     last = last[last["status"].isin(tables.OK)].dropna(subset=[column])
     if last["optimizer"].nunique() < 2:
         return None  # nothing to tell apart
-    finals, _ = tables._paired_finals(last, column)
+    finals, _ = tables.paired_finals(last, column)
     means = last.groupby("optimizer", observed=True)[column].mean()
     reference = sorted(means.index, key=lambda o: (-means[o], o))[0]
     others = sorted(o for o in means.index if o != reference)

@@ -532,7 +532,7 @@ def aggregates(
 # -- which optimizer ends higher ----------------------------------------------------------------
 
 
-def _paired_finals(frame: pd.DataFrame, metric: str) -> tuple[dict[tuple, dict], int]:
+def paired_finals(frame: pd.DataFrame, metric: str) -> tuple[dict[tuple, dict], int]:
     """Per (optimizer, cell): ``metric`` by seed, for one configuration each
     (the best on validation where an optimizer has several in a cell), and how
     many runs had no value (failed before their first evaluation). A run that
@@ -582,7 +582,7 @@ def pairwise_verdicts(
     one and the number of runs left out for having no value; see
     :func:`verdicts_of` for the tests.
     """
-    finals, missing = _paired_finals(frame, metric)
+    finals, missing = paired_finals(frame, metric)
     study, per_cell = verdicts_of(finals, alpha)
     return study, per_cell, missing
 
