@@ -117,10 +117,6 @@ def probability(text: str) -> float:
     return _number(text, lambda v: 0 < v <= 1, "an accuracy in (0, 1]")
 
 
-def non_negative(text: str) -> float:
-    return _number(text, lambda v: v >= 0, "a number >= 0")
-
-
 def positive(text: str) -> float:
     return _number(text, lambda v: v > 0, "a number > 0")
 

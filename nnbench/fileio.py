@@ -135,16 +135,6 @@ def is_regular_file(path: str | os.PathLike) -> bool:
         return False
 
 
-def check_readable_file(path: str | os.PathLike, what: str) -> Path:
-    """``path`` if it is a regular file; a clear error naming ``what`` otherwise."""
-    path = Path(path)
-    if not path.exists():
-        raise NnbenchError(f"{what} {path} does not exist")
-    if not is_regular_file(path):
-        raise NnbenchError(f"{what} {path} is not a regular file; give a file")
-    return path
-
-
 def open_lock_file(path: Path) -> BinaryIO:
     """``path`` opened for a lock: created when absent, never through a link,
     and only when it is a regular file."""

@@ -295,10 +295,6 @@ class MLP:
             return np.empty((self.layout.sizes[-1], 0), dtype=self.dtype)
         return np.concatenate(parts, axis=1)
 
-    def decision_function(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Output logits, shape ``(n_samples, n_outputs)``."""
-        return np.ascontiguousarray(self._class_major_logits(theta, X).T)
-
     def predict_proba(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Output activations: sigmoid per class, or softmax."""
         return output_probabilities(self.output, self._class_major_logits(theta, X)).T

@@ -57,7 +57,6 @@ MAX_EVAL_POINTS = 10_000
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 SPLITS = ("train", "valid", "test")
 FULL_BATCH = "full"
-PHASES = ("grid", "trial", "final")
 
 
 def _name(value: Any) -> str:

@@ -748,15 +748,6 @@ def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _default(optimizer: str, key: str) -> object:
-    from nnbench import optimizers
-
-    try:
-        return optimizers.get(optimizer).options[key].default
-    except Exception:  # a plugin not installed here: no default known
-        return None
-
-
 def searched_values(frame: pd.DataFrame) -> pd.DataFrame:
     """The trials' option values, one column per option, with the mean final
     validation accuracy: what the sensitivity figure plots."""
