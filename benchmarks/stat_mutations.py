@@ -263,11 +263,11 @@ BUGS = [
     ),
     # -- the choice of test --
     Patch(
-        "location_test always sign-flip",
-        "location_test: 2 / 2^n <= level -> < 1",
+        "always sign-flip",
+        "choose_test: 2 / 2^n <= level -> < 1 (the report's tests and the plan)",
         "stats.py",
-        "if 2.0 / 2 ** len(x) <= level:",
-        "if 2.0 / 2 ** len(x) < 1:",
+        'return "sign-flip" if 2.0 / 2**n <= level else "t (floored)"',
+        'return "sign-flip" if 2.0 / 2**n < 1 else "t (floored)"',
     ),
 ]
 

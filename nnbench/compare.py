@@ -377,7 +377,7 @@ def _sample(ga: pd.DataFrame, gb: pd.DataFrame, metric: str
     lost = [s for s in ok if math.isfinite(va[s]) and not math.isfinite(vb[s])]
     gained = [s for s in ok if math.isfinite(vb[s]) and not math.isfinite(va[s])]
     seeds = [s for s in ok if math.isfinite(va[s]) and math.isfinite(vb[s])]
-    parts = [_unpaired(ga, gb)] if _unpaired(ga, gb) else []
+    parts = [text for text in [_unpaired(ga, gb)] if text]
     if lost:
         parts.append(f"no finite {metric} only in B: seeds {_seeds(lost)}")
     if gained:

@@ -57,15 +57,24 @@ def write_text(path: Path, text: str) -> Path:
         raise NnbenchError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def report_tables(results_dir: str | Path, target: float | None = None) -> dict[str, pd.DataFrame]:
-    """Every table of the report of ``results_dir`` (as :func:`nnbench.report.build`
-    computes it), plus every run and every evaluation, by file name."""
-    results_dir = Path(results_dir)
+def _load(results_dir: Path) -> tuple[pd.DataFrame, list[dict] | None, pd.DataFrame]:
+    """A folder's runs, its tuning choice and the runs that stand for it."""
     frame = results.load(results_dir)
     if frame.empty:
         raise NnbenchError(f"{results_dir}: no runs to export; run an experiment first")
     chosen = tune.read_choices(results_dir)
-    shown = tune.reported(frame, chosen)
+    return frame, chosen, tune.reported(frame, chosen)
+
+
+def report_tables(results_dir: str | Path, target: float | None = None) -> dict[str, pd.DataFrame]:
+    """Every table of the report of ``results_dir`` (as :func:`nnbench.report.build`
+    computes it), plus every run and every evaluation, by file name."""
+    return _tables(*_load(Path(results_dir)), target)
+
+
+def _tables(
+    frame: pd.DataFrame, chosen: list[dict] | None, shown: pd.DataFrame, target: float | None
+) -> dict[str, pd.DataFrame]:
     time_col = tables.time_axis(frame)
     out: dict[str, pd.DataFrame] = {}
     if not shown.empty:
@@ -124,8 +133,9 @@ def export(
         )
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "export"
+    frame, chosen, shown = _load(results_dir)
     written = []
-    for name, table in report_tables(results_dir, target).items():
+    for name, table in _tables(frame, chosen, shown, target).items():
         plain = _plain(table)
         for fmt in formats:
             if fmt == "latex" and name in LONG:
@@ -133,7 +143,7 @@ def export(
             path = out / f"{name}{SUFFIX[fmt]}"
             write_text(path, _render(plain, fmt, name))
             written.append(path)
-    written += algoperf_layout(results_dir, out / "algoperf", target)
+    written += algoperf_layout(frame, shown, out / "algoperf", target)
     return written
 
 
@@ -213,15 +223,15 @@ def latex_table(table: pd.DataFrame, caption: str) -> str:
 # -- AlgoPerf's layout -------------------------------------------------------------------------
 
 
-def algoperf_layout(results_dir: str | Path, out: Path, target: float | None = None) -> list[Path]:
+def algoperf_layout(
+    frame: pd.DataFrame, shown: pd.DataFrame, out: Path, target: float | None = None
+) -> list[Path]:
     """The runs the report's profile is made of, laid out as AlgoPerf's scoring reads
     an experiment folder: one folder per submission (optimizer), then per study
     (seed), workload (``hidden-<h>_batch-<b>``) and trial (setting); each trial's
     ``eval_measurements.csv``; and ``workload_targets.json`` with each workload's
-    metric (``validation/accuracy``) and target, as the report chose them."""
-    results_dir = Path(results_dir)
-    frame = results.load(results_dir)
-    shown = tune.reported(frame, tune.read_choices(results_dir))
+    metric (``validation/accuracy``) and target, as the report chose them. ``frame``:
+    every run of the folder; ``shown``: the runs that stand for it."""
     evaluated = shown[shown["iteration"].notna()]
     if evaluated.empty:
         return []

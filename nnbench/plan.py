@@ -86,10 +86,8 @@ def _line(
     test: str, family: int, alpha: float, n: int, noise: float, compare: bool = False
 ) -> Line:
     level = alpha / family
-    if compare:  # a paired t-test, floored; two hypotheses a configuration, at most one true
-        method = "paired t (floored)"
-    else:
-        method = "sign-flip" if 2.0 / 2**n <= level else "t (floored)"
+    # compare: a paired t-test, floored (two hypotheses a configuration, at most one true)
+    method = "paired t (floored)" if compare else stats.choose_test(n, level)
     smallest = stats.smallest_p(n, "sign-flip" if method == "sign-flip" else "t")
     possible = smallest <= level if method == "sign-flip" else n >= 2
     detectable = (

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import itertools
 import json
 import os
@@ -656,11 +657,22 @@ def _expected_cost(spec: RunSpec, shared: dict) -> float:
 
 def _split_rows(data: Any) -> dict[str, int]:
     """Rows of each split of a shared dataset, from its arrays' headers (memory-mapped,
-    nothing read); empty when they cannot be read (the model then counts no rows)."""
+    nothing read); empty when they cannot be read (the model then counts no rows).
+    Read once per shared dataset: the cost model asks for every run of a grid."""
     try:
-        return {s: int(x.shape[0]) for s, (x, _) in data.load().items()}
+        return dict(_split_rows_of(data))
+    except TypeError:  # not a SharedData (unhashable): read each time
+        return dict(_read_split_rows(data))
+
+
+def _read_split_rows(data: Any) -> tuple[tuple[str, int], ...]:
+    try:
+        return tuple((s, int(x.shape[0])) for s, (x, _) in data.load().items())
     except Exception:  # a dataset shared in another way: the model is for ordering only
-        return {}
+        return ()
+
+
+_split_rows_of = functools.lru_cache(maxsize=32)(_read_split_rows)
 
 
 class _Recorder:

@@ -327,12 +327,19 @@ def location_test(d: Sequence[float], floor: float, level: float) -> tuple[float
     x = np.asarray(d, dtype=float)
     if len(x) == 0:
         return math.nan, ""
-    if 2.0 / 2 ** len(x) <= level:
+    if choose_test(len(x), level) == "sign-flip":
         return (1.0 if np.all(x == 0) else sign_flip_p(x)), "sign-flip"
     result = floored_t(x, floor)
     if result is None:
         return math.nan, ""
     return result.p, "t (floored)"
+
+
+def choose_test(n: int, level: float) -> str:
+    """Which test :func:`location_test` uses for ``n`` differences at ``level``: the
+    sign-flip test when its smallest p-value, ``2 / 2^n``, reaches ``level``, else
+    the floored t-test."""
+    return "sign-flip" if 2.0 / 2**n <= level else "t (floored)"
 
 
 def smallest_p(n: int, test: str) -> float:
