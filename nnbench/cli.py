@@ -327,7 +327,7 @@ def print_grid_table(out_dir: Any) -> None:
         return
     last = results.final_rows(frame)
     # by configuration: two with one label (another budget, say) stay two rows
-    table = last.groupby(["name", "hidden", "batch_size", "config_id"], sort=True).agg(
+    table = last.groupby(["name", "workload", "hidden", "batch_size", "config_id"], sort=True).agg(
         runs=("run_id", "size"),
         ok=("status", lambda s: sum(Status(str(v)).is_ok for v in s)),
         val_acc=("val_accuracy", "mean"),

@@ -154,9 +154,8 @@ def _key(spec: Any, ignore_options: bool, label: str) -> tuple[str, str]:
         identity.pop("options", None)
     if tuned:
         identity.pop("trial", None)
-    name = f"{label} | hidden {spec.arch} | batch {spec.batch_size}"
-    if tuned:
-        name = f"{spec.optimizer} (tuned) | hidden {spec.arch} | batch {spec.batch_size}"
+    cell = f"{spec.workload} | hidden {spec.arch} | batch {spec.batch_size}"
+    name = f"{spec.optimizer} (tuned) | {cell}" if tuned else f"{label} | {cell}"
     return str(sorted(identity.items())), name
 
 

@@ -110,6 +110,11 @@ class RunSpec:
         """Hidden sizes as text: ``25``, ``500-300``, ``none``."""
         return "-".join(map(str, self.hidden)) or "none"
 
+    @property
+    def workload(self) -> str:
+        """The run's dataset with its non-default options: ``mnist1d[seed=1]``."""
+        return workload_name(self.dataset, self.data_options)
+
     def to_dict(self) -> dict[str, Any]:
         values = {k: list(v) if isinstance(v, tuple) else v for k, v in self.values.items()}
         return {
@@ -170,6 +175,47 @@ def _canonical_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
         return dict(options)
 
 
+def workload_name(dataset: str, data_options: Mapping[str, Any] | str | None) -> str:
+    """A workload's name: its dataset, and the dataset options that differ from
+    their defaults as an optimizer's label shows its own (``digits``,
+    ``synthetic[noise=0.2]``). ``data_options`` may be a run file's JSON text."""
+    if isinstance(data_options, str):
+        try:
+            data_options = json.loads(data_options or "{}")
+        except ValueError:
+            data_options = {}
+    return make_label(str(dataset), dict(data_options or {}))
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One problem of a study: a dataset with the run settings that go with it
+    (``values``), its networks and batch sizes, and its target (None: the
+    report's rule). A file's ``[[workload]]`` tables make one each; a file
+    without them is one workload, its top level."""
+
+    values: dict[str, Any]
+    hidden: list[Any]
+    batch_size: list[Any]
+    target: float | None = None
+
+    @property
+    def name(self) -> str:
+        return workload_name(self.values["dataset"], self.values["data_options"])
+
+    def cells(self) -> list[tuple[Workload, Any, Any]]:
+        return [(self, h, b) for h in self.hidden for b in self.batch_size]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "values": _plain(self.values),
+            "hidden": _plain(self.hidden),
+            "batch_size": _plain(self.batch_size),
+            "target": self.target,
+        }
+
+
 @dataclass(frozen=True)
 class OptimizerGrid:
     """One ``[[optimizer]]`` table: a name and, per option, its canonical values
@@ -195,7 +241,10 @@ class Experiment:
 
     ``values``: every run setting with one value; ``axes``: the grid's lists
     (``hidden``, ``batch_size``, ``seed``); ``tune``: the tuning protocol's
-    settings, or None for a plain grid.
+    settings, or None for a plain grid. ``workloads``: the problems it runs,
+    each with its own values, networks and batch sizes (the seeds are the
+    study's); a file without ``[[workload]]`` tables has one, its top level,
+    and with them the top level holds only what they share.
     """
 
     name: str
@@ -204,13 +253,26 @@ class Experiment:
     axes: dict[str, list[Any]]
     optimizers: list[OptimizerGrid] = field(default_factory=list)
     tune: dict[str, Any] | None = None
+    workloads: tuple[Workload, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.workloads:
+            one = Workload(self.values, self.axes["hidden"], self.axes["batch_size"])
+            object.__setattr__(self, "workloads", (one,))
+
+    def cells(self) -> list[tuple[Workload, Any, Any]]:
+        """Every problem of the grid: (workload, network, batch size)."""
+        return [cell for w in self.workloads for cell in w.cells()]
+
+    def workload(self, name: str) -> Workload:
+        return next(w for w in self.workloads if w.name == name)
 
     @property
     def n_runs(self) -> int:
         """The number of runs of the grid, computed without building them."""
         if self.tune is not None:
             return _tuned_runs(self)
-        cells = math.prod(len(v) for v in self.axes.values())
+        cells = len(self.cells()) * len(self.axes["seed"])
         return cells * sum(o.n_settings for o in self.optimizers)
 
     def spec(
@@ -219,14 +281,17 @@ class Experiment:
         options: Mapping[str, Any],
         phase: str = "grid",
         trial: int | None = None,
+        workload: Workload | None = None,
         **axes: Any,
     ) -> RunSpec:
-        """One run of this experiment: an optimizer setting at one point of the axes."""
+        """One run of this experiment: an optimizer setting at one point of the axes,
+        in ``workload`` (by default the first)."""
+        workload = workload or self.workloads[0]
         return RunSpec(
             experiment=self.name,
             optimizer=optimizer,
             options=_canonical_options(optimizer, options),
-            values={**self.values, **axes},
+            values={**workload.values, **axes},
             phase=phase,
             trial=trial,
         )
@@ -240,13 +305,21 @@ class Experiment:
         if self.tune is not None:
             return trial_runs(self)
         specs = []
-        for hidden, opt, batch_size, seed in itertools.product(
-            self.axes["hidden"], self.optimizers, self.axes["batch_size"], self.axes["seed"]
-        ):
-            for options in opt.expand():
-                specs.append(
-                    self.spec(opt.name, options, hidden=hidden, batch_size=batch_size, seed=seed)
-                )
+        for w in self.workloads:
+            for hidden, opt, batch_size, seed in itertools.product(
+                w.hidden, self.optimizers, w.batch_size, self.axes["seed"]
+            ):
+                for options in opt.expand():
+                    specs.append(
+                        self.spec(
+                            opt.name,
+                            options,
+                            workload=w,
+                            hidden=hidden,
+                            batch_size=batch_size,
+                            seed=seed,
+                        )
+                    )
         return specs
 
     def _spaces(self, opt: OptimizerGrid) -> dict[str, Any]:
@@ -266,6 +339,7 @@ class Experiment:
                 for o in self.optimizers
             ],
             "tune": _plain(self.tune),
+            "workloads": [w.to_dict() for w in self.workloads],
         }
 
 
@@ -362,10 +436,6 @@ def trial_points(opt: Any, n_trials: int, seed: int) -> list[dict[str, Any]]:
     return trials
 
 
-def cells(experiment: Any) -> list[tuple[Any, Any]]:
-    return [(h, b) for h in experiment.axes["hidden"] for b in experiment.axes["batch_size"]]
-
-
 def _tuned_runs(experiment: Any) -> int:
     """Trials and finals of every optimizer in every cell, counted without building them."""
     t = experiment.tune
@@ -373,7 +443,7 @@ def _tuned_runs(experiment: Any) -> int:
     for opt in experiment.optimizers:
         n_trials = t["trials"] if spaces_of(opt) else 0  # nothing to search: no trials
         per_cell += n_trials * len(experiment.axes["seed"]) + len(t["final_seeds"])
-    return per_cell * len(cells(experiment))
+    return per_cell * len(experiment.cells())
 
 
 def _validate_tuning(experiment: Any, fail: Callable[[str, str], Exception]) -> None:
@@ -397,7 +467,7 @@ def trial_runs(experiment: Any) -> list[Any]:
         if not spaces_of(opt):
             continue
         for trial, options in enumerate(trial_points(opt, t["trials"], t["tune_seed"])):
-            for hidden, batch in cells(experiment):
+            for workload, hidden, batch in experiment.cells():
                 for seed in experiment.axes["seed"]:
                     specs.append(
                         experiment.spec(
@@ -405,6 +475,7 @@ def trial_runs(experiment: Any) -> list[Any]:
                             options,
                             "trial",
                             trial,
+                            workload,
                             hidden=hidden,
                             batch_size=batch,
                             seed=seed,
@@ -432,7 +503,7 @@ class _Checker:
             raise self.fail(where, f"must be a table ([{section}]), got {type(value).__name__}")
         accepted = settings.section_keys(section)
         if not section:
-            accepted = (*accepted, *(s for s in SECTIONS if s), "optimizer")
+            accepted = (*accepted, *(s for s in SECTIONS if s), "optimizer", "workload")
         unknown = sorted(map(str, set(value) - set(accepted)))
         if unknown:
             raise self.fail(
@@ -477,37 +548,20 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
     sections = {s: c.table(top, s) for s in SECTIONS if s}
     sections[""] = top
 
-    values: dict[str, Any] = {}
-    axes: dict[str, list[Any]] = {}
-    experiment: dict[str, Any] = {}
-    for setting in settings.SCHEMA:
-        if setting.section in ("budget", "tune"):
-            continue  # below: the budget is one rule over its keys, tune is optional
-        given = sections[setting.section]
-        if setting.axis:
-            if setting.in_file in given:
-                axes[setting.key] = c.values(setting, given[setting.in_file])
-            else:
-                axes[setting.key] = [setting.default]
-            continue
-        value = setting.convert(given.get(setting.in_file, setting.default), source)
-        (experiment if setting.scope == "experiment" else values)[setting.key] = value
-
-    budget = {
-        s.key: s.convert(sections["budget"][s.in_file], source)
-        for s in SECTIONS["budget"]
-        if s.in_file in sections["budget"]
+    experiment = {
+        s.key: s.convert(top.get(s.in_file, s.default), source)
+        for s in settings.SCHEMA
+        if s.scope == "experiment" and s.section == ""
     }
-    values.update(settings.resolve_budget(budget))
-    values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
-    settings.check_evaluations(values["every"], values["max_iter"], f"{source}: [eval] every")
-
-    _check_data(c, values, axes, source)
+    values, axes = _run_settings(c, sections)
+    workloads = _workloads(c, top, axes["seed"]) if "workload" in top else ()
 
     tune_cfg = _tune_section(c, sections["tune"], axes["seed"]) if "tune" in top else None
     opts = _optimizers(c, top, tuning=tune_cfg is not None)
 
-    exp = Experiment(experiment["name"], experiment["description"], values, axes, opts, tune_cfg)
+    exp = Experiment(
+        experiment["name"], experiment["description"], values, axes, opts, tune_cfg, workloads
+    )
     n_runs = exp.n_runs  # counted, never built, before the limit is checked
     if n_runs > settings.MAX_RUNS:
         raise c.fail(
@@ -518,6 +572,96 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         _validate_tuning(exp, c.fail)
     _check_repeats(c, exp)
     return exp
+
+
+def _run_settings(
+    c: _Checker, sections: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """The run settings of the file's sections: one value each, or an axis's list."""
+    values: dict[str, Any] = {}
+    axes: dict[str, list[Any]] = {}
+    for setting in settings.SCHEMA:
+        if setting.section in ("budget", "tune") or setting.scope == "experiment":
+            continue  # below: the budget is one rule over its keys, tune is optional
+        given = sections[setting.section]
+        if setting.axis:
+            if setting.in_file in given:
+                axes[setting.key] = c.values(setting, given[setting.in_file])
+            else:
+                axes[setting.key] = [setting.default]
+            continue
+        values[setting.key] = setting.convert(given.get(setting.in_file, setting.default), c.source)
+
+    budget = {
+        s.key: s.convert(sections["budget"][s.in_file], c.source)
+        for s in SECTIONS["budget"]
+        if s.in_file in sections["budget"]
+    }
+    values.update(settings.resolve_budget(budget))
+    values["hang_seconds"] = budget.get("hang_seconds", BY_KEY["hang_seconds"].default)
+    settings.check_evaluations(values["every"], values["max_iter"], f"{c.source}: [eval] every")
+    _check_data(c, values, axes, c.source)
+    return values, axes
+
+
+# What a [[workload]] table may set: the sections of its problem, and its target.
+WORKLOAD_SECTIONS = ("data", "model", "grid", "budget", "eval")
+TARGET = Option(
+    None, "the validation accuracy its cells' times to target are measured at",
+    low=0.0, low_open=True, high=1.0, kind=float, optional=True,
+)  # fmt: skip
+
+
+def _workloads(c: _Checker, top: Mapping[str, Any], seeds: list[Any]) -> tuple[Workload, ...]:
+    """The ``[[workload]]`` tables, each the top level's sections with its own
+    laid over them: a section's keys replace the top level's one by one, but a
+    ``[budget]`` replaces the whole budget and ``[data] options`` the whole
+    options table (they belong to one dataset). The seeds are the study's."""
+    tables = top["workload"]
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables or [0]):
+        raise c.fail(
+            "workload",
+            "must be an array of tables: [[workload]] with [workload.data] dataset = ...",
+        )
+    out: list[Workload] = []
+    for i, table in enumerate(tables, 1):
+        where = f"[[workload]] #{i}"
+        unknown = sorted(map(str, set(table) - {*WORKLOAD_SECTIONS, "target"}))
+        if unknown:
+            raise c.fail(
+                where,
+                f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                f"accepted: {', '.join((*WORKLOAD_SECTIONS, 'target'))}",
+            )
+        inner = _Checker(f"{c.source}: {where}")
+        own = {s: inner.table(table, s) for s in WORKLOAD_SECTIONS}
+        if "seeds" in own["grid"]:
+            raise inner.fail(
+                "[grid] seeds", "is the study's: give it at the top level, once for every workload"
+            )
+        sections = {s: dict(c.table(top, s)) for s in SECTIONS if s}
+        sections[""] = top
+        for section, keys in own.items():
+            if section == "budget" and keys:
+                hang = sections["budget"].get("hang_seconds")
+                sections["budget"] = {**({} if hang is None else {"hang_seconds": hang}), **keys}
+                continue
+            if section == "data" and "dataset" in keys and "options" not in keys:
+                sections["data"].pop("options", None)  # another dataset's options
+            sections[section].update(keys)
+        values, axes = _run_settings(inner, sections)
+        try:
+            target = TARGET.convert(table.get("target"))
+        except ValueError as exc:
+            raise inner.fail("target", f"must be {exc}; got {table.get('target')!r}") from None
+        workload = Workload(values, axes["hidden"], axes["batch_size"], target)
+        if any(w.name == workload.name for w in out):
+            raise inner.fail(
+                "[data]", f"names the workload {workload.name} again: give each dataset one "
+                "[[workload]] table, with all its networks and batch sizes",
+            )  # fmt: skip
+        out.append(workload)
+    return tuple(out)
 
 
 def _tune_section(
@@ -544,7 +688,9 @@ def _check_repeats(c: _Checker, exp: Experiment) -> None:
     it left unset) that name one setting would count its seeds twice; under
     ``[tune]``, where choices are per optimizer, a name may appear once."""
     first: dict[str, int] = {}
-    hidden, batch, seed = exp.axes["hidden"][0], exp.axes["batch_size"][0], exp.axes["seed"][0]
+    first_workload = exp.workloads[0]
+    hidden, batch = first_workload.hidden[0], first_workload.batch_size[0]
+    seed = exp.axes["seed"][0]
     for i, opt in enumerate(exp.optimizers, 1):
         if exp.tune is not None:
             if opt.name in first:
@@ -556,7 +702,10 @@ def _check_repeats(c: _Checker, exp: Experiment) -> None:
             first[opt.name] = i
             continue
         for options in opt.expand():
-            spec = exp.spec(opt.name, options, hidden=hidden, batch_size=batch, seed=seed)
+            spec = exp.spec(
+                opt.name, options, workload=first_workload, hidden=hidden, batch_size=batch,
+                seed=seed,
+            )  # fmt: skip
             if spec.config_id in first:
                 raise c.fail(
                     f"[[optimizer]] #{i}",

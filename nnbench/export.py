@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,14 @@ def _load(results_dir: Path) -> tuple[pd.DataFrame, list[dict] | None, pd.DataFr
     return frame, chosen, tune.reported(frame, chosen)
 
 
-def report_tables(results_dir: str | Path, target: float | None = None) -> dict[str, pd.DataFrame]:
+def report_tables(results_dir: str | Path, target: tables.Target = None) -> dict[str, pd.DataFrame]:
     """Every table of the report of ``results_dir`` (as :func:`nnbench.report.build`
     computes it), plus every run and every evaluation, by file name."""
     return _tables(*_load(Path(results_dir)), target)
 
 
 def _tables(
-    frame: pd.DataFrame, chosen: list[dict] | None, shown: pd.DataFrame, target: float | None
+    frame: pd.DataFrame, chosen: list[dict] | None, shown: pd.DataFrame, target: tables.Target
 ) -> dict[str, pd.DataFrame]:
     time_col = tables.time_axis(frame)
     out: dict[str, pd.DataFrame] = {}
@@ -95,16 +96,16 @@ def _tables(
 
 
 def _split_cell(table: pd.DataFrame) -> pd.DataFrame:
-    """A ``cell`` column of (hidden, batch) as two columns."""
+    """A ``cell`` column of (workload, hidden, batch) as three columns."""
     if table.empty or "cell" not in table:
         return table
     cells = table.pop("cell")
-    table.insert(2, "hidden", [c[0] for c in cells])
-    table.insert(3, "batch_size", [c[1] for c in cells])
+    for i, column in enumerate(tables.CELL):
+        table.insert(2 + i, column, [c[i] for c in cells])
     return table
 
 
-def _profile_tables(shown: pd.DataFrame, target: float | None, time_col: str) -> dict:
+def _profile_tables(shown: pd.DataFrame, target: tables.Target, time_col: str) -> dict:
     evaluated = shown[shown["iteration"].notna()]
     if evaluated.empty:
         return {}
@@ -113,7 +114,7 @@ def _profile_tables(shown: pd.DataFrame, target: float | None, time_col: str) ->
         return {}
     scores = tables.score_uncertainty(profile).rename_axis("optimizer").reset_index()
     times = profile.times.mask(np.isinf(profile.ratios), math.inf)  # beyond 4x: never
-    times.columns = [f"{h}, batch {tables.batch_text(b)}" for h, b in times.columns]
+    times.columns = [tables.cell_text(cell) for cell in times.columns]
     times = times.rename_axis("optimizer").reset_index()
     return {"algoperf-scores": scores, "time-to-target": times}
 
@@ -122,7 +123,7 @@ def export(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
     formats: tuple[str, ...] = ("csv",),
-    target: float | None = None,
+    target: tables.Target = None,
 ) -> list[Path]:
     """Write every table of ``results_dir`` in ``formats`` and the AlgoPerf layout;
     return the files written."""
@@ -224,11 +225,11 @@ def latex_table(table: pd.DataFrame, caption: str) -> str:
 
 
 def algoperf_layout(
-    frame: pd.DataFrame, shown: pd.DataFrame, out: Path, target: float | None = None
+    frame: pd.DataFrame, shown: pd.DataFrame, out: Path, target: tables.Target = None
 ) -> list[Path]:
     """The runs the report's profile is made of, laid out as AlgoPerf's scoring reads
     an experiment folder: one folder per submission (optimizer), then per study
-    (seed), workload (``hidden-<h>_batch-<b>``) and trial (setting); each trial's
+    (seed), workload (``<dataset>_hidden-<h>_batch-<b>``) and trial (setting); each trial's
     ``eval_measurements.csv``; and ``workload_targets.json`` with each workload's
     metric (``validation/accuracy``) and target, as the report chose them. ``frame``:
     every run of the folder; ``shown``: the runs that stand for it."""
@@ -266,7 +267,9 @@ def algoperf_layout(
     return [*written, path]
 
 
-def workload_name(cell: tuple[Any, Any]) -> str:
-    """A cell as an AlgoPerf workload folder name."""
-    hidden, batch = cell
-    return f"hidden-{hidden}_batch-{tables.batch_text(batch)}"
+def workload_name(cell: tuple[Any, Any, Any]) -> str:
+    """A cell as an AlgoPerf workload folder name: ``mnist_hidden-25_batch-50``
+    (a dataset option's brackets and separators as ``-``)."""
+    workload, hidden, batch = cell
+    dataset = re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(workload)).strip("-")
+    return f"{dataset}_hidden-{hidden}_batch-{tables.batch_text(batch)}"

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nnbench import stats
-from nnbench.experiment import Experiment, cells
+from nnbench.experiment import Experiment
 
 POWER = 0.8
 ALPHA = 0.05
@@ -60,7 +60,7 @@ def plan(experiment: Experiment, pilot: str | Path | None = None) -> list[Line]:
     """The plan of every test the experiment's results will get (see the module)."""
     seeds = len(planned_seeds(experiment))
     names = sorted({o.name for o in experiment.optimizers})
-    n_cells = len(cells(experiment))
+    n_cells = len(experiment.cells())
     pairs = math.comb(len(names), 2)
     study_noise, cell_noise, seed_sd = _pilot_noise(pilot) if pilot else (math.nan,) * 3
     lines = []
@@ -150,7 +150,7 @@ def format_plan(experiment: Experiment, lines: list[Line], pilot: Path | None) -
     )
     out = [
         f"{experiment.name}: {len(seeds)} seeds a configuration ({', '.join(map(str, seeds))}), "
-        f"{len(cells(experiment))} cell(s); at alpha {ALPHA:g}, power {POWER:g}, with {source}",
+        f"{len(experiment.cells())} cell(s); at alpha {ALPHA:g}, power {POWER:g}, with {source}",
     ]
     for line in lines:
         verdict = "a verdict is possible" if line.possible else "NO verdict is possible"

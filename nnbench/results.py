@@ -53,6 +53,7 @@ SETTING_COLUMNS = tuple(s.key for s in RUN_SETTINGS if s.scope == "run")
 CONFIG_COLUMNS = (
     *IDENTITY_COLUMNS,
     *SETTING_COLUMNS,
+    "workload",
     "n_layers",
     "phase",
     "trial",
@@ -62,9 +63,11 @@ CONFIG_COLUMNS = (
 # How a run was run, beside its rows: whether it shared the machine with others.
 PROVENANCE_COLUMNS = ("n_jobs", "backend")
 # A configuration's name shows these apart from the settings that vary between
-# the configurations of a table: the cell is shown beside it, and seeds are
-# what a configuration is summarised over.
-NAMED_APART = ("hidden", "batch_size", "seed")
+# the configurations of a table: the cell (its workload, network and batch
+# size) is shown beside it, and seeds are what a configuration is summarised
+# over. Settings are compared within a workload: what one workload sets for
+# all its runs (another dataset's activation or budget) names no configuration.
+NAMED_APART = ("dataset", "data_options", "hidden", "batch_size", "seed")
 
 
 REQUIRED_COLUMNS = frozenset(
@@ -164,6 +167,7 @@ def config_row(spec: RunSpec, status: str, message: str) -> dict[str, Any]:
     }
     row.update({key: column_value(key, spec.values[key]) for key in SETTING_COLUMNS})
     row.update(
+        workload=spec.workload,
         n_layers=len(spec.hidden),
         phase=spec.phase,
         trial=-1 if spec.trial is None else spec.trial,
@@ -181,10 +185,11 @@ def name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     configs = frame.drop_duplicates("config_id")
+    within = configs.groupby("workload", sort=False)
     varying = [
         key
         for key in SETTING_COLUMNS
-        if key not in NAMED_APART and configs[key].nunique(dropna=False) > 1
+        if key not in NAMED_APART and (within[key].nunique(dropna=False) > 1).any()
     ]
     if not varying:
         frame["name"] = frame["label"]

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from nnbench import optimizers
-from nnbench.experiment import EDGE_FRACTION, Experiment, cells, spaces_of, trial_points, trial_runs
+from nnbench.experiment import EDGE_FRACTION, Experiment, spaces_of, trial_points, trial_runs
 from nnbench.space import is_edge
 
 TUNE_FILE = "tune.json"
@@ -65,7 +65,7 @@ def choose(experiment: Experiment, stored: Mapping[str, Any]) -> tuple[list[dict
     scores: dict[tuple, dict[int, list[float]]] = {}
     options: dict[tuple, dict[int, dict]] = {}
     for spec in trials:
-        key = (spec.optimizer, spec.hidden, spec.batch_size)
+        key = (spec.optimizer, spec.workload, spec.hidden, spec.batch_size)
         last = read_last_row(stored[spec.run_id].path)
         ok = stored[spec.run_id].status.is_final
         acc = last.get("val_accuracy", math.nan) if last and ok else math.nan
@@ -78,8 +78,8 @@ def choose(experiment: Experiment, stored: Mapping[str, Any]) -> tuple[list[dict
     for opt in experiment.optimizers:  # nothing searched: the one setting, trial 0
         if not spaces[opt.name]:
             fixed = trial_points(opt, 1, 0)[0]
-            for hidden, batch in cells(experiment):
-                key = (opt.name, tuple(hidden), batch)
+            for workload, hidden, batch in experiment.cells():
+                key = (opt.name, workload.name, tuple(hidden), batch)
                 scores[key], options[key] = {0: [math.nan]}, {0: fixed}
     for key, by_trial in scores.items():
         means = {t: float(np.mean(v)) for t, v in by_trial.items()}
@@ -90,8 +90,9 @@ def choose(experiment: Experiment, stored: Mapping[str, Any]) -> tuple[list[dict
         chosen.append(
             {
                 "optimizer": key[0],
-                "hidden": list(key[1]),
-                "batch_size": key[2],
+                "workload": key[1],
+                "hidden": list(key[2]),
+                "batch_size": key[3],
                 "trial": best,
                 "options": opts,
                 "searched": {k: full[k] for k in spaces[key[0]]},
@@ -113,6 +114,7 @@ def final_runs(experiment: Experiment, chosen: list[dict[str, Any]]) -> list[Any
             c["options"],
             "final",
             c["trial"],
+            experiment.workload(c["workload"]) if c.get("workload") else None,
             hidden=tuple(c["hidden"]),
             batch_size=c["batch_size"],
             seed=seed,
@@ -123,18 +125,16 @@ def final_runs(experiment: Experiment, chosen: list[dict[str, Any]]) -> list[Any
 
 
 def describe_choice(c: Mapping[str, Any]) -> str:
-    """``adam, hidden 128, batch 50: learning_rate=0.0031 (trial 7, validation 0.9701)``
-    with ``; edge: learning_rate`` when a choice lies at the edge of its space."""
+    """``adam, mnist, hidden 128, batch 50: learning_rate=0.0031 (trial 7, validation
+    0.9701)`` with ``; edge: learning_rate`` when a choice lies at the edge of its space."""
     hidden = "-".join(map(str, c["hidden"])) or "none"
+    cell = f"{c['optimizer']}, {c['workload']}, hidden {hidden}, batch {c['batch_size']}"
     if not c["searched"]:
-        return f"{c['optimizer']}, hidden {hidden}, batch {c['batch_size']}: nothing to search"
+        return f"{cell}: nothing to search"
     searched = ", ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in c["searched"].items()
     )
-    text = (
-        f"{c['optimizer']}, hidden {hidden}, batch {c['batch_size']}: {searched} "
-        f"(trial {c['trial']}, validation {c['val_accuracy']:.4f})"
-    )
+    text = f"{cell}: {searched} (trial {c['trial']}, validation {c['val_accuracy']:.4f})"
     return text + (f"; edge: {', '.join(c['edge'])}" if c["edge"] else "")
 
 
@@ -172,11 +172,19 @@ def current_finals(frame: Any, chosen: list[dict[str, Any]] | None) -> Any:
             hidden = "-".join(map(str, c["hidden"])) or "none"
             # canonical, as run files store them (a default spelled out is no option)
             options = json.dumps(_canonical_options(c["optimizer"], c["options"]), sort_keys=True)
-            keep.add((c["optimizer"], hidden, batch_number(c["batch_size"]), options))
+            # a choice written before studies had workloads stands for any
+            workload = c.get("workload")
+            keep.add((workload, c["optimizer"], hidden, batch_number(c["batch_size"]), options))
         except (KeyError, TypeError, ValueError):
             continue
-    keys = zip(frame["optimizer"], frame["hidden"], frame["batch_size"], frame["options"])
-    current = np.array([(o, h, float(b), opts) in keep for o, h, b, opts in keys], dtype=bool)
+    keys = zip(*(frame[c] for c in ("workload", "optimizer", "hidden", "batch_size", "options")))
+    current = np.array(
+        [
+            (w, o, h, float(b), opts) in keep or (None, o, h, float(b), opts) in keep
+            for w, o, h, b, opts in keys
+        ],
+        dtype=bool,
+    )
     return frame[(frame["phase"] != "final").to_numpy() | current]
 
 

@@ -88,10 +88,10 @@ def test_a_difference_within_the_margin_is_equivalent_not_worse(tmp_path):
     write(a, [0.800, 0.820, 0.810, 0.830, 0.790])
     write(b, [0.7995, 0.8194, 0.8096, 0.8295, 0.7894])  # every seed 0.0004 to 0.0006 lower
     tight = compare.compare(a, b)
-    assert verdicts(tight) == {"gd | hidden 16 | batch 32": "equivalent"}
+    assert verdicts(tight) == {"gd | digits | hidden 16 | batch 32": "equivalent"}
     assert compare.exit_code(tight, "worse") == 0 and compare.exit_code(tight, "different") == 0
     strict = compare.compare(a, b, margin=0.0001)  # nothing is too small to matter
-    assert verdicts(strict) == {"gd | hidden 16 | batch 32": "worse"}
+    assert verdicts(strict) == {"gd | digits | hidden 16 | batch 32": "worse"}
     assert compare.exit_code(strict, "worse") == 1
     pct = compare.compare(a, b, margin="1%")  # 1% of A's mean, 0.0081
     assert pct.table.set_index("metric").loc["val_accuracy", "margin"] == pytest.approx(0.0081)
@@ -102,7 +102,7 @@ def test_a_difference_within_the_margin_is_equivalent_not_worse(tmp_path):
     write(calibration, [0.80, 0.81, 0.82])  # sd 0.01
     spread = compare.compare(a, b, margin="spread", calibration=calibration)
     assert spread.table.set_index("metric").loc["val_accuracy", "margin"] == pytest.approx(0.01)
-    assert verdicts(spread) == {"gd | hidden 16 | batch 32": "equivalent"}
+    assert verdicts(spread) == {"gd | digits | hidden 16 | batch 32": "equivalent"}
     for bad in ("-1", "x%", "many"):
         with pytest.raises(NnbenchError, match="--margin"):
             compare.compare(a, b, margin=bad)
@@ -139,7 +139,7 @@ def test_holm_over_configurations(tmp_path):
         write(b, [x + d for x, d in zip(base, shift)], options={"learning_rate": lr})
     table = compare.compare(a, b).table
     acc = table[table["metric"] == "val_accuracy"].set_index("configuration")
-    first = acc.loc["gd[learning_rate=0.1] | hidden 16 | batch 32"]
+    first = acc.loc["gd[learning_rate=0.1] | digits | hidden 16 | batch 32"]
     assert first["p_holm"] == pytest.approx(3 * first["p"])  # the smallest of three p-values
     assert first["p"] < 0.05 < first["p_holm"] and first["verdict"] != "better"
     assert set(acc["verdict"]) <= {"better", "inconclusive", "equivalent"}
@@ -175,7 +175,7 @@ def test_a_seed_that_failed_only_in_b_is_worse_and_unpaired_configurations_are_n
     comparison = compare.compare(a, b)
     ended = comparison.table.set_index("metric").loc["ended normally"]
     assert ended["verdict"] == "worse" and "failed only in B: 2" in ended["unpaired"]
-    assert comparison.only == {"A": ["adam | hidden 16 | batch 32"], "B": []}
+    assert comparison.only == {"A": ["adam | digits | hidden 16 | batch 32"], "B": []}
     assert compare.exit_code(comparison, "worse") == 1
     assert compare.exit_code(compare.compare(a, a), "different") == 0
 
@@ -185,9 +185,8 @@ def test_ignore_options_pairs_settings_and_refuses_an_option_grid(tmp_path):
     write(a, [0.8, 0.8, 0.8], options={"learning_rate": 0.1})
     write(b, [0.8, 0.8, 0.8], options={"learning_rate": 0.2})
     paired = compare.compare(a, b, ignore_options=True)
-    assert verdicts(paired) == {
-        "gd[learning_rate=0.1] | hidden 16 | batch 32 -> gd[learning_rate=0.2]": "identical"
-    }
+    name = "gd[learning_rate=0.1] | digits | hidden 16 | batch 32 -> gd[learning_rate=0.2]"
+    assert verdicts(paired) == {name: "identical"}
     write(b, [0.7, 0.7, 0.7], options={"learning_rate": 0.3})  # B now holds an option grid
     with pytest.raises(NnbenchError, match=r"--ignore-options.*B holds 2 settings"):
         compare.compare(a, b, ignore_options=True)
@@ -220,7 +219,7 @@ def test_tuned_studies_are_paired_by_their_current_finals(tmp_path):
                "edge": []}]  # fmt: skip
     (b / tune.TUNE_FILE).write_text(json.dumps({"chosen": chosen}))
     comparison = compare.compare(a, b)
-    assert verdicts(comparison) == {"gd (tuned) | hidden 16 | batch 32": "identical"}
+    assert verdicts(comparison) == {"gd (tuned) | digits | hidden 16 | batch 32": "identical"}
     assert comparison.only == {"A": [], "B": []}
 
 
@@ -229,7 +228,9 @@ def test_names_are_never_cut(tmp_path, capsys):
     write(a, [0.8, 0.8], options={"learning_rate": 0.123456789, "learning_rate_decay": 0.99999})
     main(["compare", str(a), str(a)])
     out = capsys.readouterr().out
-    name = "gd[learning_rate=0.123456789,learning_rate_decay=0.99999] | hidden 16 | batch 32"
+    name = (
+        "gd[learning_rate=0.123456789,learning_rate_decay=0.99999] | digits | hidden 16 | batch 32"
+    )
     assert name in out
 
 
@@ -254,7 +255,7 @@ def test_a_baselines_floors_count_as_rounding(tmp_path):
     base["configurations"][0]["seeds"]["1"]["rows"]["val_accuracy"] = [0.8]
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(base))
-    name = "gd | hidden 16 | batch 32"
+    name = "gd | digits | hidden 16 | batch 32"
     assert verdicts(compare.compare(a, b, baseline=path))[name] == "identical"
     assert verdicts(compare.compare(a, b))[name] != "identical"
 
@@ -336,13 +337,13 @@ def test_a_shift_beyond_the_margin_in_every_seed_is_worse_under_both_margins(tmp
         kw = {"margin": margin, "calibration": calibration} if margin else {}
         comparison = compare.compare(BLOG, b, **kw)
         got = verdicts(comparison)
-        assert got["gd | hidden 25 | batch 50"] == "worse", margin
-        assert got["cg | hidden 25 | batch 50"] == "worse", margin
+        assert got["gd | mnist | hidden 25 | batch 50"] == "worse", margin
+        assert got["cg | mnist | hidden 25 | batch 50"] == "worse", margin
         assert {v for k, v in got.items() if not k.startswith(("gd", "cg"))} == {"identical"}
         assert compare.exit_code(comparison, "worse") == 1
     # one image more in one seed changes nothing
     edit_runs(b, shifted("gd", "val_accuracy", {**dict.fromkeys(SEEDS, 0.0), 4: -0.0001}))
-    assert verdicts(compare.compare(BLOG, b))["gd | hidden 25 | batch 50"] == "worse"
+    assert verdicts(compare.compare(BLOG, b))["gd | mnist | hidden 25 | batch 50"] == "worse"
 
 
 def test_an_identical_rerun_at_another_time_is_not_worse_on_time(tmp_path):
@@ -385,7 +386,7 @@ def test_folders_with_other_seeds_are_compared_unpaired(tmp_path, capsys):
     assert "unpaired (Welch): 4 runs of A, 4 of B" in capsys.readouterr().out
     write(b, [None, None, None, None, 0.80, 0.82, 0.81, 0.83])
     same = compare.compare(a, b)
-    assert verdicts(same)["gd | hidden 16 | batch 32"] != "worse"
+    assert verdicts(same)["gd | digits | hidden 16 | batch 32"] != "worse"
 
 
 def test_a_seed_with_no_finite_value_only_in_b_is_worse(tmp_path):

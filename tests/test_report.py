@@ -269,7 +269,7 @@ def test_the_profile_follows_algoperfs_rule_on_hand_made_runs(hand_made):
     seed 2 has no evaluations (not a study), seed 3 never: median(0.5, inf) = inf."""
     profile = tables.performance_profile(results.load(hand_made), 0.75)
     times, ratios, score = profile.times, profile.ratios, profile.score
-    cell = ("25", 50.0)
+    cell = ("mnist", "25", 50.0)
     gd, adam = dict(times.loc["gd"]), dict(times.loc["adam"])
     assert gd[cell] == 3.0 and math.isinf(adam[cell])
     assert dict(ratios.loc["gd"])[cell] == 1.0
@@ -282,7 +282,8 @@ def test_the_report_names_the_target_it_profiled(hand_made, tmp_path):
     (median 0.575; the failed seed has no evaluations), so 0.99 * 0.8 = 0.792."""
     report.build_report(hand_made, tmp_path / "derived", figures=[])
     derived = (tmp_path / "derived" / "report.md").read_text()
-    assert "Target per cell: 99% of the best median" in derived and "batch 50: 0.7920" in derived
+    assert "else 99% of the best median" in derived
+    assert "mnist, hidden 25, batch 50: 0.7920" in derived
     report.build_report(hand_made, tmp_path / "given", target=0.75, figures=[])
     assert (
         "Target: validation accuracy 0.75 in every cell."
@@ -462,7 +463,7 @@ def final_frame(values, dataset="mnist"):
                 {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
                  "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
                  "config_id": f"{opt}-{hidden}-{batch}", "seed": seed,
-                 "val_accuracy": acc, "test_accuracy": acc, "dataset": dataset,
+                 "val_accuracy": acc, "test_accuracy": acc, "dataset": dataset, "workload": dataset,
                  "data_options": "{}"}
             )  # fmt: skip
     return pd.DataFrame(rows)

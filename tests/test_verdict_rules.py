@@ -45,7 +45,8 @@ def final_frame(values, dataset="mnist"):
                 {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
                  "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
                  "config_id": f"{opt}-{hidden}-{batch}", "seed": seed, "val_accuracy": acc,
-                 "test_accuracy": acc, "dataset": dataset, "data_options": "{}"}
+                 "test_accuracy": acc, "dataset": dataset, "workload": dataset,
+                 "data_options": "{}"}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

@@ -70,6 +70,18 @@ def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     return spaces
 
 
+def workload_targets(results_dir: Path) -> dict[str, float] | None:
+    """The targets the experiment file gave its workloads (``[[workload]] target``),
+    from its ``experiment.json``; None when it gave none."""
+    try:
+        experiment = json.loads((results_dir / results.EXPERIMENT_FILE).read_text())
+        given = {w["name"]: float(w["target"]) for w in experiment.get("workloads") or []
+                 if w.get("target") is not None}  # fmt: skip
+    except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
+        return None
+    return given or None
+
+
 @dataclass(frozen=True)
 class Built:
     """A written report: the HTML page, and the figures that could not be drawn
@@ -82,7 +94,7 @@ class Built:
 def build_report(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
-    target: float | None = None,
+    target: tables.Target = None,
     title: str | None = None,
     figures: Sequence[str] | None = None,
 ) -> Path:
@@ -93,7 +105,7 @@ def build_report(
 def build(
     results_dir: str | Path,
     out_dir: str | Path | None = None,
-    target: float | None = None,
+    target: tables.Target = None,
     title: str | None = None,
     figures: Sequence[str] | None = None,
 ) -> Built:
@@ -118,6 +130,8 @@ def build(
         raise NnbenchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
     chosen = read_choices(results_dir)
     shown = reported(frame, chosen)
+    if target is None:
+        target = workload_targets(results_dir)
     time_col = tables.time_axis(frame)
     page = render.Page(title or f"{frame['experiment'].iloc[0]}: optimizer comparison")
     cache: dict[str, Any] = {}  # what the tables computed that the figures draw again
@@ -156,7 +170,7 @@ def _sections(
     frame: pd.DataFrame,
     shown: pd.DataFrame,
     chosen: list[dict[str, Any]] | None,
-    target: float | None,
+    target: tables.Target,
     time_col: str,
     cache: dict[str, Any],
 ) -> list[str] | None:
@@ -210,8 +224,8 @@ def _missing_finals(page: render.Page, frame: pd.DataFrame) -> None:
     )
 
 
-def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
-    view = summary[["name", "hidden", "batch_size", "seeds", "ok"]].copy()
+def _summary_view(summary: pd.DataFrame, target: tables.Target) -> pd.DataFrame:
+    view = summary[["name", *tables.CELL, "seeds", "ok"]].copy()
     view = view.rename(columns={"name": "configuration"})
     view["batch_size"] = summary["batch_size"].map(tables.batch_text)
     for split, name in (("val", "val acc [95% CI]"), ("test", "test acc [95% CI]")):
@@ -227,13 +241,14 @@ def _summary_view(summary: pd.DataFrame, target: float | None) -> pd.DataFrame:
     view["train s (wall)"] = summary["train_seconds"]
     view["train s (CPU)"] = summary["train_cpu_seconds"]
     if target is not None:
-        view[f"s to {target:g}"] = summary["seconds_to_target"]
-        view[f"grad evals to {target:g}"] = summary["grad_evals_to_target"]
+        to = f"{target:g}" if isinstance(target, float | int) else "target"
+        view[f"s to {to}"] = summary["seconds_to_target"]
+        view[f"grad evals to {to}"] = summary["grad_evals_to_target"]
         view["seeds reaching"] = [f"{r}/{n}" for r, n in zip(summary["reached"], summary["seeds"])]
     return view
 
 
-def _summary_text(summary: pd.DataFrame, target: float | None, clock: str) -> str:
+def _summary_text(summary: pd.DataFrame, target: tables.Target, clock: str) -> str:
     clipped = bool(summary[["val_clipped", "test_clipped"]].to_numpy().any())
     text = (
         "Accuracy: the mean of the seeds' final accuracies with its 95% Student's t "
@@ -303,7 +318,7 @@ def _tuning_section(page: render.Page, chosen: pd.DataFrame) -> None:
 
 
 def _best_section(page: render.Page, best: pd.DataFrame) -> None:
-    view = best[["optimizer", "hidden", "batch_size", "name", "val_mean"]].copy()
+    view = best[["optimizer", *tables.CELL, "name", "val_mean"]].copy()
     view["batch_size"] = view["batch_size"].map(tables.batch_text)
     view["test acc [95% CI]"] = [
         render.interval(m, lo, hi, c)
@@ -316,7 +331,11 @@ def _best_section(page: render.Page, best: pd.DataFrame) -> None:
 
 
 def _profile_section(
-    page: render.Page, frame: pd.DataFrame, shown: pd.DataFrame, target: float | None, time_col: str
+    page: render.Page,
+    frame: pd.DataFrame,
+    shown: pd.DataFrame,
+    target: tables.Target,
+    time_col: str,
 ) -> tables.Profile | None:
     try:
         profile = performance_profile(shown, target, time_col)
@@ -336,7 +355,7 @@ def _profile_section(
     view = pd.DataFrame(
         text,
         index=profile.times.index,
-        columns=[f"s to target: {h}, batch {tables.batch_text(b)}" for h, b in profile.times],
+        columns=[f"s to target: {tables.cell_text(cell)}" for cell in profile.times],
     )
     uncertainty = tables.score_uncertainty(profile)
     view.insert(0, "AlgoPerf score [bootstrap]", [
@@ -378,7 +397,7 @@ def _time_text(time: float, fastest: float, tie: bool) -> str:
 
 
 def _profile_text(
-    shown: pd.DataFrame, target: float | None, clock: str, spread: pd.DataFrame, noise: float
+    shown: pd.DataFrame, target: tables.Target, clock: str, spread: pd.DataFrame, noise: float
 ) -> str:
     tuned = bool((shown["phase"] == "final").any())
     mapping = (
@@ -536,7 +555,7 @@ def _pairwise_section(page: render.Page, shown: pd.DataFrame) -> None:
         cell_text = (
             "; ".join(
                 f"{r['verdict']} above {r['a'] if r['verdict'] == r['b'] else r['b']} "
-                f"(hidden {r['cell'][0]}, batch {tables.batch_text(r['cell'][1])}, "
+                f"({tables.cell_text(r['cell'])}, "
                 f"by {abs(r['mean']):.4f} [{r['low']:+.4f}, {r['high']:+.4f}], "
                 f"{r['seeds_higher']} / {r['seeds_lower']} seeds, {r['test']}, "
                 f"Holm p = {render.fmt(r['p_holm'], 3)})"
@@ -583,15 +602,17 @@ def _tests_text(study: pd.DataFrame, level: float) -> str:
     )
 
 
-def _target_text(frame: pd.DataFrame, target: float | None) -> str:
+def _target_text(frame: pd.DataFrame, target: tables.Target) -> str:
     """The sentence that says which validation accuracy counts as reached."""
-    if target is not None:
+    if isinstance(target, float | int):
         return f"Target: validation accuracy {target:g} in every cell."
-    targets = tables.cell_targets(frame, None)
+    targets = tables.cell_targets(frame, target)
     cells = ", ".join(
-        f"{h}, batch {tables.batch_text(b)}: {value:.4f}" for (h, b), value in targets.items()
+        f"{tables.cell_text(cell)}: {value:.4f}"
+        + (" (the file's)" if tables.target_source(target, cell[0]) == "given" else "")
+        for cell, value in targets.items()
     )
     return (
-        "Target per cell: 99% of the best median final validation accuracy of a setting "
-        f"in the cell ({cells}); give one with --target."
+        f"Target per cell: validation accuracy, as the experiment file's [[workload]] target "
+        f"gives it, else {tables.TARGET_RULE} ({cells}); give one for every cell with --target."
     )

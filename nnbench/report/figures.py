@@ -117,14 +117,23 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     return fig
 
 
-def _cells(frame: pd.DataFrame) -> list[tuple[str, float]]:
-    """(hidden, batch size) pairs, smaller and shallower networks first."""
+def _cells(frame: pd.DataFrame) -> list[tuple[str, str, float]]:
+    """(workload, hidden, batch size): by workload, then smaller and shallower
+    networks first."""
 
-    def order(cell: tuple[str, float]) -> tuple:
-        sizes = [int(u) for u in cell[0].split("-") if u.isdigit()]
-        return len(sizes), sizes, cell[1]
+    def order(cell: tuple[str, str, float]) -> tuple:
+        sizes = [int(u) for u in cell[1].split("-") if u.isdigit()]
+        return cell[0], len(sizes), sizes, cell[2]
 
-    return sorted({(h, b) for h, b in zip(frame["hidden"], frame["batch_size"])}, key=order)
+    return sorted(set(tables.cells_of(frame)), key=order)
+
+
+def _in_cell(frame: pd.DataFrame, cell: tuple[str, str, float]) -> pd.DataFrame:
+    workload, hidden, batch = cell
+    return frame[
+        (frame["workload"] == workload) & (frame["hidden"] == hidden)
+        & (frame["batch_size"] == batch)
+    ]  # fmt: skip
 
 
 def _grid(n: int, width: float = 5.0, height: float = 3.6) -> tuple[Figure, np.ndarray]:
@@ -183,8 +192,8 @@ def convergence(ctx: Context, x: str, y: str) -> Figure | None:
     if not cells:
         return None  # nothing evaluated to draw (a study whose finals are still to run)
     fig, axes = _grid(len(cells))
-    for ax, (hidden, batch) in zip(axes.flat, cells):
-        cell = data[(data["hidden"] == hidden) & (data["batch_size"] == batch)].copy()
+    for ax, where in zip(axes.flat, cells):
+        cell = _in_cell(data, where).copy()
         cell["point"] = cell.groupby("run_id").cumcount()
         styles: dict[str, Any] = {}
         later: list[float] = []  # the band over each curve's later half: what a zoom shows
@@ -202,7 +211,7 @@ def convergence(ctx: Context, x: str, y: str) -> Figure | None:
             ax.fill_between(
                 agg["x"], agg["lo"], agg["hi"], color=colour(opt), alpha=0.15, linewidth=0
             )
-        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.set_title(tables.cell_text(where), fontsize=10)
         ax.set_xlabel(X_LABELS.get(x, x))
         ax.set_ylabel(Y_LABELS.get(y, y))
         positive = cell[x][cell[x] > 0]
@@ -255,8 +264,8 @@ def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure 
         return None
     fig, axes = _grid(len(cells), width=5.5, height=max(2.5, 0.5 + 0.42 * last["name"].nunique()))
     rng = np.random.default_rng(0)  # jitter only
-    for ax, (hidden, batch) in zip(axes.flat, cells):
-        cell = last[(last["hidden"] == hidden) & (last["batch_size"] == batch)]
+    for ax, where in zip(axes.flat, cells):
+        cell = _in_cell(last, where)
         order = sorted(cell["name"].unique())
         for i, label in enumerate(order):
             runs = cell[cell["name"] == label]
@@ -280,7 +289,7 @@ def accuracy_distribution(ctx: Context, column: str = "val_accuracy") -> Figure 
                 )
         ax.set_yticks(range(len(order)), order, fontsize=7)
         ax.set_xlabel(f"final {Y_LABELS.get(column, column)} (x: did not end normally)")
-        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.set_title(tables.cell_text(where), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("final accuracy over seeds (bar: median)", fontsize=11)
     fig.tight_layout()
@@ -325,7 +334,7 @@ def difference(ctx: Context, column: str = "val_accuracy") -> Figure | None:
         ax.set_yticks(range(len(others)), others, fontsize=8)
         ax.set_ylim(-0.6, len(others) - 0.4)
         ax.set_xlabel(f"final {Y_LABELS.get(column, column)} minus {reference}'s (same seed)")
-        ax.set_title(f"hidden {cell[0]}, batch {tables.batch_text(cell[1])}", fontsize=10)
+        ax.set_title(tables.cell_text(cell), fontsize=10)
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle(
         f"each optimizer against {reference} (highest mean), seed by seed: dots the seeds, "
@@ -385,8 +394,8 @@ def tuning_curve(ctx: Context) -> Figure | None:
         return None
     cells = _cells(curve)
     fig, axes = _grid(len(cells))
-    for ax, (hidden, batch) in zip(axes.flat, cells):
-        cell = curve[(curve["hidden"] == hidden) & (curve["batch_size"] == batch)]
+    for ax, where in zip(axes.flat, cells):
+        cell = _in_cell(curve, where)
         for opt, group in cell.groupby("optimizer", sort=True):
             ax.plot(group["k"], group["mean"], color=colour(opt), label=opt, linewidth=1.6)
             ax.fill_between(
@@ -397,7 +406,7 @@ def tuning_curve(ctx: Context) -> Figure | None:
                 alpha=0.15,
                 linewidth=0,
             )
-        ax.set_title(f"hidden {hidden}, batch {tables.batch_text(batch)}", fontsize=10)
+        ax.set_title(tables.cell_text(where), fontsize=10)
         ax.set_xlabel("trials k")
         ax.set_ylabel("expected best validation accuracy")
         ax.grid(alpha=0.3)
@@ -420,14 +429,8 @@ def sensitivity(ctx: Context) -> Figure | None:
     fig, axes = _grid(len(searched), width=4.5, height=3.4)
     for ax, (opt, key) in zip(axes.flat, searched):
         rows = table[table["optimizer"] == opt]
-        for (hidden, batch), cell in rows.groupby(tables.CELL, sort=True):
-            ax.scatter(
-                cell[key],
-                cell["val_mean"],
-                s=16,
-                alpha=0.8,
-                label=f"{hidden}, batch {tables.batch_text(batch)}",
-            )
+        for where, cell in rows.groupby(tables.CELL, sort=True):
+            ax.scatter(cell[key], cell["val_mean"], s=16, alpha=0.8, label=tables.cell_text(where))
         space = (ctx.spaces or {}).get(opt, {}).get(key)
         if space is not None and getattr(space, "log", False):
             ax.set_xscale("log")

@@ -1,7 +1,8 @@
 """The report's tables, as DataFrames computed from the long results table.
 
 A *configuration* is everything but the seed (its ``config_id``); a *cell*
-is one problem of the grid, an architecture x batch size. Hyperparameters
+is one problem of the grid, a workload (a dataset with its options) x an
+architecture x a batch size. Hyperparameters
 are chosen on validation accuracy; test accuracy is reported for the chosen
 ones and never used to choose. The tables take the runs that stand for a
 folder (:func:`nnbench.tune.reported`: a tuned study's current finals);
@@ -18,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +30,7 @@ from nnbench.results import batch_number, final_rows
 from nnbench.stats import stratified_resamples
 from nnbench.status import Status
 
-CELL = ["hidden", "batch_size"]
+CELL = ["workload", "hidden", "batch_size"]
 CONFIG = ["config_id", "name", "label", "optimizer", *CELL]
 OK = [s.value for s in Status if s.is_ok]
 # Where a tuned choice sits in its search space, as a fraction of it (in log
@@ -58,20 +60,31 @@ def batch_text(batch: float) -> str:
     return f"{int(batch)}" if batch >= 1 else f"{batch:g} of the rows"
 
 
+def cell_text(cell: tuple) -> str:
+    """``mnist, hidden 25, batch 50``: a cell, (workload, hidden, batch size)."""
+    workload, hidden, batch = cell
+    return f"{workload}, hidden {hidden}, batch {batch_text(batch)}"
+
+
+def cells_of(frame: pd.DataFrame) -> list[tuple]:
+    """The cells of ``frame`` as (workload, hidden, batch size), one row's each."""
+    return list(zip(frame["workload"], frame["hidden"], frame["batch_size"]))
+
+
 TIME_AXES = ("train_seconds", "train_cpu_seconds")
 
 
 def with_time_to_target(frame: pd.DataFrame, target: float | pd.Series) -> pd.DataFrame:
     """One row per run: ``reached``, and the interpolated training seconds (wall and
     CPU), gradient evaluations and epochs at which it first reached ``target``
-    (a number, or a Series by cell ``(hidden, batch_size)``)."""
+    (a number, or a Series by cell ``(workload, hidden, batch_size)``)."""
     rows = []
     axes = (*TIME_AXES, "grad_evals", "epoch")
     for run_id, run in frame.dropna(subset=["iteration"]).groupby("run_id", sort=False):
         run = run.sort_values("iteration")
         tgt = target
         if isinstance(target, pd.Series):
-            tgt = target.get((run["hidden"].iloc[0], run["batch_size"].iloc[0]), math.nan)
+            tgt = target.get(cells_of(run.iloc[:1])[0], math.nan)
         row = {"run_id": run_id}
         for axis in axes:
             value, index = stats.time_to_target(run[axis], run["val_accuracy"], tgt)
@@ -137,7 +150,7 @@ def accuracy_interval(values: pd.Series) -> stats.Interval:
 
 
 def summary_table(
-    frame: pd.DataFrame, target: float | None = None, time_col: str = "train_seconds"
+    frame: pd.DataFrame, target: Target = None, time_col: str = "train_seconds"
 ) -> pd.DataFrame:
     """Per configuration, over its seeds.
 
@@ -151,9 +164,10 @@ def summary_table(
     if last.empty:
         return pd.DataFrame()
     if target is not None:
-        last = last.merge(with_time_to_target(frame, target), on="run_id", how="left")
+        per_cell = target if isinstance(target, float | int) else cell_targets(frame, target)
+        last = last.merge(with_time_to_target(frame, per_cell), on="run_id", how="left")
     out = []
-    last = last.sort_values(["name", "hidden", "batch_size"], kind="stable")
+    last = last.sort_values(["name", *CELL], kind="stable")
     for key, group in last.groupby(CONFIG, sort=False, dropna=False):
         row = dict(zip(CONFIG, key))
         row["phase"] = group["phase"].iloc[0] if "phase" in group else "grid"
@@ -186,7 +200,7 @@ def best_settings(summary: pd.DataFrame) -> pd.DataFrame:
     return (
         ranked.groupby(["optimizer", *CELL], sort=True)
         .head(1)
-        .sort_values([*CELL, "test_mean"], ascending=[True, True, False])
+        .sort_values([*CELL, "test_mean"], ascending=[True, True, True, False])
         .reset_index(drop=True)
     )
 
@@ -197,7 +211,7 @@ def status_table(frame: pd.DataFrame) -> pd.DataFrame:
     if last.empty:
         return last
     bad = last[~last["status"].isin(OK)]
-    return bad[["name", "hidden", "batch_size", "seed", "status", "iteration", "message"]]
+    return bad[["name", *CELL, "seed", "status", "iteration", "message"]]
 
 
 def blog_rows(frame: pd.DataFrame) -> pd.DataFrame:
@@ -274,17 +288,31 @@ def same_method_note(frame: pd.DataFrame) -> str:
 # -- AlgoPerf's performance profile --------------------------------------------------------
 
 
-def cell_targets(frame: pd.DataFrame, target: float | None) -> pd.Series:
-    """The target of each cell: ``target``, or 99% of the best median final
-    validation accuracy of a configuration in the cell."""
+# A target: one number for every cell, one per workload (by name; a workload not
+# named takes the rule), or None (the rule everywhere).
+Target = float | Mapping[str, float] | None
+TARGET_RULE = "99% of the best median final validation accuracy of a configuration in the cell"
+
+
+def cell_targets(frame: pd.DataFrame, target: Target) -> pd.Series:
+    """The target of each cell: ``target`` (or its workload's, where it names the
+    workload), else :data:`TARGET_RULE`. Validation accuracy only: the test split
+    never sets a target."""
     last = final_rows(frame)
     out = {}
     for cell, group in last.groupby(CELL, sort=True):
-        if target is not None:
-            out[cell] = target
+        given = target.get(cell[0]) if isinstance(target, Mapping) else target
+        if given is not None:
+            out[cell] = float(given)
         else:
             out[cell] = 0.99 * group.groupby("config_id")["val_accuracy"].median().max()
     return pd.Series(out, dtype=float)
+
+
+def target_source(target: Target, workload: str) -> str:
+    """How a workload's target is set: ``given`` or ``rule``."""
+    given = target.get(workload) if isinstance(target, Mapping) else target
+    return "rule" if given is None else "given"
 
 
 def profile_trials(frame: pd.DataFrame, study: str = "seed", trial: str = "name") -> pd.DataFrame:
@@ -300,7 +328,7 @@ def profile_trials(frame: pd.DataFrame, study: str = "seed", trial: str = "name"
     data = frame.dropna(subset=["iteration"])
     data = data.sort_values(["run_id", "iteration"]).copy()
     data["eval_index"] = data.groupby("run_id").cumcount()
-    data["workload"] = list(zip(data["hidden"], data["batch_size"]))
+    data["workload"] = cells_of(data)
     data["study_id"] = data[study]
     data["trial_id"] = data[trial]
     data = data.drop(columns=["study", "trial"], errors="ignore")
@@ -331,7 +359,7 @@ class Profile:
 
 def performance_profile(
     frame: pd.DataFrame,
-    target: float | None = None,
+    target: Target = None,
     time_col: str = "train_seconds",
     trials: pd.DataFrame | None = None,
 ) -> Profile:
@@ -471,7 +499,7 @@ def normalised_scores(frame: pd.DataFrame, metric: str = "test_accuracy") -> pd.
         [chance_level(d, o) for d, o in zip(datasets.astype(str), options.astype(object))]
     )
     out = last[["optimizer", "seed"]].copy()
-    out["cell"] = list(zip(last["hidden"], last["batch_size"]))
+    out["cell"] = cells_of(last)
     out["score"] = (last[metric].to_numpy(dtype=float) - chance) / (1.0 - chance)
     return out[["optimizer", "cell", "seed", "score"]].reset_index(drop=True)
 
@@ -551,8 +579,8 @@ def paired_finals(frame: pd.DataFrame, metric: str) -> tuple[dict[tuple, dict], 
     )
     last = last[last["config_id"].isin(best["config_id"])]
     finals = {
-        (opt, (hidden, batch)): dict(zip(group["seed"].tolist(), group[metric].tolist()))
-        for (opt, hidden, batch), group in last.groupby(["optimizer", *CELL], sort=True)
+        (opt, tuple(cell)): dict(zip(group["seed"].tolist(), group[metric].tolist()))
+        for (opt, *cell), group in last.groupby(["optimizer", *CELL], sort=True)
     }
     return finals, missing
 
@@ -613,7 +641,7 @@ def verdicts_of(
     p, p_holm, verdict (the optimizer that ends higher, or "").
     """
     names = sorted({opt for opt, _ in finals})
-    cells = sorted({cell for _, cell in finals}, key=lambda c: (str(c[0]), c[1]))
+    cells = sorted({cell for _, cell in finals}, key=lambda c: tuple(map(str, c)))
     step = stats.value_step([v for runs in finals.values() for v in runs.values()])
     pairs = list(itertools.combinations(names, 2))
     per_cell: list[dict] = []
@@ -695,10 +723,11 @@ def tuning_curve(frame: pd.DataFrame) -> pd.DataFrame:
     if trials.empty:
         return pd.DataFrame()
     parts = []
-    for (opt, hidden, batch), group in trials.groupby(["optimizer", *CELL], sort=True):
+    for (opt, workload, hidden, batch), group in trials.groupby(["optimizer", *CELL], sort=True):
         curve = stats.expected_max(group["val_mean"].fillna(0.0))
         curve.insert(0, "batch_size", batch)
         curve.insert(0, "hidden", hidden)
+        curve.insert(0, "workload", workload)
         curve.insert(0, "optimizer", opt)
         parts.append(curve)
     return pd.concat(parts, ignore_index=True)
@@ -716,9 +745,11 @@ def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFr
     for c in chosen:
         hidden = "-".join(map(str, c["hidden"])) or "none"
         batch = batch_number(c["batch_size"])
+        workload = c.get("workload")  # None: a choice made before studies had workloads
         final = (
             finals[
                 (finals["optimizer"] == c["optimizer"])
+                & ((finals["workload"] == workload) if workload else True)
                 & (finals["hidden"] == hidden)
                 & (finals["batch_size"] == batch)
             ]
@@ -732,6 +763,7 @@ def chosen_settings(frame: pd.DataFrame, chosen: list[dict] | None) -> pd.DataFr
         rows.append(
             {
                 "optimizer": c["optimizer"],
+                "workload": workload or (final["workload"].iloc[0] if len(final) else ""),
                 "hidden": hidden,
                 "batch_size": batch,
                 "chosen": searched or "(nothing searched)",
