@@ -42,7 +42,7 @@ import pandas as pd
 from nnbench import results, tune
 from nnbench.errors import NnbenchError
 from nnbench.fileio import atomic_write
-from nnbench.report import tables
+from nnbench.report import tables, workload_targets
 
 FORMATS = ("csv", "json", "latex")
 SUFFIX = {"csv": ".csv", "json": ".json", "latex": ".tex"}
@@ -70,7 +70,10 @@ def _load(results_dir: Path) -> tuple[pd.DataFrame, list[dict] | None, pd.DataFr
 def report_tables(results_dir: str | Path, target: tables.Target = None) -> dict[str, pd.DataFrame]:
     """Every table of the report of ``results_dir`` (as :func:`nnbench.report.build`
     computes it), plus every run and every evaluation, by file name."""
-    return _tables(*_load(Path(results_dir)), target)
+    results_dir = Path(results_dir)
+    if target is None:
+        target = workload_targets(results_dir)
+    return _tables(*_load(results_dir), target)
 
 
 def _tables(
@@ -135,6 +138,8 @@ def export(
     results_dir = Path(results_dir)
     out = Path(out_dir) if out_dir is not None else results_dir / "export"
     frame, chosen, shown = _load(results_dir)
+    if target is None:
+        target = workload_targets(results_dir)
     written = []
     for name, table in _tables(frame, chosen, shown, target).items():
         plain = _plain(table)

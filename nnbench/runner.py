@@ -746,7 +746,7 @@ class _Recorder:
         acc = rows[-1].get("val_accuracy", float("nan")) if rows else float("nan")
         note = " (the earlier final result is kept)" if kept else ""
         self.say(
-            f"[{self.n_seen}/{self.n_todo}] {spec.label} hidden={spec.arch} "
+            f"[{self.n_seen}/{self.n_todo}] {spec.label} {spec.workload} hidden={spec.arch} "
             f"batch={spec.batch_size} seed={spec.seed}: {status}{note}, val acc {acc:.4f}; "
             f"failed {n_failed}" + (f"; {left}" if left else "")
         )

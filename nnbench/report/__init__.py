@@ -206,10 +206,48 @@ def _sections(
     if not ok.empty:
         cache["profile"] = _profile_section(page, frame, ok, target, time_col)
         _aggregate_section(page, ok)
+        if ok["workload"].nunique() > 1:
+            _workload_section(page, ok, target, time_col)
         _pairwise_section(page, ok)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
     return best["name"].tolist() if several else None
+
+
+def _workload_section(
+    page: render.Page, shown: pd.DataFrame, target: tables.Target, time_col: str
+) -> None:
+    """Each optimizer over all workloads and in each alone: where the order moves."""
+    standing = tables.by_workload(shown, target, time_col)
+    if standing.empty:
+        return
+    workloads = [w for w in standing["workload"].unique() if w != "all"]
+    overall = standing[standing["workload"] == "all"].sort_values(["rank", "optimizer"])
+    view = pd.DataFrame({"optimizer": overall["optimizer"]})
+    for workload in ["all", *workloads]:
+        mine = standing[standing["workload"] == workload].set_index("optimizer")
+        mine = mine.reindex(view["optimizer"])
+        view[f"{workload}: score [bootstrap] (rank)"] = [
+            f"{render.interval(s, lo, hi, digits=2)} ({r:.0f})" if np.isfinite(s) else ""
+            for s, lo, hi, r in zip(mine["score"], mine["low"], mine["high"], mine["rank"])
+        ]
+        view[f"{workload}: IQM"] = [render.fmt(v, 3) for v in mine["iqm"]]
+    page.add("By workload", "", view)
+    order = " > ".join(overall["optimizer"])
+    moves = []
+    for workload in workloads:
+        mine = standing[standing["workload"] == workload].sort_values(["rank", "optimizer"])
+        if list(mine["optimizer"]) != list(overall["optimizer"]):
+            moves.append(f"{workload} alone: {' > '.join(mine['optimizer'])}")
+    page.add(
+        "",
+        "The AlgoPerf score (as above) over every workload's cells, and over each "
+        "workload's cells alone (its targets the same), with the IQM of normalised test "
+        f"accuracy the same way. The order over all workloads: {order}. "
+        + ("; ".join(moves) + "." if moves else "Every workload alone gives the same order.")
+        + " A score over one workload is over its cells only: two networks of one dataset "
+        "say less about an optimizer than the study's three datasets.",
+    )
 
 
 def _missing_finals(page: render.Page, frame: pd.DataFrame) -> None:

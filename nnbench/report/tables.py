@@ -409,6 +409,37 @@ def score_uncertainty(profile: Profile, n_boot: int = BOOTSTRAP_RESAMPLES) -> pd
     return out.sort_values("score", ascending=False)
 
 
+def by_workload(
+    frame: pd.DataFrame, target: Target, time_col: str, n_boot: int = BOOTSTRAP_RESAMPLES
+) -> pd.DataFrame:
+    """Each optimizer's standing over all workloads and in each alone: the AlgoPerf
+    score with its bootstrap range, its rank (1: best) by that score, and the IQM of
+    normalised test accuracy. ``frame``: the runs that stand for the folder.
+    Columns optimizer, workload ("all" for every workload), score, low, high, rank,
+    iqm, iqm_rank."""
+    parts = [("all", frame)] + [(w, g) for w, g in frame.groupby("workload", sort=True)]
+    rows = []
+    for workload, runs in parts:
+        evaluated = runs[runs["iteration"].notna()]
+        if evaluated.empty:
+            continue
+        scores = score_uncertainty(performance_profile(evaluated, target, time_col), n_boot)
+        iqm, _ = aggregates(runs, n_boot=n_boot)
+        iqms = dict(zip(iqm["optimizer"], iqm["iqm"])) if not iqm.empty else {}
+        for name, row in scores.iterrows():
+            rows.append(
+                {"optimizer": name, "workload": workload, "score": row["score"],
+                 "low": row["low"], "high": row["high"], "iqm": iqms.get(name, math.nan)}
+            )  # fmt: skip
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    by = out.groupby("workload", sort=False)
+    out["rank"] = by["score"].rank(ascending=False, method="min").astype(int)
+    out["iqm_rank"] = by["iqm"].rank(ascending=False, method="min")
+    return out
+
+
 def external_tuning_scores(
     frame: pd.DataFrame, target: float | None, time_col: str
 ) -> pd.Series | None:
