@@ -162,3 +162,23 @@ class Option:
         if not ok:
             raise ValueError(self.describe_range(unset=False))
         return value
+
+
+def other_value(opt: Option) -> Any:
+    """A valid value other than the option's default: the first other choice, the
+    other boolean, or a number its range admits (twice, one more, half the
+    default); ValueError when there is none to suggest."""
+    default = opt.default
+    if opt.choices:
+        return next(c for c in opt.choices if c != default)
+    if opt.value_kind is BOOL:
+        return not default
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        for candidate in (default * 2, default + 1, default / 2):
+            try:
+                value = opt.convert(type(default)(candidate))
+            except (ValueError, TypeError):
+                continue
+            if value != default:
+                return value
+    raise ValueError("no other value to suggest")

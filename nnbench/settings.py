@@ -41,7 +41,7 @@ from typing import Any
 from nnbench.errors import ConfigError
 from nnbench.functions import HIDDEN_ACTIVATIONS, OUTPUTS
 from nnbench.mlp import DTYPES, INIT_SCHEMES
-from nnbench.options import INT, Kind, Option
+from nnbench.options import INT, Kind, Option, other_value
 
 # Bounds that catch typos before they eat a machine: more runs, units, layers
 # or weights than this is almost certainly a mistake.
@@ -358,20 +358,10 @@ def example(setting: Setting) -> Any:
     the first other choice, the other boolean, or a number the range admits."""
     if setting.example is not None:
         return setting.option.convert(setting.example)
-    opt, default = setting.option, setting.default
-    if opt.choices:
-        return next(c for c in opt.choices if c != default)
-    if opt.value_kind.name == "true or false":
-        return not default
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        for candidate in (default * 2, default + 1, default / 2):
-            try:
-                value = opt.convert(type(default)(candidate))
-            except (ValueError, TypeError):
-                continue
-            if value != default:
-                return value
-    raise ValueError(f"{setting.where}: declare an example value (a non-default one)")
+    try:
+        return other_value(setting.option)
+    except ValueError:
+        raise ValueError(f"{setting.where}: declare an example value (a non-default one)") from None
 
 
 def keys_of(stage: str) -> tuple[str, ...]:

@@ -5,44 +5,22 @@ import math
 import numpy as np
 import pytest
 
-from nnbench import optimizers, stack
+from nnbench import optimizers, stack, testing
+from nnbench import settings as schema
 from nnbench.data import make_synthetic
 from nnbench.mlp import MLP
+from nnbench.optimizers import first_order
 from nnbench.optimizers.base import Stack
 from nnbench.seeding import initial_weights, seed_rngs
 from nnbench.status import Status
 from nnbench.train import Budget, LoopSettings, train
 
-# Every built-in first-order optimizer, each with settings that differ in
-# numbers across the stack (what a tuning study searches), and its other
-# options' non-default forms.
-STACKS = {
-    "gd": [{"learning_rate": lr} for lr in (0.05, 0.3, 2.0)],
-    "gd-decay": [
-        {"learning_rate": lr, "learning_rate_decay": d} for lr, d in ((0.3, 0.999), (1.0, 0.99))
-    ],
-    "momentum": [
-        {"learning_rate": lr, "momentum": mu, "momentum_decay": 0.999}
-        for lr, mu in ((0.01, 0.9), (0.1, 0.5))
-    ],
-    "momentum-classical": [
-        {"form": "classical", "learning_rate": lr, "learning_rate_decay": 0.995}
-        for lr in (0.01, 0.2)
-    ],
-    "nesterov": [{"learning_rate": lr, "momentum": mu} for lr, mu in ((0.02, 0.9), (0.2, 0.6))],
-    "rmsprop": [{"learning_rate": lr, "decay": d} for lr, d in ((1e-3, 0.9), (3e-2, 0.99))],
-    "rmsprop-inside": [
-        {"learning_rate": lr, "eps_inside_sqrt": True, "ms_init": 1.0} for lr in (1e-3, 1e-2)
-    ],
-    "rmsprop_blog": [{"learning_rate": lr} for lr in (1.0, 0.1)],
-    "adagrad": [
-        {"learning_rate": lr, "initial_accumulator": a} for lr, a in ((0.01, 0.0), (0.5, 0.1))
-    ],
-    "adam": [
-        {"learning_rate": lr, "beta1": b1, "beta2": b2, "eps": eps}
-        for lr, b1, b2, eps in ((1e-3, 0.9, 0.999, 1e-8), (3e-2, 0.8, 0.99, 1e-6))
-    ],
-}
+
+# Settings that differ in numbers across a stack (what a tuning study searches), as
+# nnbench.testing draws them from an optimizer's declared options; every registered
+# optimizer's stacked step is checked there (tests/test_optimizer_checks.py).
+def members(name):
+    return testing.stack_settings(optimizers.get(name))[0]
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +34,14 @@ def loop_of(**values):
     return LoopSettings(budget, **values)
 
 
-def alone_and_stacked(data, name, configs, hidden=(16,), dtype="float32", seed=1, **loop):
+def alone_and_stacked(
+    data, name, configs, hidden=(16,), dtype="float32", seed=1, settings=None, **loop
+):
     """Each configuration run alone, and all of them as one stack."""
     model = MLP((data.n_features, *hidden, data.n_classes), output="softmax", dtype=dtype)
     opt_name = name.split("-")[0]
-    settings = loop_of(**loop) if loop else loop_of(max_epochs=3, points=5)
+    if settings is None:
+        settings = loop_of(**loop) if loop else loop_of(max_epochs=3, points=5)
     alone = [
         train(
             model,
@@ -102,26 +83,57 @@ def assert_same_run(one, stacked):
         assert b["stack_seconds"] >= 0
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("name", sorted(STACKS))
-def test_every_first_order_optimizer_stacked_equals_alone(data, name, dtype):
-    alone, stacked = alone_and_stacked(data, name, STACKS[name], dtype=dtype)
-    # the configurations differ, so the runs do: the stack is not one run K times
-    assert not np.array_equal(alone[0].theta, alone[1].theta)
+@pytest.mark.parametrize("key", schema.keys_of("loop"))
+def test_every_loop_setting_reaches_stacked_trials_as_it_reaches_runs_alone(data, key):
+    """Every setting of the schema's loop stage, at a value other than its default:
+    a stack of Adam trials equals the trials alone, bit for bit, or the stack
+    refuses it (and its runs train alone). A setting added to the schema joins
+    this test by itself: one the stack ignores makes its members differ from
+    their runs alone. The value must change the run, or the test could not see
+    it ignored."""
+    base = {"batch_size": 32, "max_epochs": 3, "points": 5}
+    if key in schema.BUDGET_KEYS:
+        del base["max_epochs"]
+    changed = LoopSettings.from_values({**base, key: schema.example(schema.BY_KEY[key])})
+    why = stack.stackable(changed)
+    if why is not None:
+        with pytest.raises(ValueError, match="cannot share a stack"):
+            alone_and_stacked(data, "adam", members("adam"), settings=changed)
+        return
+    alone, stacked = alone_and_stacked(data, "adam", members("adam"), settings=changed)
     for one, st in zip(alone, stacked):
         assert_same_run(one, st)
+    default = {**base, key: schema.DEFAULTS[key]}
+    if key in schema.BUDGET_KEYS:
+        default = {**base, "max_epochs": 3}
+    plain = alone_and_stacked(
+        data, "adam", members("adam")[:1], settings=LoopSettings.from_values(default)
+    )[0]
+    assert not same_rows(plain[0], alone[0]), f"{key}'s example value changes nothing here"
+
+
+def same_rows(a, b):
+    timeless = [k for k in a.rows[0] if not k.endswith("seconds")]
+    return (
+        len(a.rows) == len(b.rows)
+        and all(
+            np.array_equal([r[k] for r in a.rows], [r[k] for r in b.rows], equal_nan=True)
+            for k in timeless
+        )
+        and np.array_equal(a.theta, b.theta, equal_nan=True)
+    )
 
 
 @pytest.mark.parametrize("hidden", [(), (12, 8), (10, 6, 5)])
 def test_stacks_of_any_depth_equal_alone(data, hidden):
-    alone, stacked = alone_and_stacked(data, "adam", STACKS["adam"], hidden=hidden)
+    alone, stacked = alone_and_stacked(data, "adam", members("adam"), hidden=hidden)
     for one, st in zip(alone, stacked):
         assert_same_run(one, st)
 
 
 def test_running_training_cost_tolerance_and_full_batches_equal_alone(data):
     loop = dict(max_iter=40, train_rows="running", tol=0.03, every=5, batch_size="full")
-    alone, stacked = alone_and_stacked(data, "gd", STACKS["gd"], **loop)
+    alone, stacked = alone_and_stacked(data, "gd", members("gd"), **loop)
     assert {r.status for r in alone} >= {Status.CONVERGED}  # a member left early
     for one, st in zip(alone, stacked):
         assert_same_run(one, st)
@@ -165,7 +177,7 @@ def test_options_that_select_other_code_cannot_share_a_stack():
     with pytest.raises(ValueError, match="no vectorised step"):
         Stack([optimizers.make("cg"), optimizers.make("cg")])
     assert not optimizers.get("lbfgsb").can_stack()
-    assert all(optimizers.get(n).can_stack() for n in STACKS if "-" not in n)
+    assert all(cls.can_stack() for cls in first_order.BUILTINS)
 
 
 def test_a_time_budget_cannot_be_stacked(data):

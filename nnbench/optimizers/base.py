@@ -55,6 +55,15 @@ class Optimizer:
     summary: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Option]] = {}
     schedules: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # The options that give the method a fair chance on a small problem (the
+    # defaults when empty): what nnbench.testing's check_lowers_the_loss trains with.
+    tuning_default: ClassVar[Mapping[str, Any]] = {}
+    # Checks of nnbench.testing the optimizer fails on purpose, each with why:
+    # such a check must fail (one that starts to pass is reported).
+    expected_failures: ClassVar[Mapping[str, str]] = {}
+    # The values nnbench.testing's stacked checks try for an option that is not a
+    # number (each other choice or flag when not named here).
+    check_values: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))

@@ -45,6 +45,7 @@ class GD(Optimizer):
 
     name = "gd"
     summary = "minibatch gradient descent (the post's GD); a per-step decay is optional"
+    tuning_default = {"learning_rate": 1.0}  # sigmoid networks take large steps
     options = {
         "learning_rate": Option(
             0.3, _LR + " (0.3 is the post's)", search=LogUniform(1e-3, 10.0), **_POSITIVE
@@ -225,6 +226,7 @@ class RMSprop(Optimizer):
 
     name = "rmsprop"
     summary = "RMSprop: step scaled by a running root mean square of the gradient"
+    tuning_default = {"learning_rate": 0.01}
     options = {
         "learning_rate": Option(0.001, _LR, search=LogUniform(1e-5, 0.1), **_POSITIVE),
         "decay": Option(0.9, "decay of the running mean of g^2", **_DECAY),
@@ -291,6 +293,7 @@ class RMSpropBlog(RMSprop):
 
     name = "rmsprop_blog"
     summary = "the post's RMSPROP (no learning rate, mean square starting at 1): barely learns"
+    tuning_default = {}  # the post's constants, as published
     options = {
         **RMSprop.options,
         "learning_rate": Option(
@@ -314,6 +317,7 @@ class AdaGrad(Optimizer):
 
     name = "adagrad"
     summary = "AdaGrad: per-weight steps shrinking with the summed squared gradient"
+    tuning_default = {"learning_rate": 0.5}
     options = {
         "learning_rate": Option(0.1, _LR, search=LogUniform(1e-4, 1.0), **_POSITIVE),
         "eps": Option(1e-8, "added to the denominator", **_EPS),
@@ -363,6 +367,7 @@ class Adam(Optimizer):
 
     name = "adam"
     summary = "Adam: bias-corrected moment estimates"
+    tuning_default = {"learning_rate": 0.01}
     options = {
         "learning_rate": Option(0.001, _LR, search=LogUniform(1e-5, 0.1), **_POSITIVE),
         "beta1": Option(0.9, "decay of the first moment", **_DECAY),

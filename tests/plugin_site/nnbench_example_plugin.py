@@ -10,6 +10,7 @@ import numpy as np
 from nnbench.backends import Backend
 from nnbench.optimizers import Optimizer, Option
 from nnbench.optimizers.base import column
+from nnbench.space import LogUniform
 
 
 class SignSGD(Optimizer):
@@ -17,12 +18,58 @@ class SignSGD(Optimizer):
 
     name = "signsgd"
     summary = "sign of the gradient times a fixed step (test plugin)"
+    tuning_default = {"learning_rate": 0.01}
     options = {"learning_rate": Option(0.01, "step size", low=0.0, low_open=True)}
 
     def step(self, fun, theta, state):
         loss, grad = fun(theta)
         theta -= self.config["learning_rate"] * np.sign(grad)
         return loss
+
+
+class Lion(Optimizer):
+    """Lion (Chen et al. 2023), with a stacked step, written as an outside plugin
+    would write it: ``c = b1 m + (1 - b1) g``, ``w <- w - lr (sign(c) + wd w)``,
+    ``m <- b2 m + (1 - b2) g``."""
+
+    name = "lion"
+    summary = "Lion: the sign of an interpolated momentum (test plugin)"
+    options = {
+        "learning_rate": Option(1e-3, "step size", low=0.0, low_open=True,
+                                search=LogUniform(1e-5, 1e-1)),
+        "beta1": Option(0.9, "interpolation of the update", low=0.0, high=1.0, high_open=True),
+        "beta2": Option(0.99, "decay of the momentum", low=0.0, high=1.0, high_open=True),
+        "weight_decay": Option(0.0, "decoupled weight decay", low=0.0),
+    }  # fmt: skip
+    tuning_default = {"learning_rate": 0.01}
+
+    def init(self, theta):
+        return {"m": np.zeros_like(theta)}
+
+    def step(self, fun, theta, state):
+        loss, grad = fun(theta)
+        c = self.config
+        m = state["m"]
+        update = np.sign(c["beta1"] * m + (1 - c["beta1"]) * grad)
+        update += c["weight_decay"] * theta
+        theta -= c["learning_rate"] * update
+        m *= c["beta2"]
+        m += (1 - c["beta2"]) * grad
+        return loss
+
+    def stack_init(self, thetas, opts):
+        return {"m": np.zeros_like(thetas)}
+
+    def stack_step(self, fun, thetas, state, opts):
+        losses, grads = fun(thetas)
+        m = state["m"]
+        b1, b2 = column(opts["beta1"], grads), column(opts["beta2"], grads)
+        update = np.sign(b1 * m + column(1 - opts["beta1"], grads) * grads)
+        update += column(opts["weight_decay"], thetas) * thetas
+        thetas -= column(opts["learning_rate"], thetas) * update
+        m *= b2
+        m += column(1 - opts["beta2"], grads) * grads
+        return losses
 
 
 FAULTS = (
@@ -49,6 +96,7 @@ class Faulty(Optimizer):
 
     name = "faulty"
     summary = "GD with fault injection for the runner tests (test plugin)"
+    check_values = {"fault": ()}  # a fault ends the process that checks it
     options = {
         "learning_rate": Option(0.3, "step size", low=0.0, low_open=True),
         "fault": Option("none", "what goes wrong", choices=FAULTS),
@@ -112,6 +160,10 @@ class BadStack(Optimizer):
 
     name = "badstack"
     summary = "GD with a wrong stacked update, for the runner's check (test plugin)"
+    expected_failures = {
+        "stacked_equals_alone": "its stacked update is wrong on purpose",
+        "leaving_member": "its stacked update is wrong on purpose",
+    }
     options = {
         "learning_rate": Option(0.3, "step size", low=0.0, low_open=True),
         "bug": Option("rebind", "what the stacked update gets wrong", choices=("rebind", "scale")),
