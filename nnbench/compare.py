@@ -52,12 +52,10 @@ import pandas as pd
 from nnbench import results, stats, tune
 from nnbench.errors import NnbenchError
 from nnbench.report.tables import with_time_to_target
+from nnbench.train import HIGHER_IS_BETTER
 
-METRICS = {  # name: True when higher is better
-    "val_accuracy": True,
-    "test_accuracy": True,
-    "train_cost": False,
-}
+# The scores compare judges, each with whether higher is better (train.HIGHER_IS_BETTER).
+COMPARED = {m: HIGHER_IS_BETTER[m] for m in ("val_accuracy", "test_accuracy", "train_cost")}
 TARGET_METRICS = {"grad_evals_to_target": False, "train_cpu_seconds_to_target": False}
 # What counts as mattering, per metric: an absolute number, or a string "N%" of A's mean.
 MARGINS = {
@@ -221,7 +219,7 @@ def compare(
 
     ``calibration``: the folder whose seeds' spread is the margin ``spread``.
     """
-    metrics = dict(METRICS, **(TARGET_METRICS if target is not None else {}))
+    metrics = dict(COMPARED, **(TARGET_METRICS if target is not None else {}))
     if metric not in metrics:
         hint = " (with --target)" if metric in TARGET_METRICS else ""
         raise NnbenchError(f"--metric must be one of {', '.join(metrics)}{hint}; got {metric!r}")

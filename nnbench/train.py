@@ -34,6 +34,8 @@ TRAIN_SUBSET_SEED = 0
 # With spacing = "log", the first evaluation point is at this fraction of the budget.
 LOG_FIRST = 0.01
 
+# The columns of a run's rows, in order. Of them, the scores: an accuracy is
+# better higher, a cost lower (what compare and the gate read, from here).
 METRICS = (
     "iteration",
     "epoch",
@@ -51,6 +53,8 @@ METRICS = (
     "eval_seconds",
     "stack_seconds",
 )
+SCORES = tuple(m for m in METRICS if m.endswith(("_cost", "_accuracy")))
+HIGHER_IS_BETTER = {m: m.endswith("_accuracy") for m in SCORES}
 
 
 def resolve_batch_size(batch_size: float | str, n_samples: int) -> int:

@@ -64,6 +64,8 @@ class Optimizer:
     # The values nnbench.testing's stacked checks try for an option that is not a
     # number (each other choice or flag when not named here).
     check_values: ClassVar[Mapping[str, tuple[Any, ...]]] = {}
+    # Its colour in every figure (a matplotlib colour); None: one drawn from the name.
+    colour: ClassVar[str | None] = None
 
     def __init__(self, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.options))

@@ -44,6 +44,7 @@ class GD(Optimizer):
     """
 
     name = "gd"
+    colour = "tab:blue"
     summary = "minibatch gradient descent (the post's GD); a per-step decay is optional"
     tuning_default = {"learning_rate": 1.0}  # sigmoid networks take large steps
     options = {
@@ -97,6 +98,7 @@ class Momentum(Optimizer):
     """
 
     name = "momentum"
+    colour = "tab:orange"
     summary = (
         "momentum: the post's look-ahead form (the same method as nesterov), "
         "or form=classical heavy-ball"
@@ -179,6 +181,7 @@ class Nesterov(Optimizer):
     """
 
     name = "nesterov"
+    colour = "tab:pink"
     summary = "Nesterov accelerated gradient (standard form; the same method as momentum's)"
     options = {
         "learning_rate": Option(0.1, _LR, search=LogUniform(1e-4, 1.0), **_POSITIVE),
@@ -225,6 +228,7 @@ class RMSprop(Optimizer):
     """
 
     name = "rmsprop"
+    colour = "tab:red"
     summary = "RMSprop: step scaled by a running root mean square of the gradient"
     tuning_default = {"learning_rate": 0.01}
     options = {
@@ -292,6 +296,7 @@ class RMSpropBlog(RMSprop):
     """
 
     name = "rmsprop_blog"
+    colour = "tab:green"
     summary = "the post's RMSPROP (no learning rate, mean square starting at 1): barely learns"
     tuning_default = {}  # the post's constants, as published
     options = {
@@ -316,6 +321,7 @@ class AdaGrad(Optimizer):
     """
 
     name = "adagrad"
+    colour = "tab:gray"
     summary = "AdaGrad: per-weight steps shrinking with the summed squared gradient"
     tuning_default = {"learning_rate": 0.5}
     options = {
@@ -366,6 +372,7 @@ class Adam(Optimizer):
     """
 
     name = "adam"
+    colour = "tab:olive"
     summary = "Adam: bias-corrected moment estimates"
     tuning_default = {"learning_rate": 0.01}
     options = {

@@ -69,6 +69,7 @@ class CG(_ScipyMinimizer):
     Nocedal & Wright 2006, p. 121) for ``mb_maxiter`` iterations per minibatch."""
 
     name = "cg"
+    colour = "tab:purple"
     method = "CG"
     summary = "scipy's nonlinear conjugate gradient on each minibatch (the post's favourite)"
     # scipy's CG reports 2 ("precision loss") when its line search fails to
@@ -91,6 +92,7 @@ class LBFGSB(_ScipyMinimizer):
     minibatch. With ``batch_size = "full"`` it is plain full-batch L-BFGS."""
 
     name = "lbfgsb"
+    colour = "tab:brown"
     method = "L-BFGS-B"
     summary = "scipy's L-BFGS-B on each minibatch; full-batch L-BFGS with batch_size = 'full'"
     options = {

@@ -26,28 +26,20 @@ from nnbench.errors import NnbenchError
 from nnbench.report import tables
 from nnbench.results import final_rows
 
-# A fixed colour per built-in optimizer; other names (plugins) get one from
-# a hash of the name, so a plugin's colour never depends on what else is shown.
-COLOUR_ORDER = (
-    "gd",
-    "momentum",
-    "rmsprop_blog",
-    "rmsprop",
-    "cg",
-    "lbfgsb",
-    "nesterov",
-    "adagrad",
-    "adam",
-)
-_PALETTE = tuple(matplotlib.colormaps["tab10"].colors) + tuple(matplotlib.colormaps["Dark2"].colors)
+# The colours of optimizers that declare none (``Optimizer.colour``): one drawn
+# from a hash of the name, so a plugin's colour never depends on what else is shown.
+_SPARE = ("tab:cyan", *matplotlib.colormaps["Dark2"].colors)
 
 
 def colour(name: str) -> Any:
-    """The colour of optimizer ``name``, the same in every figure and report."""
-    if name in COLOUR_ORDER:
-        return _PALETTE[COLOUR_ORDER.index(name)]
-    spare = _PALETTE[len(COLOUR_ORDER) :]
-    return spare[zlib.crc32(name.encode()) % len(spare)]
+    """The colour of optimizer ``name``, the same in every figure and report: the
+    one it declares, else one of :data:`_SPARE` by its name."""
+    from nnbench import optimizers
+
+    declared = optimizers.available().get(name)
+    if declared is not None and declared.colour is not None:
+        return declared.colour
+    return _SPARE[zlib.crc32(name.encode()) % len(_SPARE)]
 
 
 def colours(names: Sequence[str]) -> dict[str, Any]:
