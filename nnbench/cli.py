@@ -153,6 +153,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{name}: dataset plugin failed to load: {error}")
     print("backends: " + ", ".join(backends.available()))
     print("figures: " + ", ".join(figures.available()))
+    for name, error in figures.plugin_errors().items():
+        print(f"{name}: figure plugin failed to load: {error}")
     return 0
 
 

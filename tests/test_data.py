@@ -376,7 +376,7 @@ def test_a_new_dataset_is_one_registration(tmp_path):
         study.run_experiment(exp, tmp_path / "r", log=None)
         assert results.load(tmp_path / "r")["dataset"].unique().tolist() == ["tiny-test"]
     finally:
-        registry._REGISTRY.pop("tiny-test")
+        registry._REGISTRY.unregister("tiny-test")
 
 
 def test_temporaries_of_a_killed_share_are_listed_and_cleared_by_the_next_run(tmp_path):

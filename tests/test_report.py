@@ -151,7 +151,7 @@ def test_a_figure_is_one_registered_function(hand_made, tmp_path):
         assert (tmp_path / "r" / "figures" / "seed-count.svg").exists()
         assert not (tmp_path / "r" / "figures" / "final-accuracy.png").exists()
     finally:
-        figures._REGISTRY.pop("seed-count")
+        figures._REGISTRY.unregister("seed-count")
 
 
 def test_no_global_matplotlib_state_is_changed(hand_made, tmp_path):
@@ -398,7 +398,7 @@ def test_markup_planted_in_every_user_and_plugin_string_is_shown_never_read(tmp_
     try:
         report.build_report(tmp_path, tmp_path / "rep", figures=["broken", "final-accuracy"])
     finally:
-        figures._REGISTRY.pop("broken")
+        figures._REGISTRY.unregister("broken")
     md = (tmp_path / "rep" / "report.md").read_text()
     page = (tmp_path / "rep" / "report.html").read_text()
     body = page.split("<body>")[1].rsplit("<script>", 1)[0]  # the page's own script aside
@@ -664,7 +664,8 @@ def test_a_figure_that_fails_is_a_note_and_its_own_exit_status(tmp_path, monkeyp
     def broken(ctx):
         raise ValueError("planted")
 
-    monkeypatch.setitem(figures._REGISTRY, "broken", ("a planted failure", broken))
+    monkeypatch.setattr(figures._REGISTRY, "_items", dict(figures._REGISTRY._items))
+    figures.figure("broken", "a planted failure")(broken)  # in the copy: gone after the test
     out = tmp_path / "report"
     code = main(["report", str(RESULTS / "blog"), "--out", str(out),
                  "--figures", "final-accuracy,broken"])  # fmt: skip
@@ -711,3 +712,13 @@ def test_a_full_disk_names_the_file_and_leaves_no_figures_folder(hand_made, monk
         report.build(hand_made, figures=["final-accuracy"])
     assert not (hand_made / "figures").exists()
     assert not (hand_made / "report.md").exists()
+
+
+def test_a_plugin_adds_a_figure_through_its_entry_point(hand_made, tmp_path):
+    """tests/plugin_site declares runs-per-optimizer in the nnbench.figures group."""
+    assert "runs-per-optimizer" in figures.available()
+    assert not figures._REGISTRY.builtin("runs-per-optimizer")
+    report.build_report(hand_made, tmp_path / "r", figures=["runs-per-optimizer"])
+    assert (tmp_path / "r" / "figures" / "runs-per-optimizer.png").exists()
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "how many runs each optimizer has (test plugin)" in md

@@ -222,10 +222,9 @@ def test_results_are_read_and_reported_without_the_plugin_that_made_them(tmp_pat
     exp = grid_of(optimizers=[{"name": "signsgd", "learning_rate": 0.02}], seeds=(1, 2))
     study.run_experiment(exp, tmp_path, log=None)
     # the plugin is gone: uninstalled, or another machine
-    registry = dict(optimizers._REGISTRY)
-    registry.pop("signsgd")
-    monkeypatch.setattr(optimizers, "_REGISTRY", registry)
-    monkeypatch.setattr(optimizers, "_plugins_loaded", True)
+    optimizers.available()
+    monkeypatch.setattr(optimizers._REGISTRY, "_items", dict(optimizers._REGISTRY._items))
+    optimizers._REGISTRY.unregister("signsgd")  # from the copy: back after the test
     with pytest.raises(ConfigError):
         optimizers.get("signsgd")
     frame = results.load(tmp_path)

@@ -156,7 +156,7 @@ def test_a_stack_is_as_large_as_memory_allows_and_groups_unset_options_apart():
         assert sorted(map(len, groups)) == [6, 6, 6, 6]
         assert all(len({"clip" in s.options for s in g}) == 1 for g in groups)
     finally:
-        optimizers._REGISTRY.pop("clipped_gd_test", None)
+        optimizers._REGISTRY.unregister("clipped_gd_test")
 
 
 def test_a_stack_holds_no_more_activations_than_one_run_or_the_cap():

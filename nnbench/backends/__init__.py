@@ -31,15 +31,13 @@ run processes), ``loky`` (joblib's process pool supervises them) and
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import os
 import queue
 from collections.abc import Callable
-from importlib import metadata
 from typing import Any, ClassVar
 
 from nnbench.errors import ConfigError
+from nnbench.registry import Registry
 
 ENTRY_POINT_GROUP = "nnbench.backends"
 BUILTIN = {
@@ -106,42 +104,30 @@ class Backend:
         """Tell every supervisor to stop its run; cancel what has not started."""
 
 
-_PLUGIN_ERRORS: dict[str, str] = {}
+def _accept(cls: Any, name: str) -> type[Backend]:
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise TypeError(f"backend {name!r} is not an nnbench Backend")
+    return cls
 
 
-def _entry_points() -> dict[str, str]:
-    found = dict(BUILTIN)
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
-    return found
+_REGISTRY: Registry[type[Backend]] = Registry("backend", ENTRY_POINT_GROUP, _accept)
+for _name, _reference in BUILTIN.items():
+    _REGISTRY.register(_name, _reference, builtin=True)  # imported when chosen
 
 
 def available() -> list[str]:
-    return list(_entry_points())
+    """The backends' names, built-ins first (none is imported to list them)."""
+    return _REGISTRY.names()
 
 
 def get(name: str) -> type[Backend]:
     """The backend class registered as ``name``."""
-    known = _entry_points()
-    if name not in known:
-        close = difflib.get_close_matches(str(name), list(known), n=2, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        extra = (
-            " (multiprocessing is not offered: every run already gets a process of its own)"
-            if name == "multiprocessing"
-            else ""
-        )
+    if name == "multiprocessing":
         raise ConfigError(
-            f"unknown backend {name!r}{hint}; choose one of {', '.join(known)}{extra}"
+            "unknown backend 'multiprocessing': it is not offered, every run already gets a "
+            f"process of its own; choose one of {', '.join(available())}"
         )
-    module, _, attr = known[name].partition(":")
-    try:
-        cls = getattr(importlib.import_module(module), attr)
-    except Exception as exc:  # a broken plugin is reported, not a traceback
-        raise ConfigError(f"backend {name!r} failed to load: {type(exc).__name__}: {exc}") from None
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ConfigError(f"backend {name!r} is not an nnbench Backend")
-    return cls
+    return _REGISTRY.get(name)
 
 
 def check_jobs(n_jobs: object, threads: object) -> None:

@@ -11,12 +11,10 @@ a dataset.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import numpy as np
 
 from nnbench.errors import ConfigError, DataError
 from nnbench.options import Option
+from nnbench.registry import Registry
 
 Split = tuple[np.ndarray, np.ndarray]
 Progress = Callable[[str], None]
@@ -142,61 +141,38 @@ def split_three(name: str, X: np.ndarray, y: np.ndarray, seed: int, n_classes: i
     return Dataset(name, parts[0], parts[1], parts[2], n_classes)
 
 
-_REGISTRY: dict[str, DatasetInfo] = {}
-_PLUGIN_ERRORS: dict[str, str] = {}
-_loaded = False
+def _accept(info: Any, name: str) -> DatasetInfo:
+    if not isinstance(info, DatasetInfo) or info.name != name:
+        raise TypeError(f"{name!r} is not a DatasetInfo named {name!r}")
+    return info
+
+
+_REGISTRY: Registry[DatasetInfo] = Registry("dataset", ENTRY_POINT_GROUP, _accept, DataError)
 
 
 def register(info: DatasetInfo) -> DatasetInfo:
-    """Add a dataset to the registry under ``info.name``."""
+    """Add a dataset to the registry under ``info.name`` (the built-ins register
+    themselves on import of :mod:`nnbench.data`)."""
     if not isinstance(info, DatasetInfo):
         raise TypeError(f"{info!r} is not a DatasetInfo")
     if not info.name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"dataset name {info.name!r} must be letters, digits, _ and -")
-    _REGISTRY[info.name] = info
+    _REGISTRY.register(info.name, info)
     return info
-
-
-def _load_all() -> None:
-    """The plugins' datasets, once (the built-ins registered themselves on import
-    of :mod:`nnbench.data`)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue  # built-ins win
-        try:
-            info = ep.load()
-            if not isinstance(info, DatasetInfo) or info.name != ep.name:
-                raise TypeError(f"{ep.value} is not a DatasetInfo named {ep.name!r}")
-            register(info)
-        except Exception as exc:  # a broken plugin must not break the harness
-            _PLUGIN_ERRORS[ep.name] = f"{type(exc).__name__}: {exc}"
 
 
 def available() -> dict[str, DatasetInfo]:
     """Every registered dataset, in the order registered: built-ins, then plugins."""
-    _load_all()
-    return dict(_REGISTRY)
+    return _REGISTRY.available()
 
 
 def plugin_errors() -> dict[str, str]:
-    _load_all()
-    return dict(_PLUGIN_ERRORS)
+    return _REGISTRY.errors()
 
 
 def get(name: str) -> DatasetInfo:
     """The dataset registered as ``name``; an unknown name suggests close ones."""
-    known = available()
-    if name in known:
-        return known[name]
-    if name in _PLUGIN_ERRORS:
-        raise DataError(f"dataset {name!r} failed to load: {_PLUGIN_ERRORS[name]}")
-    close = difflib.get_close_matches(str(name), list(known), n=2, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise DataError(f"unknown dataset {name!r}{hint} (known: {', '.join(known)})")
+    return _REGISTRY.get(name)
 
 
 def load_dataset(

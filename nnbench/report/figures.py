@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from nnbench import stats
 from nnbench.errors import NnbenchError
+from nnbench.registry import Registry
 from nnbench.report import tables
 from nnbench.results import final_rows
 
@@ -70,37 +71,53 @@ class Context:
 
 
 FigureFunction = Callable[[Context], Figure | None]
-_REGISTRY: dict[str, tuple[str, FigureFunction]] = {}
+ENTRY_POINT_GROUP = "nnbench.figures"
+
+
+def _accept(fn: Any, name: str) -> FigureFunction:
+    if not callable(fn) or not isinstance(getattr(fn, "caption", None), str):
+        raise TypeError(f"figure {name!r} is not a function made with nnbench's @figure")
+    return fn
+
+
+_REGISTRY: Registry[FigureFunction] = Registry("figure", ENTRY_POINT_GROUP, _accept, NnbenchError)
 
 
 def figure(name: str, caption: str) -> Callable[[FigureFunction], FigureFunction]:
-    """Register a figure function under ``name``; it may return None when it does
-    not apply to the results (the tuning curve of an untuned grid)."""
+    """Register a figure function under ``name`` with its caption; it may return
+    None when it does not apply to the results (the tuning curve of an untuned
+    grid). A plugin decorates its function so, and names it in its entry points
+    (``[project.entry-points."nnbench.figures"]``)."""
 
     def register(fn: FigureFunction) -> FigureFunction:
-        _REGISTRY[name] = (caption, fn)
+        fn.caption = caption  # type: ignore[attr-defined]
+        _REGISTRY.register(name, fn, builtin=fn.__module__ == __name__)
         return fn
 
     return register
 
 
 def available() -> list[str]:
-    return list(_REGISTRY)
+    """Every figure that loads: the built-ins, then the plugins'."""
+    return list(_REGISTRY.available())
+
+
+def plugin_errors() -> dict[str, str]:
+    return _REGISTRY.errors()
 
 
 def caption(name: str) -> str:
-    return _REGISTRY[name][0]
+    return _REGISTRY.get(name).caption  # type: ignore[attr-defined]
 
 
 def make(name: str, ctx: Context) -> Figure | None:
-    if name not in _REGISTRY:
-        raise NnbenchError(f"unknown figure {name!r}; choose from {', '.join(_REGISTRY)}")
+    draw = _REGISTRY.get(name)
     import matplotlib
 
     # labels are text: a `$` in an option's value is no mathtext (`$\frac{1}{$` would
     # stop the report, `$x$` be typeset), as they are no markup in Markdown or HTML
     with matplotlib.rc_context({"text.parse_math": False}):
-        return _REGISTRY[name][1](ctx)
+        return draw(ctx)
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
