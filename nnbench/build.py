@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,7 +21,8 @@ from nnbench.optimizers import Optimizer
 from nnbench.stack import train_stack
 from nnbench.train import LoopSettings, TrainResult, train
 
-Split = tuple[np.ndarray, np.ndarray]
+if TYPE_CHECKING:
+    from nnbench.data.formats import Split
 
 
 @dataclass

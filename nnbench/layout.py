@@ -14,6 +14,8 @@ objective a copy of ``x``, so a view cached from another array would be stale.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -59,7 +61,7 @@ class Layout:
     @property
     def n_params(self) -> int:
         """Length of the flat vector."""
-        return self.bounds[-1][1]
+        return n_params_of(self.sizes)
 
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first).
@@ -99,3 +101,9 @@ class Layout:
     def biases(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-layer bias views of shape ``(fan_out,)``."""
         return [block[0] for block in self.blocks(theta)]
+
+
+def n_params_of(sizes: Sequence[int]) -> int:
+    """The number of weights of a network with layers of these sizes: each layer's
+    weights and biases, ``(fan_in + 1) * fan_out``."""
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))

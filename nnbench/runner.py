@@ -49,6 +49,7 @@ from nnbench.eta import TimeLeft
 from nnbench.experiment import RunSpec
 from nnbench.fileio import open_lock_file
 from nnbench.isolation import RunTask, supervise
+from nnbench.layout import n_params_of
 from nnbench.status import Status
 from nnbench.train import resolve_batch_size
 
@@ -409,8 +410,7 @@ def stacks(
         if shared is not None and data_key(group[0]) in shared:
             data = shared[data_key(group[0])]
             sizes = [data.n_features, *group[0].hidden, data.n_classes]
-            n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
-            size = max_members(n_params, _batch_rows(group[0], data), sizes[1:])
+            size = max_members(n_params_of(sizes), _batch_rows(group[0], data), sizes[1:])
         out.extend(group[i : i + size] for i in range(0, len(group), size))
     return out
 

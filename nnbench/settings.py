@@ -32,7 +32,6 @@ of the lists: architectures (``hidden``), batch sizes and seeds.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 
 from nnbench.errors import ConfigError
 from nnbench.functions import HIDDEN_ACTIVATIONS, OUTPUTS
+from nnbench.layout import n_params_of
 from nnbench.mlp import DTYPES, INIT_SCHEMES
 from nnbench.options import INT, Kind, Option, other_value
 
@@ -417,7 +417,7 @@ def check_evaluations(every: Any, max_iter: Any, where: str) -> None:
 def check_size(sizes: Iterable[int], where: str) -> None:
     """Refuse a network whose weights would not fit, before any memory is spent."""
     sizes = list(sizes)
-    n_params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    n_params = n_params_of(sizes)
     if n_params > MAX_PARAMS:
         raise ConfigError(
             f"{where}: a network of layers {tuple(sizes)} has {n_params:,} weights, "

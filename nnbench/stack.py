@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,11 +40,13 @@ from nnbench.train import (
     BatchObjective,
     EvalSchedule,
     LoopSettings,
-    Split,
     TrainResult,
     loop_inputs,
     minibatches,
 )
+
+if TYPE_CHECKING:
+    from nnbench.data.formats import Split
 
 # The most members a stack takes: memory grows with K (a (K, n_params) array
 # per optimizer state entry), the gain stops growing long before.

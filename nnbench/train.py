@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -23,7 +23,9 @@ from nnbench.optimizers import Optimizer
 from nnbench.settings import FULL_BATCH, RUNNING, budget_axis
 from nnbench.status import Status
 
-Split = tuple[np.ndarray, np.ndarray]
+if TYPE_CHECKING:
+    from nnbench.data.formats import Split
+
 
 # A training cost this many times the starting one counts as divergence:
 # far beyond any rise a working optimizer makes on the way down.

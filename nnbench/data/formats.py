@@ -21,6 +21,7 @@ import numpy as np
 from nnbench.errors import DataError, NnbenchError
 from nnbench.fileio import is_regular_file, read_limited
 
+# One split of a dataset: its rows X and their labels y. Defined here, once.
 Split = tuple[np.ndarray, np.ndarray]
 SPLITS = ("train", "valid", "test")
 N_FEATURES = 784

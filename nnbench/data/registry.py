@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from nnbench.data.formats import Split
 from nnbench.errors import ConfigError, DataError
 from nnbench.options import Option
 from nnbench.registry import Registry
 
-Split = tuple[np.ndarray, np.ndarray]
 Progress = Callable[[str], None]
 ENTRY_POINT_GROUP = "nnbench.datasets"
 

@@ -10,7 +10,6 @@ import numpy as np
 from nnbench.backends import Backend
 from nnbench.optimizers import Optimizer, Option
 from nnbench.optimizers.base import column
-from nnbench.report.figures import figure, new_figure
 from nnbench.space import LogUniform
 
 
@@ -206,12 +205,3 @@ class ProcessPoolBackend(Backend):
 
     def submit(self, fn, *args):
         return self.track(self._pool.submit(fn, *args))
-
-
-@figure("runs-per-optimizer", "how many runs each optimizer has (test plugin)")
-def runs_per_optimizer(ctx):
-    """A figure a plugin adds: one bar per optimizer."""
-    counts = ctx.shown.groupby("optimizer")["run_id"].nunique()
-    fig = new_figure((4, 3))
-    fig.subplots().bar(counts.index, counts.to_numpy())
-    return fig
