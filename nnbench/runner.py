@@ -392,14 +392,13 @@ def stacks(
     data, which sizes their networks and minibatches) no more than
     :func:`nnbench.stack.max_members` allows for their weights and activations.
     Runs timed by seconds (a budget or evaluation points in seconds) train alone."""
-    from nnbench.stack import MAX_STACK, max_members, stackable
-    from nnbench.train import LoopSettings
+    from nnbench.stack import MAX_STACK, max_members
 
     groups: dict[str, list[RunSpec]] = {}
     alone: list[list[RunSpec]] = []
     for spec in specs:
         key = _stack_key(spec)
-        if key is None or stackable(LoopSettings.from_values(spec.values)) is not None:
+        if key is None:
             alone.append([spec])
         else:
             groups.setdefault(key, []).append(spec)
@@ -443,34 +442,25 @@ def _stack_kind(spec: RunSpec) -> str:
 
 
 def _stack_key(spec: RunSpec) -> str | None:
-    """What the members of a stack share: everything but the optimizer's number
-    options (None: the spec trains alone)."""
+    """What the members of a stack share (None: the spec trains alone): a tuning
+    study's trial, every run setting, and the optimizer's options but its numbers
+    (:func:`nnbench.optimizers.base.stack_signature`), in a loop a stack can run
+    (:func:`nnbench.stack.stackable`: not timed by seconds)."""
     from nnbench import optimizers
-    from nnbench.options import FLOAT
+    from nnbench.optimizers.base import stack_signature
+    from nnbench.stack import stackable
+    from nnbench.train import LoopSettings
 
     if spec.phase != "trial":
         return None
     try:
-        kind = optimizers.get(spec.optimizer)
+        shared = stack_signature(optimizers.get(spec.optimizer), spec.options)
     except Exception:  # an unknown or broken plugin: its run reports that alone
         return None
-    if not kind.can_stack():
+    if shared is None or stackable(LoopSettings.from_values(spec.values)) is not None:
         return None
-    fixed = {
-        k: v
-        for k, v in spec.options.items()
-        if k not in kind.options or kind.options[k].value_kind is not FLOAT
-    }
-    # an optional number option set in one trial and unset (None) in another selects other code
-    unset = sorted(
-        k
-        for k, opt in kind.options.items()
-        if opt.value_kind is FLOAT and spec.options.get(k, opt.default) is None
-    )
     return json.dumps(
-        [spec.optimizer, fixed, unset, spec.to_dict()["values"], spec.phase],
-        sort_keys=True,
-        default=str,
+        [spec.optimizer, shared, spec.to_dict()["values"], spec.phase], sort_keys=True, default=str
     )
 
 

@@ -165,33 +165,53 @@ class Optimizer:
         return f"<optimizer {self.label}>"
 
 
-class Stack:
-    """K configurations of one optimizer, stepping K runs at once.
+_UNSET = object()
 
-    Their options may differ in numbers only (learning rates, decays): any
-    other option (a form, a flag) selects other code, and must be the same
-    for all K. Runs leave the stack with :meth:`keep`.
+
+def stack_signature(kind: type[Optimizer], options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the configurations of ``kind`` in one stack must share, for these options
+    (the given ones: the rest take their defaults); None when ``kind`` has no
+    vectorised step. The rule, written once: options may differ in numbers only
+    (learning rates, decays); any other option (a form, a flag), and whether an
+    optional number is set at all, selects other code and must be the same."""
+    if not kind.can_stack():
+        return None
+    config = {key: options.get(key, opt.default) for key, opt in kind.options.items()}
+    return {
+        key: value
+        for key, value in config.items()
+        if kind.options[key].value_kind is not FLOAT or value is None
+    }
+
+
+class Stack:
+    """K configurations of one optimizer, stepping K runs at once: those whose
+    :func:`stack_signature` is the same. Runs leave the stack with :meth:`keep`.
     """
 
     def __init__(self, members: Sequence[Optimizer]) -> None:
         first = members[0]
         kind = type(first)
-        if not kind.can_stack():
-            raise ValueError(f"{first.name} has no vectorised step: its runs train alone")
         if any(type(m) is not kind for m in members):
             raise ValueError("a stack holds runs of one optimizer")
-        self.first = first
-        self.opts: dict[str, Any] = {}
-        for key, opt in kind.options.items():
-            values = [m.config[key] for m in members]
-            if opt.value_kind is FLOAT and all(v is not None for v in values):
-                self.opts[key] = np.array(values, dtype=np.float64)[:, None]
-            elif any(v != values[0] for v in values):
+        shared = stack_signature(kind, first.config)
+        if shared is None:
+            raise ValueError(f"{first.name} has no vectorised step: its runs train alone")
+        for m in members[1:]:
+            theirs = stack_signature(kind, m.config) or {}
+            differ = sorted(k for k in shared.keys() | theirs.keys()
+                            if shared.get(k, _UNSET) != theirs.get(k, _UNSET))  # fmt: skip
+            if differ:
                 raise ValueError(
-                    f"{first.name}: runs whose option {key} differs cannot share a stack"
+                    f"{first.name}: runs whose option {differ[0]} differs cannot share a stack"
                 )
-            else:
-                self.opts[key] = values[0]
+        self.first = first
+        self.opts: dict[str, Any] = {
+            key: np.array([m.config[key] for m in members], dtype=np.float64)[:, None]
+            if key not in shared
+            else shared[key]
+            for key in kind.options
+        }
 
     def start(self, thetas: np.ndarray) -> dict[str, Any]:
         state = self.first.stack_init(thetas, self.opts)
