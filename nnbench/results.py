@@ -403,8 +403,8 @@ def _better(status: Status, path: Path, run_id: str, previous: tuple[Status, Pat
     hides a newer result."""
     if previous is None:
         return True
-    if status.is_final != previous[0].is_final:
-        return status.is_final
+    if status.outranks(previous[0]) or previous[0].outranks(status):
+        return status.outranks(previous[0])
     own = f"{run_id}.parquet"
     if own in (path.name, previous[1].name):
         return path.name == own

@@ -696,7 +696,7 @@ class _Recorder:
         self.n_seen += 1
         self.left.done(spec.run_id, _run_seconds(res))
         previous = self.stored.get(spec.run_id)
-        if previous is not None and previous.status.is_final and not status.is_final:
+        if previous is not None and previous.status.outranks(status):
             self.summary.n_kept += 1  # never replace a result by a failure
             self.summary.statuses[status] += 1
             self._say(spec, res, status, kept=True)

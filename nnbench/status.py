@@ -26,6 +26,12 @@ class Status(StrEnum):
         result of the optimizer, so it is final; a failure or an interruption is not."""
         return self in _FINAL
 
+    def outranks(self, other: Status) -> bool:
+        """Of two results of one run, whether this one stands for the run over
+        ``other``: a final result over one that is not, so that a rerun that
+        failed never hides a result. The rule every reader of two files applies."""
+        return self.is_final and not other.is_final
+
 
 _OK = frozenset({Status.COMPLETED, Status.CONVERGED, Status.STOPPED})
 _FINAL = _OK | {Status.DIVERGED}
