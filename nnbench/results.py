@@ -3,7 +3,8 @@
 Layout of a results folder::
 
     results/<experiment>/
-        experiment.json        the validated experiment, as run (it names the folder's owner)
+        experiment.json        the validated experiment, as run (its owner: nnbench.ownership)
+        current.json           the runs its experiments define now (nnbench.ownership)
         runs/<run_id>.parquet  one per run: a row per evaluation point, with the
                                run's configuration, status, diagnostics and provenance
 
@@ -17,11 +18,7 @@ an older nnbench are still recognised. Results are never read with pickle.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import re
-import socket
-import subprocess
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,12 +33,12 @@ import pyarrow.parquet as pq
 from nnbench.errors import NnbenchError
 from nnbench.experiment import RunSpec
 from nnbench.fileio import atomic_write, is_regular_file, remove_temporaries
-from nnbench.settings import FULL_BATCH, RUN_SETTINGS
+from nnbench.naming import SETTING_COLUMNS, name_configurations
+from nnbench.ownership import RUNS, current_ids
+from nnbench.settings import FULL_BATCH
 from nnbench.status import Status
 from nnbench.train import METRICS
 
-RUNS = "runs"
-EXPERIMENT_FILE = "experiment.json"
 META_KEY = b"nnbench"
 RUN_FORMAT = 1  # of a run file's metadata; 0: nnbench 0.1 (read, never written)
 
@@ -49,7 +46,6 @@ RUN_FORMAT = 1  # of a run file's metadata; 0: nnbench 0.1 (read, never written)
 # setting of the schema (made from it: a setting declared there is a column
 # here), then how it ended.
 IDENTITY_COLUMNS = ("run_id", "config_id", "label", "name", "experiment", "optimizer", "options")
-SETTING_COLUMNS = tuple(s.key for s in RUN_SETTINGS if s.scope == "run")
 CONFIG_COLUMNS = (
     *IDENTITY_COLUMNS,
     *SETTING_COLUMNS,
@@ -62,12 +58,6 @@ CONFIG_COLUMNS = (
 )
 # How a run was run, beside its rows: whether it shared the machine with others.
 PROVENANCE_COLUMNS = ("n_jobs", "backend")
-# A configuration's name shows these apart from the settings that vary between
-# the configurations of a table: the cell (its workload, network and batch
-# size) is shown beside it, and seeds are what a configuration is summarised
-# over. Settings are compared within a workload: what one workload sets for
-# all its runs (another dataset's activation or budget) names no configuration.
-NAMED_APART = ("dataset", "data_options", "hidden", "batch_size", "seed")
 
 
 REQUIRED_COLUMNS = frozenset(
@@ -86,57 +76,6 @@ def run_path(out_dir: str | Path, run_id: str) -> Path:
 def batch_number(batch_size: int | float | str) -> float:
     """A batch size as a number for the table: ``inf`` stands for ``"full"``."""
     return float("inf") if batch_size == FULL_BATCH else float(batch_size)
-
-
-def provenance(n_jobs: int | None = None, backend: str | None = None) -> dict[str, Any]:
-    """Versions, machine and settings a number depends on."""
-    import joblib
-    import scipy
-    import sklearn
-
-    from nnbench import __version__
-
-    return {
-        "nnbench": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "pandas": pd.__version__,
-        "scikit-learn": sklearn.__version__,
-        "joblib": joblib.__version__,
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "n_cpus": os.cpu_count(),
-        "hostname": socket.gethostname(),
-        "git_revision": _git_revision(),
-        "n_jobs": n_jobs,
-        "backend": backend,
-    }
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git_revision() -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=Path(__file__).resolve().parent,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 def column_value(key: str, value: Any) -> Any:
@@ -175,32 +114,6 @@ def config_row(spec: RunSpec, status: str, message: str) -> dict[str, Any]:
         message=message,
     )
     return row
-
-
-def name_configurations(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its ``name`` column: each configuration's label, followed by
-    the run settings that differ between the configurations of ``frame`` (the
-    cell and the seed aside), so that two configurations that differ only by a
-    setting never print the same name: ``adam[learning_rate=0.01] (l2=0.001)``."""
-    if frame.empty:
-        return frame
-    configs = frame.drop_duplicates("config_id")
-    within = configs.groupby("workload", sort=False)
-    varying = [
-        key
-        for key in SETTING_COLUMNS
-        if key not in NAMED_APART and (within[key].nunique(dropna=False) > 1).any()
-    ]
-    if not varying:
-        frame["name"] = frame["label"]
-        return frame
-    suffix = {
-        row["config_id"]: ", ".join(f"{k}={row[k]}" for k in varying)
-        for row in configs.to_dict("records")
-    }
-    pairs = zip(frame["label"], frame["config_id"])
-    frame["name"] = [f"{label} ({suffix[config]})" for label, config in pairs]
-    return frame
 
 
 def run_frame(
@@ -299,50 +212,9 @@ def _is_number(kind: pa.DataType) -> bool:
 
 # -- the folder's current runs --------------------------------------------------------
 
-CURRENT_FILE = "current.json"
-
 
 class EarlierRunsWarning(UserWarning):
     """The results folder holds runs of an earlier version of its experiment."""
-
-
-def write_current(out_dir: str | Path, name: str, run_ids: Iterable[str]) -> None:
-    """Record the runs experiment ``name`` defines now (beside those of experiments
-    merged into the folder): tables, reports, choices and comparisons use
-    those, and the runs of an earlier version of it stay on disk unused."""
-    out = Path(out_dir)
-    current = _read_current(out) or {}
-    current[name] = sorted(set(run_ids))
-    text = json.dumps({"format": 1, "experiments": current}, separators=(",", ":"))
-    atomic_write(out / CURRENT_FILE, text)
-
-
-def _read_current(out: Path) -> dict[str, list[str]] | None:
-    path = out / CURRENT_FILE
-    if not is_regular_file(path):
-        return None
-    try:
-        raw = json.loads(path.read_text())
-        experiments = raw["experiments"]
-        return {
-            str(k): [i for i in v if isinstance(i, str)]
-            for k, v in experiments.items()
-            if isinstance(v, list)
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None  # not nnbench's: every run counts, as in a folder of an older nnbench
-
-
-def current_ids(folder: str | Path) -> set[str] | None:
-    """The ids of the runs the folder's experiments define now; None when the folder
-    does not say (written by an older nnbench): then every run is current."""
-    folder = Path(folder)
-    if folder.name == RUNS and not (folder / CURRENT_FILE).exists():
-        folder = folder.parent
-    current = _read_current(folder)
-    if current is None:
-        return None
-    return {i for ids in current.values() for i in ids}
 
 
 def earlier_runs(out_dir: str | Path) -> list[StoredRun]:
@@ -595,44 +467,3 @@ def load_runs(path: str | Path, every_version: bool = False) -> pd.DataFrame:
 
 
 # -- the folder's owner -----------------------------------------------------------------
-
-
-def claim_folder(out_dir: str | Path, experiment: Mapping[str, Any], merge: bool = False) -> None:
-    """Record ``experiment`` as the folder's; refuse a folder another experiment owns.
-
-    A results folder belongs to one experiment (by name), so that a report of
-    it never mixes two. With ``merge``, another experiment's runs may join:
-    its description is kept beside the owner's as ``experiment.<name>.json``.
-    """
-    out = Path(out_dir)
-    owner_file = out / EXPERIMENT_FILE
-    name = experiment["name"]
-    owner, owner_tuned = None, False
-    if owner_file.exists() or owner_file.is_symlink():
-        try:
-            described = json.loads(owner_file.read_text()) if is_regular_file(owner_file) else {}
-            owner, owner_tuned = described.get("name"), bool(described.get("tune"))
-        except (OSError, ValueError, AttributeError, RecursionError):
-            owner = None
-        if not isinstance(owner, str):  # nnbench always writes one: the file is not its
-            raise NnbenchError(
-                f"{owner_file} is not a description nnbench wrote, and nnbench would replace "
-                "it: give another --out, or move the file"
-            )
-    if owner not in (None, name):
-        if not merge:
-            raise NnbenchError(
-                f"{out} holds the results of experiment {owner!r}, not {name!r}: "
-                "give another --out, or --merge to add these runs to it"
-            )
-        if owner_tuned or experiment.get("tune"):
-            # a tuned study stands for its optimizers by their finals: runs of
-            # another experiment among them would be reported as, or instead of, them
-            raise NnbenchError(
-                f"--merge cannot mix a tuning study with other runs ({name!r} into {out}, which "
-                f"holds {owner!r}): a tuned study is reported by its final runs, and the others "
-                "would stand in for them; give another --out"
-            )
-        atomic_write(out / f"experiment.{name}.json", json.dumps(experiment, indent=2, default=str))
-        return
-    atomic_write(owner_file, json.dumps(experiment, indent=2, default=str))

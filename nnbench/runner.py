@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnbench import backends, results, settings
+from nnbench import backends, ownership, provenance, results, settings
 from nnbench import data as data_mod
 from nnbench.errors import NnbenchError
 from nnbench.eta import TimeLeft
@@ -304,7 +304,7 @@ class Session:
             f"thread{'s' if ex.threads > 1 else ''} each -> {self.out}"
         )
         recorder.prov = dict(
-            results.provenance(self.backend.n_jobs, self.backend.name),
+            provenance.provenance(self.backend.n_jobs, self.backend.name),
             blas_threads_per_job=ex.threads,
         )
         try:
@@ -477,7 +477,7 @@ def prepare_folder(out: Path, experiment: Mapping[str, Any], merge: bool) -> Non
     runner's leftovers."""
     try:
         results.clean_temporary(out)
-        results.claim_folder(out, experiment, merge)
+        ownership.claim_folder(out, experiment, merge)
     except OSError as exc:
         raise NnbenchError(
             f"cannot write to the results folder {out}: {exc.strerror or exc}; "

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nnbench import results, tune
+from nnbench import ownership, results, tune
 from nnbench.errors import ConfigError
 from nnbench.experiment import Experiment, RunSpec
 from nnbench.fileio import atomic_write
@@ -64,7 +64,7 @@ def run_experiment(
     ) as session:
         if experiment.tune is None:
             if not session.stopped:
-                results.write_current(out, experiment.name, [s.run_id for s in specs])
+                ownership.write_current(out, experiment.name, [s.run_id for s in specs])
             session.run(specs)
             complete = not session.stopped
         else:
@@ -104,7 +104,8 @@ def _tuning_study(experiment: Experiment, session: Session, trials: Sequence[Run
     if not session.stopped:
         chosen, missing = tune.choose(experiment, results.stored_runs(session.out))
         finals = [] if missing else tune.final_runs(experiment, chosen)
-        results.write_current(session.out, experiment.name, trial_ids + [s.run_id for s in finals])
+        current = trial_ids + [s.run_id for s in finals]
+        ownership.write_current(session.out, experiment.name, current)
     session.say(f"tuning: {len(trials)} trial runs")
     session.run(trials)
     if session.stopped:
@@ -121,7 +122,7 @@ def _tuning_study(experiment: Experiment, session: Session, trials: Sequence[Run
     text = json.dumps({"chosen": chosen}, indent=2, default=str)
     atomic_write(session.out / tune.TUNE_FILE, text)
     finals = tune.final_runs(experiment, chosen)
-    results.write_current(session.out, experiment.name, trial_ids + [s.run_id for s in finals])
+    ownership.write_current(session.out, experiment.name, trial_ids + [s.run_id for s in finals])
     session.say(f"tuning: {len(finals)} final runs")
     session.run(finals)
     return not session.stopped

@@ -7,7 +7,7 @@ no edit of this file; one declared but read by nothing fails it."""
 import numpy as np
 import pytest
 
-from nnbench import MLPClassifier, results, runner, settings
+from nnbench import MLPClassifier, naming, results, runner, settings
 from nnbench.build import build_run, run_values
 from nnbench.data import load_dataset
 from nnbench.estimator import SETTINGS
@@ -110,8 +110,8 @@ def test_every_setting_is_stored_identified_and_named(setting):
     import pandas as pd
 
     frame = pd.DataFrame([results.config_row(s, "completed", "") for s in (base, changed)])
-    named = results.name_configurations(frame)
-    if setting.key in results.NAMED_APART:  # the cell and the seed are shown beside the name
+    named = naming.name_configurations(frame)
+    if setting.key in naming.NAMED_APART:  # the cell and the seed are shown beside the name
         assert frame[setting.key].nunique() == 2
     else:
         assert named["name"].nunique() == 2 and setting.key in named["name"].iloc[1]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nnbench import results, stats
+from nnbench import ownership, results, stats
 from nnbench.errors import NnbenchError
 from nnbench.fileio import is_regular_file
 from nnbench.report import figures as _figures
@@ -51,10 +51,10 @@ __all__ = [
 
 def search_spaces(results_dir: Path) -> dict[str, dict[str, Any]] | None:
     """The tuned experiment's search spaces, from its ``experiment.json``."""
-    if not is_regular_file(results_dir / results.EXPERIMENT_FILE):
+    if not is_regular_file(results_dir / ownership.EXPERIMENT_FILE):
         return None
     try:
-        experiment = json.loads((results_dir / results.EXPERIMENT_FILE).read_text())
+        experiment = json.loads((results_dir / ownership.EXPERIMENT_FILE).read_text())
     except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(experiment, dict) or not experiment.get("tune"):
@@ -74,7 +74,7 @@ def workload_targets(results_dir: Path) -> dict[str, float] | None:
     """The targets the experiment file gave its workloads (``[[workload]] target``),
     from its ``experiment.json``; None when it gave none."""
     try:
-        experiment = json.loads((results_dir / results.EXPERIMENT_FILE).read_text())
+        experiment = json.loads((results_dir / ownership.EXPERIMENT_FILE).read_text())
         given = {w["name"]: float(w["target"]) for w in experiment.get("workloads") or []
                  if w.get("target") is not None}  # fmt: skip
     except (OSError, ValueError, RecursionError, AttributeError, KeyError, TypeError):
