@@ -47,6 +47,7 @@ from nnbench import calibration, results, stats
 from nnbench.errors import NnbenchError
 from nnbench.experiment import RunSpec
 from nnbench.fileio import atomic_write, is_regular_file
+from nnbench.naming import config_name
 from nnbench.train import HIGHER_IS_BETTER
 
 FORMAT = "nnbench-baseline"
@@ -72,6 +73,17 @@ WORK = ("grad_evals", "line_search_failures")
 JUDGED = (*ACCURACIES, *WORK)  # the quantities a chaotic configuration is tested on
 SCHEDULE = ("iteration", "epoch", "samples")
 ROW_KEYS = (*SCHEDULE, "grad_evals", *TRACKED)
+
+
+def entry_name(c: Mapping[str, Any]) -> str:
+    """A baseline entry's configuration, named as :func:`config_name` names a run's."""
+    try:
+        workload = RunSpec.from_dict(c["spec"]).workload
+    except (KeyError, TypeError, ValueError):
+        workload = str(c.get("dataset", "?"))
+    return config_name(
+        c.get("name", c["label"]), workload, c.get("hidden", "?"), c.get("batch_size", "?")
+    )
 
 
 def _finite(value: Any) -> float | None:
@@ -507,9 +519,8 @@ def describe_needs(baseline: Mapping[str, Any], strict: bool = False) -> list[st
         for q in judged(c, strict, metric):
             need = seeds_needed(c, q, effect, alpha, 2 if strict else 1)
             if need > have:
-                name = c.get("name", c["label"])
                 lines.append(
-                    f"{name} | hidden {c['hidden']} | batch {c['batch_size']}: chaotic; a "
+                    f"{entry_name(c)}: chaotic; a "
                     f"paired test of {q} needs {need} seeds, the results have {have}: it stays "
                     "unresolved until you run more seeds and re-baseline"
                 )

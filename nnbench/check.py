@@ -49,6 +49,7 @@ from nnbench.baseline import (
     SCHEDULE,
     TRACKED,
     array,
+    entry_name,
     final_values,
     judged,
     read_baseline,
@@ -58,6 +59,7 @@ from nnbench.baseline import (
     work_of,
 )
 from nnbench.errors import NnbenchError
+from nnbench.naming import config_name
 
 VERDICTS_OK = ("ok", "identical", "unresolved")
 
@@ -127,9 +129,10 @@ def check(
             (result.problems if result.fail_unresolved else result.notes).append(note)
     for config_id, seeds in sorted(by_config.items()):
         spec = next(iter(seeds.values())).spec
+        name = config_name(spec.label, spec.workload, spec.arch, spec.batch_size)
         result.problems.append(
-            f"{_name(spec.label, spec.arch, spec.batch_size)}: not in the baseline "
-            f"(configuration {config_id}); take a new baseline to check it"
+            f"{name}: not in the baseline (configuration {config_id}); take a new baseline to "
+            "check it"
         )
     result.table = pd.DataFrame(table)
     return result
@@ -145,15 +148,11 @@ class _Context:
     effect: float
 
 
-def _name(label: str, hidden: str, batch: Any) -> str:
-    return f"{label} | hidden {hidden} | batch {batch}"
-
-
 def _check_config(
     c: Mapping[str, Any], now: Mapping[int, results.StoredRun], ctx: _Context
 ) -> tuple[dict[str, Any], list[str], list[_Test]]:
     """One configuration's row of the table, its problems (one line each) and its tests."""
-    name = _name(c.get("name", c["label"]), c.get("hidden", "?"), c.get("batch_size", "?"))
+    name = entry_name(c)
     row: dict[str, Any] = {
         "configuration": name,
         "kind": c["kind"],

@@ -51,6 +51,7 @@ import pandas as pd
 
 from nnbench import results, stats, tune
 from nnbench.errors import NnbenchError
+from nnbench.naming import config_name
 from nnbench.report.tables import with_time_to_target
 from nnbench.train import HIGHER_IS_BETTER
 
@@ -152,8 +153,9 @@ def _key(spec: Any, ignore_options: bool, label: str) -> tuple[str, str]:
         identity.pop("options", None)
     if tuned:
         identity.pop("trial", None)
-    cell = f"{spec.workload} | hidden {spec.arch} | batch {spec.batch_size}"
-    name = f"{spec.optimizer} (tuned) | {cell}" if tuned else f"{label} | {cell}"
+    name = config_name(
+        f"{spec.optimizer} (tuned)" if tuned else label, spec.workload, spec.arch, spec.batch_size
+    )
     return str(sorted(identity.items())), name
 
 

@@ -7,6 +7,13 @@ import pandas as pd
 
 from nnbench.settings import RUN_SETTINGS
 
+
+def config_name(label: str, workload: str, hidden: str, batch: object) -> str:
+    """A configuration as compare, check and baseline print it, one line each:
+    ``gd | mnist | hidden 25 | batch 50``."""
+    return f"{label} | {workload} | hidden {hidden} | batch {batch}"
+
+
 SETTING_COLUMNS = tuple(s.key for s in RUN_SETTINGS if s.scope == "run")
 # A configuration's name shows these apart from the settings that vary between
 # the configurations of a table: the cell (its workload, network and batch

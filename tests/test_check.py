@@ -178,7 +178,7 @@ def test_a_stable_drop_fails_and_a_rise_fails_only_strictly(made, results_dir):
     result = check.check(results_dir, made / "baseline.json")
     assert (
         not result.ok
-        and "gd[learning_rate=0.5] | hidden 16 | batch 32: final val_accuracy dropped"
+        and "gd[learning_rate=0.5] | digits | hidden 16 | batch 32: final val_accuracy dropped"
         in result.problems[0]
     )
     spoil(results_dir, "gd", 2, by=+2 / 359)  # now one better than the baseline
@@ -199,7 +199,7 @@ def test_a_crashed_seed_fails_the_check(made, results_dir):
     result = check.check(results_dir, made / "baseline.json")
     assert not result.ok
     assert result.problems == [
-        "gd[learning_rate=0.5] | hidden 16 | batch 32: seed 2 failed "
+        "gd[learning_rate=0.5] | digits | hidden 16 | batch 32: seed 2 failed "
         "(was completed): RuntimeError: boom"
     ]
 
@@ -233,8 +233,8 @@ def test_other_seeds_or_configurations_are_clear_errors(made, tmp_path):
     )
     result = check.check(tmp_path / "o", made / "baseline.json")
     text = " ".join(result.problems)
-    assert "adam | hidden 16 | batch 32: not in the baseline" in text
-    assert "gd[learning_rate=0.5] | hidden 16 | batch 32: missing from the results" in text
+    assert "adam | digits | hidden 16 | batch 32: not in the baseline" in text
+    assert "gd[learning_rate=0.5] | digits | hidden 16 | batch 32: missing from the results" in text
 
 
 def crafted_noise(made, tmp_path, noise):
@@ -270,7 +270,8 @@ def test_a_chaotic_change_the_seeds_cannot_resolve_is_reported_not_failed(
     assert result.ok, check.format_check(result)
     assert result.table.set_index("kind").loc["chaotic", "verdict"] == "unresolved"
     (note,) = [n for n in result.notes if "unresolved" in n]
-    assert "cg[mb_maxiter=5] | hidden 16 | batch 32: unresolved: val_accuracy moved" in note
+    name = "cg[mb_maxiter=5] | digits | hidden 16 | batch 32"
+    assert f"{name}: unresolved: val_accuracy moved" in note
     assert "the results have 4" in note
     text = check.format_check(result)
     assert "1 of them unresolved" in text.splitlines()[-1] and text.startswith("configuration")
