@@ -159,7 +159,14 @@ def start(exp_file, out, *extra):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_interruptible,
     )
+
+
+def _interruptible():
+    """Ctrl-C as a terminal's foreground job gets it: a test run in the background
+    of a shell inherits SIGINT ignored, and the runner would never see it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(predicate, proc=None, timeout=120):
