@@ -829,7 +829,9 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     """A copy of ``raw`` with dotted keys replaced: ``budget.max_epochs``, ``optimizer``.
 
     Budget keys replace the file's whole budget: ``--epochs 3`` means three
-    epochs, not three epochs or the file's 100 iterations.
+    epochs, not three epochs or the file's 100 iterations. In a file with
+    ``[[workload]]`` tables an override reaches every workload: a workload's own
+    value of that key (its budget, for a budget key) gives way to it.
     """
     out = _copy(raw)
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -848,7 +850,27 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
             if not isinstance(node, dict):
                 raise ConfigError(f"cannot override {dotted}: {part} is not a table")
         node[key] = value
+    _give_way(out.get("workload"), given)
     return out
+
+
+def _give_way(workloads: Any, overrides: Mapping[str, Any]) -> None:
+    """Each workload's own values of the overridden keys, dropped: it takes the
+    top level's, where the override now is."""
+    if not isinstance(workloads, list):
+        return
+    for table in workloads:
+        if not isinstance(table, dict):
+            continue  # validation says what is wrong with it
+        for dotted in overrides:
+            section, _, key = dotted.partition(".")
+            own = table.get(section)
+            if not isinstance(own, dict):
+                continue
+            if section == "budget" and key != "hang_seconds":
+                table.pop("budget")
+            else:
+                own.pop(key.split(".")[0], None)
 
 
 def _copy(value: Any) -> Any:

@@ -141,3 +141,19 @@ def test_a_tuned_study_chooses_per_workload_and_reports_each_workloads_target(tm
     meta = json.loads((tmp_path / "export" / "algoperf" / "workload_targets.json").read_text())
     assert meta["digits_hidden-8_batch-32"]["target"] == 0.5
     assert "synthetic-noise=0.2_hidden-6_batch-16" in meta
+
+
+def test_a_command_line_override_reaches_every_workload():
+    """``--epochs 2`` or ``--hidden 5`` on a file with workloads means it for all of
+    them: a workload's own value of the key gives way, as the top level's does."""
+    raw = {"name": "two", "grid": {"seeds": [1]}, "workload": WORKLOADS,
+           "optimizer": [{"name": "gd"}]}  # fmt: skip
+    over = experiment.apply_overrides(
+        raw, {"budget.max_epochs": 2, "model.hidden": [[5]], "grid.batch_size": [8]}
+    )
+    exp = experiment.validate(over)
+    for w in exp.workloads:
+        assert (w.values["max_epochs"], w.values["max_iter"]) == (2, None)
+        assert (w.hidden, w.batch_size) == ([(5,)], [8])
+    assert exp.workloads[1].values["activation"] == "tanh"  # what was not overridden stays
+    assert WORKLOADS[1]["budget"] == {"max_iter": 30}  # the file's tables are not changed
