@@ -554,7 +554,7 @@ def validate(raw: Mapping[str, Any], source: str = "experiment") -> Experiment:
         if s.scope == "experiment" and s.section == ""
     }
     values, axes = _run_settings(c, sections)
-    workloads = _workloads(c, top, axes["seed"]) if "workload" in top else ()
+    workloads = _workloads(c, top) if "workload" in top else ()
 
     tune_cfg = _tune_section(c, sections["tune"], axes["seed"]) if "tune" in top else None
     opts = _optimizers(c, top, tuning=tune_cfg is not None)
@@ -612,13 +612,13 @@ TARGET = Option(
 )  # fmt: skip
 
 
-def _workloads(c: _Checker, top: Mapping[str, Any], seeds: list[Any]) -> tuple[Workload, ...]:
+def _workloads(c: _Checker, top: Mapping[str, Any]) -> tuple[Workload, ...]:
     """The ``[[workload]]`` tables, each the top level's sections with its own
     laid over them: a section's keys replace the top level's one by one, but a
     ``[budget]`` replaces the whole budget and ``[data] options`` the whole
     options table (they belong to one dataset). The seeds are the study's."""
     tables = top["workload"]
-    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables or [0]):
+    if not (isinstance(tables, list) and tables and all(isinstance(t, Mapping) for t in tables)):
         raise c.fail(
             "workload",
             "must be an array of tables: [[workload]] with [workload.data] dataset = ...",
@@ -643,8 +643,7 @@ def _workloads(c: _Checker, top: Mapping[str, Any], seeds: list[Any]) -> tuple[W
         sections[""] = top
         for section, keys in own.items():
             if section == "budget" and keys:
-                hang = sections["budget"].get("hang_seconds")
-                sections["budget"] = {**({} if hang is None else {"hang_seconds": hang}), **keys}
+                sections["budget"] = {**_kept_of_budget(sections["budget"]), **keys}
                 continue
             if section == "data" and "dataset" in keys and "options" not in keys:
                 sections["data"].pop("options", None)  # another dataset's options
@@ -836,12 +835,7 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
     out = _copy(raw)
     given = {k: v for k, v in overrides.items() if v is not None}
     if any(k.startswith("budget.") and k != "budget.hang_seconds" for k in given):
-        hang = (
-            out.get("budget", {}).get("hang_seconds")
-            if isinstance(out.get("budget"), dict)
-            else None
-        )
-        out["budget"] = {} if hang is None else {"hang_seconds": hang}
+        out["budget"] = _kept_of_budget(out.get("budget"))
     for dotted, value in given.items():
         *path, key = dotted.split(".")
         node = out
@@ -852,6 +846,13 @@ def apply_overrides(raw: Mapping[str, Any], overrides: Mapping[str, Any]) -> dic
         node[key] = value
     _give_way(out.get("workload"), given)
     return out
+
+
+def _kept_of_budget(budget: Any) -> dict[str, Any]:
+    """What of a budget table another budget keeps: its hang_seconds (how long a
+    silent run may take, not a limit on the run); the limits go whole."""
+    hang = budget.get("hang_seconds") if isinstance(budget, Mapping) else None
+    return {} if hang is None else {"hang_seconds": hang}
 
 
 def _give_way(workloads: Any, overrides: Mapping[str, Any]) -> None:

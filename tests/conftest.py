@@ -42,3 +42,27 @@ def mnist():
         return load_mnist(data_dir=REAL_CACHE, mmap=True)
     except Exception as exc:  # no network and nothing cached: say why
         pytest.skip(f"MNIST is not available here: {exc}")
+
+
+@pytest.fixture
+def final_frame():
+    """A results table of final rows from ``values[(optimizer, (hidden, batch))]``,
+    the test accuracies by seed 1, 2, ... (validation the same), of ``dataset`` at
+    its default options: what the report's tables read, without running anything."""
+
+    def make(values, dataset="mnist"):
+        import pandas as pd
+
+        rows = []
+        for (opt, (hidden, batch)), accs in values.items():
+            for seed, acc in enumerate(accs, start=1):
+                rows.append(
+                    {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
+                     "status": "completed", "optimizer": opt, "hidden": hidden,
+                     "batch_size": batch, "config_id": f"{opt}-{hidden}-{batch}", "seed": seed,
+                     "val_accuracy": acc, "test_accuracy": acc, "dataset": dataset,
+                     "workload": dataset, "data_options": "{}"}
+                )  # fmt: skip
+        return pd.DataFrame(rows)
+
+    return make

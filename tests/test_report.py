@@ -10,7 +10,6 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 from PIL import Image
@@ -453,23 +452,7 @@ def test_shared_runs_without_a_cpu_clock_are_not_said_to_be_alone(tmp_path):
 # -- which optimizer ends higher: paired tests with Holm's correction ----------------------
 
 
-def final_frame(values, dataset="mnist"):
-    """A results table of final rows: values[(optimizer, cell)] = test accuracies by seed
-    1, 2, ... (validation the same), of ``dataset`` at its default options."""
-    rows = []
-    for (opt, (hidden, batch)), accs in values.items():
-        for seed, acc in enumerate(accs, start=1):
-            rows.append(
-                {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
-                 "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
-                 "config_id": f"{opt}-{hidden}-{batch}", "seed": seed,
-                 "val_accuracy": acc, "test_accuracy": acc, "dataset": dataset, "workload": dataset,
-                 "data_options": "{}"}
-            )  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def test_pairwise_verdicts_on_a_known_case():
+def test_pairwise_verdicts_on_a_known_case(final_frame):
     cells = [("25", 50.0), ("25", 200.0), ("128", 50.0), ("128", 200.0)]
     base = {cell: np.array([0.950, 0.952, 0.949]) + i * 0.01 for i, cell in enumerate(cells)}
     values = {}
@@ -514,7 +497,7 @@ def test_one_cell_gets_all_of_alpha_and_the_posts_momentum_a_verdict():
     assert row["mean"] == pytest.approx(0.042, abs=0.001) and row["low"] > 0
 
 
-def test_pairwise_verdicts_count_diverged_runs_and_name_failed_ones():
+def test_pairwise_verdicts_count_diverged_runs_and_name_failed_ones(final_frame):
     cells = [("25", 50.0), ("128", 50.0)]
     values = {}
     for cell in cells:
@@ -593,7 +576,7 @@ def test_times_beyond_four_times_the_fastest_are_shown_as_never():
     assert _time_text(math.inf, 10.0, tie=False) == "never"
 
 
-def test_normalised_scores_use_fixed_references_whichever_optimizers_are_compared():
+def test_normalised_scores_use_fixed_references_whichever_optimizers_are_compared(final_frame):
     """rliable's rule: (accuracy - chance) / (1 - chance), chance 1/10 for MNIST's
     ten classes; an optimizer added or removed moves no other's score or IQM."""
     cells = [("25", 50.0), ("128", 50.0)]

@@ -36,21 +36,6 @@ def write(folder, accuracies, optimizer="gd"):
         results.write_run(folder, spec, [row], "completed", "", {})
 
 
-def final_frame(values, dataset="mnist"):
-    """Final rows: ``values[(optimizer, cell)]`` = test accuracies by seed 1, 2, ..."""
-    rows = []
-    for (opt, (hidden, batch)), accs in values.items():
-        for seed, acc in enumerate(accs, start=1):
-            rows.append(
-                {"run_id": f"{opt}-{hidden}-{batch}-{seed}", "iteration": 10.0,
-                 "status": "completed", "optimizer": opt, "hidden": hidden, "batch_size": batch,
-                 "config_id": f"{opt}-{hidden}-{batch}", "seed": seed, "val_accuracy": acc,
-                 "test_accuracy": acc, "dataset": dataset, "workload": dataset,
-                 "data_options": "{}"}
-            )  # fmt: skip
-    return pd.DataFrame(rows)
-
-
 def S(a, b):
     return stats.Sample(np.asarray(a, float), np.asarray(b, float), paired=True)
 
@@ -70,7 +55,7 @@ def test_fifty_images_lower_in_every_seed_is_worse_under_the_default_accuracy_ma
     assert close["verdict"] == "equivalent"
 
 
-def test_the_iqm_interval_is_the_middle_95_percent_of_its_bootstrap():
+def test_the_iqm_interval_is_the_middle_95_percent_of_its_bootstrap(final_frame):
     """One cell, 40 runs of ``a``: 20 at chance (score 0) and 20 perfect (score 1).
     A resample with K perfect runs has the 20 middle values' mean, clip(K - 10,
     0, 20) / 20, and K is binomial(40, 1/2): P(K <= 13) = 0.019 and P(K <= 14) =

@@ -204,10 +204,10 @@ def _sections(
         _best_section(page, best)
     ok = shown[shown["status"].isin(tables.OK) | shown["iteration"].notna()]
     if not ok.empty:
-        cache["profile"] = _profile_section(page, frame, ok, target, time_col)
-        _aggregate_section(page, ok)
+        cache["profile"] = _profile_section(page, frame, ok, target, time_col, cache)
+        _aggregate_section(page, ok, cache)
         if ok["workload"].nunique() > 1:
-            _workload_section(page, ok, target, time_col)
+            _workload_section(page, ok, target, time_col, cache)
         _pairwise_section(page, ok)
     bad = status_table(frame)
     page.add(f"Runs that did not end normally ({len(bad)})", "", bad)
@@ -215,10 +215,16 @@ def _sections(
 
 
 def _workload_section(
-    page: render.Page, shown: pd.DataFrame, target: tables.Target, time_col: str
+    page: render.Page,
+    shown: pd.DataFrame,
+    target: tables.Target,
+    time_col: str,
+    cache: dict[str, Any],
 ) -> None:
-    """Each optimizer over all workloads and in each alone: where the order moves."""
-    standing = tables.by_workload(shown, target, time_col)
+    """Each optimizer over all workloads and in each alone: where the order moves
+    (over all, the profile's and the aggregates' numbers, computed above)."""
+    overall = cache.get("score_uncertainty"), cache.get("aggregates", (None,))[0]
+    standing = tables.by_workload(shown, target, time_col, overall=overall)
     if standing.empty:
         return
     workloads = [w for w in standing["workload"].unique() if w != "all"]
@@ -374,6 +380,7 @@ def _profile_section(
     shown: pd.DataFrame,
     target: tables.Target,
     time_col: str,
+    cache: dict[str, Any],
 ) -> tables.Profile | None:
     try:
         profile = performance_profile(shown, target, time_col)
@@ -395,7 +402,7 @@ def _profile_section(
         index=profile.times.index,
         columns=[f"s to target: {tables.cell_text(cell)}" for cell in profile.times],
     )
-    uncertainty = tables.score_uncertainty(profile)
+    uncertainty = cache["score_uncertainty"] = tables.score_uncertainty(profile)
     view.insert(0, "AlgoPerf score [bootstrap]", [
         render.interval(uncertainty.loc[o, "score"], uncertainty.loc[o, "low"],
                         uncertainty.loc[o, "high"], digits=2)
@@ -498,8 +505,8 @@ def _robustness_text(score: pd.Series, external: pd.Series, stacked: bool = Fals
     )
 
 
-def _aggregate_section(page: render.Page, shown: pd.DataFrame) -> None:
-    iqm, pi = tables.aggregates(shown)
+def _aggregate_section(page: render.Page, shown: pd.DataFrame, cache: dict[str, Any]) -> None:
+    iqm, pi = cache["aggregates"] = tables.aggregates(shown)
     if iqm.empty:
         return
     view = pd.DataFrame(

@@ -410,21 +410,29 @@ def score_uncertainty(profile: Profile, n_boot: int = BOOTSTRAP_RESAMPLES) -> pd
 
 
 def by_workload(
-    frame: pd.DataFrame, target: Target, time_col: str, n_boot: int = BOOTSTRAP_RESAMPLES
+    frame: pd.DataFrame,
+    target: Target,
+    time_col: str,
+    n_boot: int = BOOTSTRAP_RESAMPLES,
+    overall: tuple[pd.DataFrame | None, pd.DataFrame | None] = (None, None),
 ) -> pd.DataFrame:
     """Each optimizer's standing over all workloads and in each alone: the AlgoPerf
     score with its bootstrap range, its rank (1: best) by that score, and the IQM of
     normalised test accuracy. ``frame``: the runs that stand for the folder.
     Columns optimizer, workload ("all" for every workload), score, low, high, rank,
-    iqm, iqm_rank."""
+    iqm, iqm_rank. ``overall``: the score table (:func:`score_uncertainty`) and the
+    IQM table (:func:`aggregates`) over all workloads, when already computed."""
     parts = [("all", frame)] + [(w, g) for w, g in frame.groupby("workload", sort=True)]
     rows = []
     for workload, runs in parts:
         evaluated = runs[runs["iteration"].notna()]
         if evaluated.empty:
             continue
-        scores = score_uncertainty(performance_profile(evaluated, target, time_col), n_boot)
-        iqm, _ = aggregates(runs, n_boot=n_boot)
+        scores, iqm = overall if workload == "all" else (None, None)
+        if scores is None:
+            scores = score_uncertainty(performance_profile(evaluated, target, time_col), n_boot)
+        if iqm is None:
+            iqm = aggregates(runs, n_boot=n_boot)[0]
         iqms = dict(zip(iqm["optimizer"], iqm["iqm"])) if not iqm.empty else {}
         for name, row in scores.iterrows():
             rows.append(
