@@ -18,8 +18,7 @@ import numpy as np
 from nnbench import optimizers, seeding, settings
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
-from nnbench.stack import train_stack
-from nnbench.train import LoopSettings, TrainResult, train
+from nnbench.train import LoopSettings, TrainResult, train, train_stack
 
 if TYPE_CHECKING:
     from nnbench.data.formats import Split
@@ -62,7 +61,7 @@ def train_together(
     runs: Sequence[Run], heartbeat: Callable[[int], None] | None = None
 ) -> list[TrainResult]:
     """Train runs that share everything but their optimizer's numbers (the
-    members of a stack, :mod:`nnbench.stack`) as one computation: the same
+    members of a stack, :func:`nnbench.train.train_stack`) as one computation: the same
     results, run by run, as calling each. Runs that differ in anything else
     (their network, start weights, minibatch order, loop or data) are refused."""
     first = runs[0]

@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -64,35 +65,45 @@ class Layout:
         return n_params_of(self.sizes)
 
     def blocks(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first).
+        """Per-layer ``(fan_in + 1, fan_out)`` views of ``theta`` (bias row first);
+        of K stacked vectors ``(K, n_params)``, ``(K, fan_in + 1, fan_out)`` views.
 
-        The views of the last few vectors are kept, each with a reference to
-        its vector, so that the training loop's buffers are not re-sliced on
-        every step; a vector seen for the first time (scipy's copies) gets
+        The views of the last few arrays are kept, each with a reference to
+        its array, so that the training loop's buffers are not re-sliced on
+        every step; an array seen for the first time (scipy's copies) gets
         fresh views of its own memory.
         """
-        cache = self._view_cache
-        for i, (vector, views) in enumerate(cache):
-            if vector is theta:
-                if i:
-                    cache.insert(0, cache.pop(i))
-                return views
-        if theta.shape != (self.n_params,):
-            raise ValueError(
-                f"flat parameter vector must have shape ({self.n_params},), got {theta.shape}"
-            )
-        views = [theta[s:e].reshape(shape) for s, e, shape in self.bounds]
-        cache.insert(0, (theta, views))
-        del cache[4:]
+        views = _kept(self._view_cache, theta)
+        if views is None:
+            if theta.shape[-1:] != (self.n_params,) or theta.ndim > 2:
+                raise ValueError(
+                    f"flat parameter vector must have shape ({self.n_params},), got {theta.shape}"
+                )
+            lead = theta.shape[:-1]
+            views = [theta[..., s:e].reshape(*lead, *shape) for s, e, shape in self.bounds]
+            _keep(self._view_cache, theta, views)
         return views
+
+    def parts(self, thetas: np.ndarray) -> list[LayerViews]:
+        """Per layer, the views of K stacked vectors ``(K, n_params)`` that a pass
+        reads and writes (:class:`LayerViews`), kept as :meth:`blocks` keeps its."""
+        parts = _kept(self._parts_cache, thetas)
+        if parts is None:
+            parts = [LayerViews.of(block) for block in self.blocks(thetas)]
+            _keep(self._parts_cache, thetas, parts)
+        return parts
 
     @cached_property
     def _view_cache(self) -> list[tuple[np.ndarray, list[np.ndarray]]]:
         return []
 
+    @cached_property
+    def _parts_cache(self) -> list[tuple[np.ndarray, list[LayerViews]]]:
+        return []
+
     def __getstate__(self) -> dict:
-        # the view cache holds arrays: never pickle it with the layout
-        return {k: v for k, v in self.__dict__.items() if k != "_view_cache"}
+        # the caches hold arrays: never pickle them with the layout
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_cache")}
 
     def weights(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per-layer weight views of shape ``(fan_in, fan_out)``."""
@@ -107,3 +118,35 @@ def n_params_of(sizes: Sequence[int]) -> int:
     """The number of weights of a network with layers of these sizes: each layer's
     weights and biases, ``(fan_in + 1) * fan_out``."""
     return sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
+
+
+class LayerViews(NamedTuple):
+    """One layer's views of K stacked blocks ``(K, fan_in + 1, fan_out)``."""
+
+    weights: np.ndarray  # (K, fan_in, fan_out)
+    weights_t: np.ndarray  # (K, fan_out, fan_in): transposed, in place
+    bias: np.ndarray  # (K, fan_out)
+    bias_row: np.ndarray  # (K, 1, fan_out): added to sample-major activations
+    bias_col: np.ndarray  # (K, fan_out, 1): added to class-major ones
+
+    @classmethod
+    def of(cls, block: np.ndarray) -> LayerViews:
+        weights = block[:, 1:]
+        return cls(weights, weights.transpose(0, 2, 1), block[:, 0], block[:, :1],
+                   block[:, 0, :, None])  # fmt: skip
+
+
+def _kept(cache: list[tuple[np.ndarray, Any]], array: np.ndarray) -> Any:
+    """What ``cache`` keeps for ``array`` (the same object), moved to the front; or None."""
+    for i, (kept, value) in enumerate(cache):
+        if kept is array:
+            if i:
+                cache.insert(0, cache.pop(i))
+            return value
+    return None
+
+
+def _keep(cache: list[tuple[np.ndarray, Any]], array: np.ndarray, value: Any) -> None:
+    """Keep ``value`` for ``array`` in ``cache``, with the last few others."""
+    cache.insert(0, (array, value))
+    del cache[4:]

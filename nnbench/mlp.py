@@ -8,6 +8,7 @@ training vector.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +28,23 @@ DTYPES = ("float32", "float64")
 # Rows per chunk when evaluating on a whole split: bounds the memory of the
 # hidden activations, and keeps them in cache, without costing BLAS efficiency.
 EVAL_CHUNK = 5_000
+# Evaluation holds at most this many activations at once (per layer, all
+# members' rows of a chunk together): more members are scored in groups.
+EVAL_ACTIVATIONS = 4_000_000
+
+
+class Workspace(NamedTuple):
+    """A pass's buffers for K members and n rows: hidden activations and their
+    deltas, sample-major ``(K, n, width)``; the output logits, class-major
+    ``(K, n_outputs, n)``; transposed views of both (BLAS reads them in place);
+    and a vector of n ones."""
+
+    hidden: list[np.ndarray]
+    hidden_t: list[np.ndarray]
+    derivs: list[np.ndarray]
+    z: np.ndarray
+    z_t: np.ndarray
+    ones: np.ndarray
 
 
 def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -70,7 +88,7 @@ class MLP:
             raise ValueError(f"l2 must be a finite number >= 0; got {l2!r}")
         self.l2 = float(l2)
         self.dtype = np.dtype(_check_choice("dtype", str(np.dtype(dtype)), DTYPES))
-        self._ws: tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray] | None = None
+        self._ws: Workspace | None = None
 
     def __getstate__(self) -> dict:
         # the workspace is scratch memory: never pickle it with the model
@@ -145,8 +163,9 @@ class MLP:
             )
         return y
 
-    def _logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Class-major output logits, shape ``(n_outputs, n_samples)``, for evaluation.
+    def _forward(self, layers: list[np.ndarray], X: np.ndarray) -> np.ndarray:
+        """Class-major output logits of K members, ``(K, n_outputs, n_samples)``,
+        for evaluation, from their ``(K, fan_in + 1, fan_out)`` layer views.
 
         Computed transposed, ``W.T @ X.T``: on a large skinny batch OpenBLAS
         streams ``X`` at nearly memory speed in that form, up to 1.6x faster
@@ -154,18 +173,19 @@ class MLP:
         """
         a_t = X.T
         last = self.layout.n_layers - 1
-        for i, block in enumerate(self.layout.blocks(theta)):
-            z_t = block[1:].T @ a_t
-            z_t += block[0][:, None]
+        for i, block in enumerate(layers):
+            z_t = np.matmul(block[:, 1:].transpose(0, 2, 1), a_t)
+            z_t += block[:, 0, :, None]
             if i < last:
                 activate(self.activation, z_t)
             a_t = z_t
         return a_t
 
-    def _penalty(self, theta: np.ndarray, n_samples: int) -> float:
+    def _penalty(self, layers: list[np.ndarray], j: int, n_samples: int) -> float:
+        """Member ``j``'s L2 penalty, from the layer views of its stack."""
         if not self.l2:
             return 0.0
-        total = sum(float(np.vdot(W, W)) for W in self.layout.weights(theta))
+        total = sum(float(np.vdot(block[j, 1:], block[j, 1:])) for block in layers)
         return 0.5 * self.l2 * total / n_samples
 
     def loss_and_grad(
@@ -190,105 +210,142 @@ class MLP:
 
         Notes
         -----
-        The activations live in buffers kept between calls for the same
-        number of rows, so a training step allocates nothing but small
-        temporaries; a model is therefore not safe to call from two threads.
+        The pass is :meth:`losses_and_grads` on a stack of one. Its
+        activations live in buffers kept between calls for the same number of
+        rows, so a training step allocates nothing but small temporaries; a
+        model is therefore not safe to call from two threads.
         """
         theta = self._as_params(theta)
         X = self._as_inputs(X)
         y = self._as_labels(y, X.shape[0])
         grad = np.empty_like(theta) if out is None else out
-        return self._loss_and_grad(theta, X, y, grad)
+        return float(self.losses_and_grads(theta[None], X, y, grad[None])[0]), grad
 
-    def _loss_and_grad(
-        self, theta: np.ndarray, X: np.ndarray, y: np.ndarray, grad: np.ndarray
-    ) -> tuple[float, np.ndarray]:
-        """The pass itself, for callers that hand in arrays of the model's dtype
-        and shapes (the training loop): no checks, no conversions.
+    def losses_and_grads(
+        self, thetas: np.ndarray, X: np.ndarray, y: np.ndarray, grads: np.ndarray
+    ) -> np.ndarray:
+        """The pass itself, for K stacked weight vectors ``(K, n_params)`` (a run
+        alone is K = 1): every member's mean cost ``(K,)``, their gradients
+        written into ``grads`` ``(K, n_params)``. For callers that hand in
+        arrays of the model's dtype and shapes (the training loop): no checks,
+        no conversions.
 
-        Hidden layers are sample-major, ``(n_samples, width)``, the layout of
-        the minibatch rows; the output layer is class-major, ``(n_outputs,
-        n_samples)``, so the cost's reductions over classes are fast (see
-        :func:`~nnbench.functions.output_cost_and_delta`). BLAS reads the
+        Every member computes exactly what it would alone: each layer's
+        product is one batched call that makes the same BLAS call per member,
+        element-wise work is element-wise, and the cost sums are taken per
+        member. Hidden layers are sample-major, ``(K, n_samples, width)``, the
+        layout of the minibatch rows; the output layer is class-major, ``(K,
+        n_outputs, n_samples)``, so the cost's reductions over classes are fast
+        (see :func:`~nnbench.functions.output_cost_and_delta`). BLAS reads the
         transposed operands in place, so the switch costs no copy.
         """
         n = X.shape[0]
-        blocks = self.layout.blocks(theta)
-        hidden, derivs, z, ones = self._workspace(n)
+        layers = self.layout.parts(thetas)
+        grad_layers = self.layout.parts(grads)
+        ws = self._workspace(thetas.shape[0], n)
         a = X
-        for block, h in zip(blocks, hidden):
-            np.matmul(a, block[1:], out=h)
-            h += block[0]
+        for layer, h in zip(layers, ws.hidden):
+            np.matmul(a, layer.weights, out=h)
+            h += layer.bias_row
             activate(self.activation, h)
             a = h
-        top = blocks[-1]
-        np.matmul(top[1:].T, a.T, out=z)
-        z += top[0][:, None]
-        cost = output_cost_and_delta(self.output, z, y)
+        top, z = layers[-1], ws.z
+        a_t = ws.hidden_t[-1] if ws.hidden else X.T
+        np.matmul(top.weights_t, a_t, out=z)
+        z += top.bias_col
+        losses = output_cost_and_delta(self.output, z, y)
         z *= 1.0 / n  # the cost is a mean over rows
-        grad_blocks = self.layout.blocks(grad)
-        g = grad_blocks[-1]
-        np.matmul(a.T, z.T, out=g[1:])
+        g = grad_layers[-1]
+        np.matmul(a_t, ws.z_t, out=g.weights)
         # bias gradient: sums over the samples, as a matrix-vector product
         # (5x faster than np.sum on a small array)
-        np.matmul(z, ones, out=g[0])
-        if hidden:
-            delta = derivs[-1]
-            np.matmul(z.T, top[1:].T, out=delta)
-            for i in range(len(hidden) - 1, -1, -1):
-                backprop_activation(self.activation, delta, hidden[i])
-                g = grad_blocks[i]
-                np.matmul((hidden[i - 1] if i else X).T, delta, out=g[1:])
-                np.matmul(ones, delta, out=g[0])
+        np.matmul(z, ws.ones, out=g.bias)
+        if ws.hidden:
+            delta = ws.derivs[-1]
+            np.matmul(ws.z_t, top.weights_t, out=delta)
+            for i in range(len(ws.hidden) - 1, -1, -1):
+                backprop_activation(self.activation, delta, ws.hidden[i])
+                g = grad_layers[i]
+                np.matmul(ws.hidden_t[i - 1] if i else X.T, delta, out=g.weights)
+                np.matmul(ws.ones, delta, out=g.bias)
                 if i:
-                    np.matmul(delta, blocks[i][1:].T, out=derivs[i - 1])
-                    delta = derivs[i - 1]
-        loss = cost / n
+                    np.matmul(delta, layers[i].weights_t, out=ws.derivs[i - 1])
+                    delta = ws.derivs[i - 1]
+        losses /= n
         if self.l2:
-            loss += self._penalty(theta, n)
-            for g, block in zip(grad_blocks, blocks):
-                g[1:] += (self.l2 / n) * block[1:]
-        return loss, grad
+            blocks = self.layout.blocks(thetas)
+            for j in range(len(losses)):
+                losses[j] += self._penalty(blocks, j, n)
+            for g, layer in zip(grad_layers, layers):
+                g.weights[...] += (self.l2 / n) * layer.weights
+        return losses
 
-    def _workspace(
-        self, n: int
-    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
-        """Buffers for ``n`` rows, made once per batch size: hidden activations
-        and their deltas (sample-major), the output logits (class-major), and
-        a vector of ones."""
-        if self._ws is None or len(self._ws[3]) != n:
+    def _workspace(self, k: int, n: int) -> Workspace:
+        """Buffers for K members and ``n`` rows, made once per shape."""
+        ws = self._ws
+        if ws is None or ws.z.shape[0] != k or len(ws.ones) != n:
             widths = self.layout.sizes[1:-1]
-            self._ws = (
-                [np.empty((n, w), dtype=self.dtype) for w in widths],
-                [np.empty((n, w), dtype=self.dtype) for w in widths],
-                np.empty((self.layout.sizes[-1], n), dtype=self.dtype),
-                np.ones(n, dtype=self.dtype),
+            hidden = [np.empty((k, n, w), dtype=self.dtype) for w in widths]
+            z = np.empty((k, self.layout.sizes[-1], n), dtype=self.dtype)
+            ws = self._ws = Workspace(
+                hidden=hidden,
+                hidden_t=[h.transpose(0, 2, 1) for h in hidden],
+                derivs=[np.empty((k, n, w), dtype=self.dtype) for w in widths],
+                z=z,
+                z_t=z.transpose(0, 2, 1),
+                ones=np.ones(n, dtype=self.dtype),
             )
-        return self._ws
+        return ws
 
     def evaluate(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """``(mean cost, accuracy)`` over the rows of ``X``, from one forward pass."""
         theta = self._as_params(theta)
-        n = len(X)
-        if n == 0:
+        X = np.asarray(X)
+        if len(X) == 0:
             raise ValueError("cannot evaluate on an empty set")
-        y = self._as_labels(y, n)
-        cost = 0.0
-        n_correct = 0
+        self._as_inputs(X[:1])  # the shape checked; each chunk is converted
+        return self.evaluate_members(theta[None], X, self._as_labels(y, len(X)))[0]
+
+    def evaluate_members(
+        self, thetas: np.ndarray, X: np.ndarray, y: np.ndarray
+    ) -> list[tuple[float, float]]:
+        """``(mean cost, accuracy)`` of each of K stacked weight vectors ``(K,
+        n_params)`` over the rows of ``X`` (a run alone is K = 1): one batched
+        forward pass per chunk of rows, and at most :data:`EVAL_ACTIVATIONS`
+        activations at once (more members are scored in groups, the same
+        numbers: each member's chunks are unchanged). No members, no scores."""
+        n = len(X)
+        k = thetas.shape[0]
+        widest = max(self.layout.sizes[1:])
+        group = max(1, EVAL_ACTIVATIONS // (widest * min(n, EVAL_CHUNK)))
+        if k > group:
+            return [
+                s
+                for g in range(0, k, group)
+                for s in self.evaluate_members(thetas[g : g + group], X, y)
+            ]
+        layers = self.layout.blocks(thetas)
+        cost = [0.0] * k
+        correct = [0] * k
         for start in range(0, n, EVAL_CHUNK):
-            Xc = self._as_inputs(X[start : start + EVAL_CHUNK])
+            Xc = X[start : start + EVAL_CHUNK]
+            if Xc.dtype != self.dtype:
+                Xc = Xc.astype(self.dtype)
             yc = np.asarray(y[start : start + EVAL_CHUNK])
-            z = self._logits(theta, Xc)
-            n_correct += int(np.count_nonzero(z.argmax(axis=0) == yc))
-            cost += output_cost_and_delta(self.output, z, yc)
-        return cost / n + self._penalty(theta, n), n_correct / n
+            z = self._forward(layers, Xc)
+            hits = z.argmax(axis=1) == yc
+            costs = output_cost_and_delta(self.output, z, yc)
+            for j in range(k):
+                correct[j] += int(np.count_nonzero(hits[j]))
+                cost[j] += float(costs[j])
+        return [(cost[j] / n + self._penalty(layers, j, n), correct[j] / n) for j in range(k)]
 
     def _class_major_logits(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Output logits of all rows of ``X``, class-major: ``(n_outputs, n_samples)``."""
-        theta = self._as_params(theta)
+        layers = self.layout.blocks(self._as_params(theta)[None])
         X = np.asarray(X)
         parts = [
-            self._logits(theta, self._as_inputs(X[s : s + EVAL_CHUNK]))
+            self._forward(layers, self._as_inputs(X[s : s + EVAL_CHUNK]))[0]
             for s in range(0, len(X), EVAL_CHUNK)
         ]
         if not parts:

@@ -445,11 +445,10 @@ def _stack_key(spec: RunSpec) -> str | None:
     """What the members of a stack share (None: the spec trains alone): a tuning
     study's trial, every run setting, and the optimizer's options but its numbers
     (:func:`nnbench.optimizers.base.stack_signature`), in a loop a stack can run
-    (:func:`nnbench.stack.stackable`: not timed by seconds)."""
+    (:func:`nnbench.train.stackable`: not timed by seconds)."""
     from nnbench import optimizers
     from nnbench.optimizers.base import stack_signature
-    from nnbench.stack import stackable
-    from nnbench.train import LoopSettings
+    from nnbench.train import LoopSettings, stackable
 
     if spec.phase != "trial":
         return None

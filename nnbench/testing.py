@@ -104,7 +104,7 @@ def _stacked(
     :data:`POISON_AT` (the stack trains the rows of the array it is given)."""
     from nnbench.mlp import MLP
     from nnbench.seeding import initial_weights, seed_rngs
-    from nnbench.stack import train_stack
+    from nnbench.train import train_stack
 
     data = _data()
     model = MLP((data.n_features, 8, data.n_classes), output="softmax", dtype=dtype)

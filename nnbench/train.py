@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -20,6 +20,7 @@ import numpy as np
 from nnbench import settings
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer
+from nnbench.optimizers.base import stepper
 from nnbench.settings import FULL_BATCH, RUNNING, budget_axis
 from nnbench.status import Status
 
@@ -259,12 +260,16 @@ class TrainResult:
 
 
 class BatchObjective:
-    """``fun(theta) -> (loss, grad)`` on the current minibatch; counts every call.
+    """The objective on the current minibatch, for K stacked weight vectors (a
+    run alone is K = 1); counts every call.
 
-    The gradient is written into one buffer reused by every call: it is valid
-    until the next call, and an optimizer that keeps a gradient across calls
-    must copy it (scipy's minimisers do, see ``scipy_based``). Minibatch rows
-    are gathered into kept buffers too, so a step allocates no large array.
+    ``fun(thetas) -> (losses (K,), gradients (K, n_params))`` is what a
+    vectorised step calls; ``fun(theta) -> (loss, gradient)``, for one vector,
+    what a single-run step calls (scipy's minimisers). Gradients are written
+    into one buffer reused by every call: valid until the next call, and an
+    optimizer that keeps a gradient across calls must copy it (scipy's
+    minimisers do, see ``scipy_based``). Minibatch rows are gathered into kept
+    buffers too, so a step allocates no large array.
     """
 
     def __init__(self, model: MLP) -> None:
@@ -272,7 +277,7 @@ class BatchObjective:
         self.n_evals = 0
         self.X: np.ndarray | None = None
         self.y: np.ndarray | None = None
-        self._grad = np.empty(model.n_params, dtype=model.dtype)
+        self._grads: np.ndarray | None = None
         self._bufs: tuple[np.ndarray, np.ndarray] | None = None
 
     def select(self, X: np.ndarray, y: np.ndarray, idx: np.ndarray) -> None:
@@ -288,12 +293,25 @@ class BatchObjective:
         self.X = np.take(X, idx, axis=0, out=self._bufs[0], mode="wrap")
         self.y = np.take(y, idx, out=self._bufs[1], mode="wrap")
 
-    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+    def _buffer(self, k: int) -> np.ndarray:
+        if self._grads is None or self._grads.shape[0] != k:
+            self._grads = np.empty((k, self.model.n_params), dtype=self.model.dtype)
+        return self._grads
+
+    def __call__(self, thetas: np.ndarray) -> Any:
+        if thetas.ndim == 1:
+            return self.one(thetas)
         self.n_evals += 1
-        if theta.dtype != self._grad.dtype or theta.shape != self._grad.shape:
-            return self.model.loss_and_grad(theta, self.X, self.y, out=self._grad)
-        # the batch buffers have the model's dtype and shapes: skip the checks
-        return self.model._loss_and_grad(theta, self.X, self.y, self._grad)
+        grads = self._buffer(thetas.shape[0])
+        return self.model.losses_and_grads(thetas, self.X, self.y, grads), grads
+
+    def one(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective of one run, ``(loss, gradient)``, what ``fun(theta)``
+        gives for a vector; ``theta`` may be another dtype (scipy's float64
+        copies), converted."""
+        self.n_evals += 1
+        grad = self._buffer(1)[0]
+        return self.model.loss_and_grad(theta, self.X, self.y, out=grad)
 
 
 def minibatches(
@@ -322,8 +340,6 @@ def minibatches(
         size *= growth
 
 
-# One function on purpose, longer than the rest: the loop's state (clock,
-# progress, rows) stays in its locals, and every step pays no call it can avoid.
 def train(
     model: MLP,
     theta: np.ndarray,
@@ -337,7 +353,8 @@ def train(
     callback: Callable[[dict[str, Any]], Any] | None = None,
     heartbeat: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train ``theta`` in place with ``optimizer`` until the budget or a stop.
+    """Train ``theta`` in place with ``optimizer`` until the budget or a stop:
+    :func:`train_stack` with a stack of one.
 
     Parameters
     ----------
@@ -363,62 +380,153 @@ def train(
     Returns
     -------
     TrainResult
-        Its ``rows`` hold the columns of :data:`METRICS`; there is always a
-        row before the first step and one at the end. Divergence and Ctrl-C
-        end the run with a status; they are not raised.
+        Its ``rows`` hold the columns of :data:`METRICS` (``stack_seconds``
+        empty); there is always a row before the first step and one at the
+        end. Divergence and Ctrl-C end the run with a status; they are not raised.
     """
+    rows = theta.reshape(1, -1)
+    (result,) = train_stack(model, rows, train_data, [optimizer], loop, rng, valid=valid,
+                            test=test, callback=callback, heartbeat=heartbeat)  # fmt: skip
+    if not np.shares_memory(rows, theta) or rows.dtype != model.dtype:
+        theta[...] = result.theta  # trained on a converted copy
+    result.theta = theta
+    return result
+
+
+def train_stack(
+    model: MLP,
+    thetas: np.ndarray,
+    train_data: Split,
+    members: Sequence[Optimizer],
+    loop: LoopSettings,
+    rng: np.random.Generator,
+    *,
+    valid: Split | None = None,
+    test: Split | None = None,
+    callback: Callable[[dict[str, Any]], Any] | None = None,
+    heartbeat: Callable[[int], None] | None = None,
+) -> list[TrainResult]:
+    """Train the K rows of ``thetas`` ``(K, n_params)`` together, row ``j`` with
+    ``members[j]``: one :class:`TrainResult` per member, in their order. The
+    rows are trained in place.
+
+    The one training loop: K = 1 is a run alone, K > 1 the members of a stack
+    (:mod:`nnbench.stack`), runs of one optimizer that differ only in its
+    number options, stepped at once by its vectorised step. Every member
+    sees the same minibatches and evaluation points, and computes what it
+    would alone, bit for bit. A member that diverges, converges or is
+    stopped by ``callback`` (called with each of its rows, plus its
+    ``theta``) leaves (its rows and weights are final); the others go on.
+
+    A run alone is timed on its own clocks (``train_seconds``,
+    ``train_cpu_seconds``, ``eval_seconds``). A stack's clock runs for all K
+    at once: its members' rows leave those empty (NaN) and hold the stack's
+    training seconds (wall clock) in ``stack_seconds``; a stack therefore
+    refuses what reads a run's clock (:func:`stackable`).
+    """
+    if len(members) > 1 and (why := stackable(loop)) is not None:
+        raise ValueError(f"runs with {why} cannot share a stack")
     inputs = loop_inputs(model, train_data, loop, valid, test)
-    X, y, bs0, valid, test, train_eval, schedule = inputs
-    n_samples = len(X)
-    full = train_eval is not None
-    budget = loop.budget
+    thetas = np.ascontiguousarray(thetas, dtype=model.dtype)
+    if thetas.ndim != 2 or thetas.shape != (len(members), model.n_params):
+        raise ValueError(
+            f"the weights must have shape ({len(members)}, {model.n_params}), a row per "
+            f"member; got {thetas.shape}"
+        )
+    return _Loop(model, thetas, members, loop, inputs, callback, heartbeat).run(rng)
 
-    objective = BatchObjective(model)
-    state = optimizer.start(theta)
-    rows: list[dict[str, Any]] = []
-    progress: dict[str, Any] = {"iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": bs0}
-    running = {"loss": 0.0, "n": 0}
-    # a time budget, or evaluation points spread over time, read the clock every step
-    timed = budget.max_seconds is not None or schedule.axis == "train_seconds"
 
-    def evaluate(with_test: bool = loop.test_curve) -> dict[str, Any]:
-        if len(rows) > settings.MAX_EVAL_POINTS:  # the start and the points a run may record
-            raise TooManyEvaluations
-        clock.pause()
-        t0 = time.perf_counter()
-        row = dict(progress, grad_evals=objective.n_evals)
-        # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
-        with np.errstate(invalid="ignore", over="ignore"):
-            if full:
-                row["train_cost"], row["train_accuracy"] = model.evaluate(theta, *train_eval)
-            else:  # the mean minibatch loss since the last point; the first is a pass of its own
-                loss = running["loss"] / running["n"] if running["n"] else np.nan
-                if not running["n"]:
-                    loss = model.evaluate(theta, X[:bs0], y[:bs0])[0]
-                row["train_cost"], row["train_accuracy"] = loss, np.nan
-                running.update(loss=0.0, n=0)
-            for name, split in (("val", valid), ("test", test if with_test else None)):
-                cost, acc = model.evaluate(theta, *split) if split else (np.nan, np.nan)
-                row[f"{name}_cost"], row[f"{name}_accuracy"] = cost, acc
-        clock.eval += time.perf_counter() - t0
-        row["train_seconds"], row["train_cpu_seconds"] = clock.wall, clock.cpu
-        row["eval_seconds"] = clock.eval
-        rows.append(row)
-        clock.resume()
-        return row
+def stackable(loop: LoopSettings) -> str | None:
+    """Why runs with these loop settings cannot share a stack (None: they can).
 
-    status, message = Status.COMPLETED, ""
-    clock = TrainingClock()
-    try:
-        first_cost = evaluate()["train_cost"]
-        if not math.isfinite(first_cost):
-            return TrainResult(theta, rows, Status.DIVERGED, "the starting cost is not finite")
-        batches = minibatches(n_samples, bs0, rng, loop.batch_growth)
+    A budget in seconds, or evaluation points spread over seconds, would read
+    the stack's clock as if it were each run's: such runs train alone."""
+    if loop.budget.max_seconds is not None:
+        return "a budget in seconds (max_seconds)"
+    if EvalSchedule(loop).axis == "train_seconds":
+        return "evaluation points spread over seconds"
+    return None
+
+
+# How a member's run ended: its status and message.
+End = tuple[Status, str]
+
+
+class _Loop:
+    """The loop's state, for K members trained together (K = 1: a run alone),
+    and its steps: start, train, evaluate at a point, end members."""
+
+    def __init__(
+        self,
+        model: MLP,
+        thetas: np.ndarray,
+        members: Sequence[Optimizer],
+        loop: LoopSettings,
+        inputs: LoopInputs,
+        callback: Callable[[dict[str, Any]], Any] | None,
+        heartbeat: Callable[[int], None] | None,
+    ) -> None:
+        k = len(members)
+        self.model, self.loop, self.inputs = model, loop, inputs
+        self.callback, self.heartbeat = callback, heartbeat
+        self.thetas = thetas
+        self.stepper = stepper(members)
+        self.state = self.stepper.start(thetas)
+        self.objective = BatchObjective(model)
+        self.active = list(range(k))  # the members still training, in row order
+        self.rows: list[list[dict[str, Any]]] = [[] for _ in range(k)]
+        self.results: list[TrainResult | None] = [None] * k
+        self.first_cost = np.full(k, np.nan)
+        self.progress: dict[str, Any] = {
+            "iteration": 0, "epoch": 0.0, "samples": 0, "batch_rows": inputs.batch_size
+        }  # fmt: skip
+        self.running = [0.0] * k  # summed minibatch losses since the last point, per member
+        self.n_running = 0
+        self.alone = k == 1  # on its own clocks
+        self.clock = TrainingClock()
+
+    def run(self, rng: np.random.Generator) -> list[TrainResult]:
+        try:
+            if self._start():
+                self._train(rng)
+        except KeyboardInterrupt:
+            self._end_all(Status.INTERRUPTED, f"interrupted after iteration {self._it()}")
+        except TooManyEvaluations:  # a budget not counted ahead (epochs, seconds) under eval every
+            self._end_all(
+                Status.FAILED,
+                f"stopped at iteration {self._it()}: more than the {settings.MAX_EVAL_POINTS:,} "
+                "evaluation points a run records; evaluate less often",
+            )
+        return [r for r in self.results if r is not None]
+
+    def _it(self) -> int:
+        return self.progress["iteration"]
+
+    def _start(self) -> bool:
+        """The first point, before any step; members whose starting cost is not
+        finite end there. Whether any member goes on."""
+        firsts = self._evaluate(list(range(len(self.active))))
+        self.first_cost[:] = [row["train_cost"] for row in firsts]
+        bad = {p: (Status.DIVERGED, "the starting cost is not finite")
+               for p, cost in enumerate(self.first_cost) if not math.isfinite(cost)}  # fmt: skip
+        if bad:
+            self._end(bad, tested=False)
+        return bool(self.active)
+
+    # One method on purpose, longer than the rest: every step pays no call it can avoid.
+    def _train(self, rng: np.random.Generator) -> None:
+        """Step until every member has ended."""
+        loop, schedule, objective = self.loop, self.inputs.schedule, self.objective
+        budget, progress, stepper, state = loop.budget, self.progress, self.stepper, self.state
+        X, y, heartbeat = self.inputs.X, self.inputs.y, self.heartbeat
+        # a time budget, or evaluation points spread over time, read the clock every step
+        timed = budget.max_seconds is not None or schedule.axis == "train_seconds"
         seconds = 0.0
-        while True:
+        batches = minibatches(len(X), self.inputs.batch_size, rng, loop.batch_growth)
+        while self.active:
             idx, n_pass, i, n_batches = next(batches)
             objective.select(X, y, idx)
-            loss = optimizer.update(objective, theta, state)
+            losses = stepper.update(objective, self.thetas, state)
 
             it = progress["iteration"] = progress["iteration"] + 1
             if heartbeat is not None:
@@ -426,58 +534,135 @@ def train(
             progress["epoch"] = n_pass + (i + 1) / n_batches
             progress["samples"] += len(idx)
             progress["batch_rows"] = len(idx)
-            running["loss"] += loss
-            running["n"] += 1
+            values = losses.tolist()
+            running = self.running
+            for p, loss in enumerate(values):
+                running[p] += loss
+            self.n_running += 1
             if timed:
-                seconds = clock.training_seconds()
+                seconds = self.clock.training_seconds()
             done = budget.exhausted(it, progress["epoch"], objective.n_evals, seconds)
-            if not math.isfinite(loss):
-                evaluate()
-                status, message = Status.DIVERGED, f"minibatch loss became {loss} at iteration {it}"
-                break
+            if not math.isfinite(sum(values)):  # a member's loss is not finite
+                lost = [p for p, loss in enumerate(values) if not math.isfinite(loss)]
+                self._evaluate(lost)
+                self._end({p: (Status.DIVERGED, f"minibatch loss became {values[p]} at "
+                               f"iteration {it}") for p in lost})  # fmt: skip
+                if not self.active:
+                    break
             due = schedule.due(
                 dict(progress, grad_evals=objective.n_evals, train_seconds=seconds),
                 i + 1 == n_batches,
             )
-            if not (due or done):
-                continue
-            prev_cost = rows[-1]["train_cost"]
-            row = evaluate()
-            cost = row["train_cost"]
-            if not math.isfinite(cost) or cost > loop.divergence_factor * max(first_cost, 1e-12):
-                status = Status.DIVERGED
-                message = f"training cost {cost:.4g} at iteration {it} (from {first_cost:.4g})"
-                break
-            if callback is not None and callback(dict(row, theta=theta)):
-                status, message = Status.STOPPED, f"the callback stopped the run at iteration {it}"
-                break
-            if loop.tol is not None and abs(cost - prev_cost) < loop.tol:
-                status, message = (
-                    Status.CONVERGED,
-                    f"training cost changed by less than {loop.tol:g}",
-                )
-                break
-            if done:
-                break
-    except KeyboardInterrupt:
-        status = Status.INTERRUPTED
-        message = f"interrupted after iteration {progress['iteration']}"
-    except TooManyEvaluations:  # a budget not counted ahead (epochs, seconds) under eval every
-        status = Status.FAILED
-        message = (
-            f"stopped at iteration {progress['iteration']}: more than the "
-            f"{settings.MAX_EVAL_POINTS:,} evaluation points a run records; evaluate less often"
-        )
-    if test is not None and rows and not loop.test_curve:
-        # the test split at the last point: the weights are still those it evaluated
+            if due or done:
+                self._point(it, done)
+
+    def _point(self, it: int, done: bool) -> None:
+        """An evaluation point: every member's row, then who ends here."""
+        prev = [self.rows[j][-1]["train_cost"] for j in self.active]
+        new = self._evaluate(list(range(len(self.active))))
+        self.running = [0.0] * len(self.active)
+        self.n_running = 0
+        ends = {}
+        for p, row in enumerate(new):
+            end = self._stop(p, row, prev[p], it, done)
+            if end is not None:
+                ends[p] = end
+        if ends:
+            self._end(ends)
+
+    def _stop(self, p: int, row: dict[str, Any], prev: float, it: int, done: bool) -> End | None:
+        """Whether the active member ``p`` ends at this row, and how: the stop
+        rules, in order (divergence, the callback, convergence, the budget)."""
+        loop = self.loop
+        cost, start = row["train_cost"], self.first_cost[self.active[p]]
+        if not math.isfinite(cost) or cost > loop.divergence_factor * max(start, 1e-12):
+            return Status.DIVERGED, f"training cost {cost:.4g} at iteration {it} (from {start:.4g})"
+        if self.callback is not None and self.callback(dict(row, theta=self.thetas[p])):
+            return Status.STOPPED, f"the callback stopped the run at iteration {it}"
+        if loop.tol is not None and abs(cost - prev) < loop.tol:
+            return Status.CONVERGED, f"training cost changed by less than {loop.tol:g}"
+        if done:
+            return Status.COMPLETED, ""
+        return None
+
+    def _evaluate(self, which: list[int], with_test: bool | None = None) -> list[dict[str, Any]]:
+        """Rows for the active members at positions ``which``, off the training clock."""
+        if len(self.rows[self.active[which[0]]]) > settings.MAX_EVAL_POINTS:
+            raise TooManyEvaluations  # the start and the points a run may record
+        self.clock.pause()
         t0 = time.perf_counter()
+        model, inputs = self.model, self.inputs
+        sub = self.thetas if len(which) == len(self.active) else self.thetas[which]
+        base = dict(self.progress, grad_evals=self.objective.n_evals)
+        new = [dict(base) for _ in which]
+        test = inputs.test if (self.loop.test_curve if with_test is None else with_test) else None
+        # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
         with np.errstate(invalid="ignore", over="ignore"):
-            rows[-1]["test_cost"], rows[-1]["test_accuracy"] = model.evaluate(theta, *test)
-        clock.eval += time.perf_counter() - t0
-        rows[-1]["eval_seconds"] = clock.eval
-    return TrainResult(
-        theta, rows, status, message, progress["iteration"], objective.n_evals, state
-    )
+            if inputs.train_eval is not None:
+                scores = {"train": model.evaluate_members(sub, *inputs.train_eval)}
+            elif self.n_running:  # the mean minibatch loss since the last point
+                scores = {"train": [(self.running[p] / self.n_running, np.nan) for p in which]}
+            else:  # the first: a minibatch of its own
+                bs = inputs.batch_size
+                first = model.evaluate_members(sub, inputs.X[:bs], inputs.y[:bs])
+                scores = {"train": [(cost, np.nan) for cost, _ in first]}
+            for name, split in (("val", inputs.valid), ("test", test)):
+                none = [(np.nan, np.nan)] * len(which)
+                scores[name] = model.evaluate_members(sub, *split) if split else none
+        for name, pairs in scores.items():
+            for row, (cost, acc) in zip(new, pairs):
+                row[f"{name}_cost"], row[f"{name}_accuracy"] = cost, acc
+        self.clock.eval += time.perf_counter() - t0
+        for p, row in zip(which, new):
+            row.update(self._seconds())
+            self.rows[self.active[p]].append(row)
+        self.clock.resume()
+        return new
+
+    def _seconds(self) -> dict[str, float]:
+        """The clocks' columns of a row: a run alone's own, or the stack's."""
+        clock = self.clock
+        if self.alone:
+            return {"train_seconds": clock.wall, "train_cpu_seconds": clock.cpu,
+                    "eval_seconds": clock.eval}  # fmt: skip
+        return {"train_seconds": np.nan, "train_cpu_seconds": np.nan, "eval_seconds": np.nan,
+                "stack_seconds": clock.wall}  # fmt: skip
+
+    def _end(self, ends: dict[int, End], tested: bool = True) -> None:
+        """The active members at the positions in ``ends`` end with their status
+        and message; the test split is evaluated at their last point (unless
+        evaluated at every point), off the training clock."""
+        which = sorted(ends)
+        inputs = self.inputs
+        if tested and inputs.test is not None and not self.loop.test_curve:
+            self.clock.pause()
+            t0 = time.perf_counter()
+            with np.errstate(invalid="ignore", over="ignore"):
+                scores = self.model.evaluate_members(self.thetas[which], *inputs.test)
+            self.clock.eval += time.perf_counter() - t0
+            for p, (cost, acc) in zip(which, scores):
+                last = self.rows[self.active[p]][-1]
+                last["test_cost"], last["test_accuracy"] = cost, acc
+                if self.alone:
+                    last["eval_seconds"] = self.clock.eval
+            self.clock.resume()
+        for p in which:
+            j = self.active[p]
+            status, message = ends[p]
+            self.results[j] = TrainResult(
+                self.thetas[p].copy(), self.rows[j], status, message, self._it(),
+                self.objective.n_evals, self.stepper.member_state(self.state, p),
+            )  # fmt: skip
+        keep = np.ones(len(self.active), dtype=bool)
+        keep[which] = False
+        self.thetas = np.ascontiguousarray(self.thetas[keep])
+        self.running = [r for p, r in enumerate(self.running) if keep[p]]
+        self.stepper.keep(self.state, keep)
+        self.active[:] = [j for p, j in enumerate(self.active) if keep[p]]
+
+    def _end_all(self, status: Status, message: str) -> None:
+        if self.active:
+            self._end({p: (status, message) for p in range(len(self.active))})
 
 
 class LoopInputs(NamedTuple):

@@ -57,7 +57,10 @@ class LastBit(GD):
 
 
 class SharedState(GD):
-    """A counter kept once for the stack, where alone each member keeps its own."""
+    """A counter kept once for the stack (declared shared), where alone each member
+    keeps its own."""
+
+    shared_state = ("seen",)
 
     def init(self, theta):
         return {"seen": np.zeros(1)}
@@ -93,10 +96,12 @@ class Unchecked(GD):
         return value
 
 
-class ListState(GD):
-    """Heavy-ball momentum whose stacked velocities are a list, one array a member:
-    equal to alone while the stack stays whole, but a list is not shrunk when a
+class MisShared(GD):
+    """Heavy-ball momentum whose velocities are declared shared by mistake: equal
+    to alone while the stack stays whole, but a shared entry is not shrunk when a
     member leaves, so the members after it take the wrong velocities."""
+
+    shared_state = ("v",)
 
     def init(self, theta):
         return {"v": np.zeros_like(theta)}
@@ -109,16 +114,30 @@ class ListState(GD):
         return loss
 
     def stack_init(self, thetas, opts):
-        return {"v": [np.zeros_like(row) for row in thetas]}
+        return {"v": np.zeros_like(thetas)}
 
     def stack_step(self, fun, thetas, state, opts):
         losses, grads = fun(thetas)
-        lr = column(opts["learning_rate"], grads)
-        for j in range(len(thetas)):
-            state["v"][j] *= 0.9
-            state["v"][j] += grads[j]
-            thetas[j] -= lr[j] * state["v"][j]
+        v = state["v"][: len(thetas)]
+        v *= 0.9
+        v += grads
+        thetas -= column(opts["learning_rate"], grads) * v
         return losses
+
+
+class ListState(MisShared):
+    """Velocities kept as a list, one array a member: the stack refuses a per-run
+    entry that is not an array with a row per run, naming it."""
+
+    shared_state = ()
+
+    def stack_init(self, thetas, opts):
+        return {"v": [np.zeros_like(row) for row in thetas]}
+
+
+def test_a_per_run_state_entry_must_have_a_row_per_run():
+    with pytest.raises(AssertionError, match="raised ValueError.*'v' is not an array with a row"):
+        testing.check_optimizer(ListState)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +147,7 @@ class ListState(GD):
         (SharedState, testing.check_state_per_member, "state 'seen' differs"),
         (Lazy, testing.check_lowers_the_loss, "not below 70%"),
         (Unchecked, testing.check_options_validated, "outside its range but was accepted"),
-        (ListState, testing.check_leaving_member, "beside one that left"),
+        (MisShared, testing.check_leaving_member, "beside one that left"),
     ],
 )
 def test_each_check_catches_the_fault_it_is_for(cls, check, words):

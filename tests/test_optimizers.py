@@ -9,6 +9,26 @@ import pytest
 from nnbench import optimizers
 from nnbench.errors import ConfigError
 from nnbench.optimizers import ScipyStatusWarning
+from nnbench.optimizers.base import Stack, stepper
+
+
+class ByHand:
+    """One run driven step by step on a vector ``w`` (updated in place), as the
+    training loop drives it: a stack of one, or the optimizer's own step.
+    ``update(fun)`` takes a single-run objective, ``fun(w) -> (loss, grad)``."""
+
+    def __init__(self, opt, w):
+        self.rows = w[None]  # a view: the steps update w
+        self.stepper = stepper([opt])
+        self.state = self.stepper.start(self.rows)
+
+    def update(self, fun):
+        def stacked(thetas):
+            loss, grad = fun(thetas[0])
+            return np.array([loss]), grad[None]
+
+        vectorised = isinstance(self.stepper, Stack)
+        return self.stepper.update(stacked if vectorised else fun, self.rows, self.state)[0]
 
 
 class Quadratic:
@@ -23,13 +43,12 @@ class Quadratic:
 
 
 def steps(name, options, n_steps, w0=(1.0, -2.0)):
-    opt = optimizers.make(name, options)
     w = np.array(w0)
     fun = Quadratic()
-    state = opt.start(w)
+    run = ByHand(optimizers.make(name, options), w)
     for _ in range(n_steps):
-        opt.update(fun, w, state)
-    return w, fun, state
+        run.update(fun)
+    return w, fun, run.stepper.member_state(run.state, 0)
 
 
 # -- worked single steps ---------------------------------------------------------------
@@ -156,7 +175,7 @@ def test_scipy_minimisers_run_with_scipys_own_tolerances(name, method, fun, star
     calls = []
     opt = optimizers.make(name, {"mb_maxiter": 500})
     w = start.copy()
-    opt.update(lambda x: calls.append(1) or fun(x), w, opt.start(w))
+    ByHand(opt, w).update(lambda x: calls.append(1) or fun(x))
     np.testing.assert_array_equal(w, want.x)
     assert len(calls) == want.nfev
 
@@ -284,11 +303,10 @@ def test_the_posts_momentum_and_nesterov_take_gradients_at_the_same_points():
             r = A @ w - 1.0
             return 0.5 * float(r @ r), A.T @ r
 
-        opt = optimizers.make(name, {"learning_rate": 0.05, "momentum": 0.9})
         w = np.zeros(4)
-        state = opt.start(w)
+        run = ByHand(optimizers.make(name, {"learning_rate": 0.05, "momentum": 0.9}), w)
         for _ in range(30):
-            opt.update(fun, w, state)
+            run.update(fun)
         return np.array(visited)
 
     np.testing.assert_allclose(points("momentum"), points("nesterov"), rtol=1e-12, atol=1e-12)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from nnbench import optimizers, stack, testing
+from nnbench import mlp, optimizers, testing
 from nnbench import settings as schema
 from nnbench.data import make_synthetic
 from nnbench.mlp import MLP
@@ -13,7 +13,7 @@ from nnbench.optimizers import first_order
 from nnbench.optimizers.base import Stack
 from nnbench.seeding import initial_weights, seed_rngs
 from nnbench.status import Status
-from nnbench.train import Budget, LoopSettings, train
+from nnbench.train import Budget, LoopSettings, stackable, train, train_stack
 
 
 # Settings that differ in numbers across a stack (what a tuning study searches), as
@@ -56,7 +56,7 @@ def alone_and_stacked(
         for c in configs
     ]
     start = initial_weights(model, seed)
-    stacked = stack.train_stack(
+    stacked = train_stack(
         model,
         np.stack([start] * len(configs)),
         data.train,
@@ -95,7 +95,7 @@ def test_every_loop_setting_reaches_stacked_trials_as_it_reaches_runs_alone(data
     if key in schema.BUDGET_KEYS:
         del base["max_epochs"]
     changed = LoopSettings.from_values({**base, key: schema.example(schema.BY_KEY[key])})
-    why = stack.stackable(changed)
+    why = stackable(changed)
     if why is not None:
         with pytest.raises(ValueError, match="cannot share a stack"):
             alone_and_stacked(data, "adam", members("adam"), settings=changed)
@@ -160,12 +160,12 @@ def test_l2_penalty_and_sigmoid_outputs_equal_alone(data):
     thetas = np.stack([initial_weights(model, s) for s in (1, 2, 3)])
     grads = np.empty_like(thetas)
     X, y = data.train[0][:50].astype(model.dtype), data.train[1][:50]
-    losses = stack.loss_and_grad(model, thetas, X, y, grads)
+    losses = model.losses_and_grads(thetas, X, y, grads)
     for j in range(3):
         loss, grad = model.loss_and_grad(thetas[j], X, y)
         assert loss == losses[j]
         assert np.array_equal(grad, grads[j])
-    assert stack.evaluate(model, thetas, *data.valid) == [
+    assert model.evaluate_members(thetas, *data.valid) == [
         model.evaluate(t, *data.valid) for t in thetas
     ]
 
@@ -184,7 +184,7 @@ def test_a_time_budget_cannot_be_stacked(data):
     model = MLP((data.n_features, 4, data.n_classes))
     loop = LoopSettings(Budget(max_seconds=1.0))
     with pytest.raises(ValueError, match="budget in seconds"):
-        stack.train_stack(
+        train_stack(
             model,
             np.stack([initial_weights(model, 1)] * 2),
             data.train,
@@ -197,10 +197,10 @@ def test_a_time_budget_cannot_be_stacked(data):
 def test_evaluation_in_groups_of_members_gives_the_same_numbers(data, monkeypatch):
     model = MLP((data.n_features, 16, data.n_classes), output="softmax")
     thetas = np.stack([initial_weights(model, s) for s in range(1, 8)])
-    whole = stack.evaluate(model, thetas, *data.valid)
+    whole = model.evaluate_members(thetas, *data.valid)
     n = len(data.valid[1])
-    monkeypatch.setattr(stack, "EVAL_ACTIVATIONS", 16 * n * 2)  # groups of 2 members
-    assert stack.evaluate(model, thetas, *data.valid) == whole
+    monkeypatch.setattr(mlp, "EVAL_ACTIVATIONS", 16 * n * 2)  # groups of 2 members
+    assert model.evaluate_members(thetas, *data.valid) == whole
     assert whole == [model.evaluate(t, *data.valid) for t in thetas]
 
 
@@ -214,7 +214,7 @@ def test_each_member_leaves_with_its_own_optimizer_state(data):
               seed_rngs(1)[1])
         for c in configs
     ]  # fmt: skip
-    stacked = stack.train_stack(
+    stacked = train_stack(
         model,
         np.stack([initial_weights(model, 1)] * 3),
         data.train,

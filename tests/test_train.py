@@ -9,6 +9,7 @@ from nnbench import optimizers
 from nnbench import train as train_mod
 from nnbench.mlp import MLP
 from nnbench.optimizers import Optimizer, Option
+from nnbench.optimizers.base import Stack
 from nnbench.seeding import initial_weights, seed_rngs
 from nnbench.train import (
     METRICS,
@@ -143,13 +144,13 @@ def test_training_time_excludes_evaluation(synthetic, monkeypatch):
             return super().step(fun, theta, state)
 
     model = MLP((synthetic.n_features, 8, synthetic.n_classes))
-    real_evaluate = model.evaluate
+    real_evaluate = model.evaluate_members
 
     def slow_evaluate(*args):
         now[0] += 50  # train and validation: 100 s per evaluation point
         return real_evaluate(*args)
 
-    model.evaluate = slow_evaluate
+    model.evaluate_members = slow_evaluate
     result = train(
         model,
         initial_weights(model, 0),
@@ -246,8 +247,9 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synthetic):
         seed_rngs(0)[1],
     )
     # The same 14 steps, driven by hand in two halves through one state.
-    theta = initial_weights(model, 0)
-    state = opt.start(theta)
+    theta = initial_weights(model, 0)[None].copy()  # a run is a stack of one
+    stepper = Stack([opt])
+    state = stepper.start(theta)
     fun = train_mod.BatchObjective(model)
     gen = minibatches(len(synthetic.train[0]), 25, seed_rngs(0)[1])
     X, y = synthetic.train[0].astype(np.float64), synthetic.train[1]
@@ -257,8 +259,8 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(synthetic):
         for _ in range(7):
             idx = next(gen)[0]
             fun.X, fun.y = X[idx], y[idx]
-            opt.update(fun, theta, state)
-    np.testing.assert_array_equal(theta, whole.theta)
+            stepper.update(fun, theta, state)
+    np.testing.assert_array_equal(theta[0], whole.theta)
 
 
 @pytest.mark.parametrize(

@@ -27,9 +27,28 @@ StackObjective = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class Optimizer:
     """Base class of optimizer plugins.
 
-    Subclasses set ``name``, ``summary`` and ``options`` and implement
-    :meth:`init` and :meth:`step`. Options are validated on construction and
-    available as ``self.config``; unknown options are rejected, not ignored.
+    Subclasses set ``name``, ``summary`` and ``options``, and write their update
+    rule once, in one of two forms:
+
+    - vectorised, for K runs at once (:meth:`stack_init` and
+      :meth:`stack_step`), their weights the rows of a ``(K, n_params)``
+      array, their number options per-run columns: every first-order
+      built-in. A run alone is a stack of one (K = 1), so the same code trains
+      a lone run and a tuning study's stacked trials (:mod:`nnbench.train`).
+    - for one run (:meth:`init` and :meth:`step`): a method that cannot be
+      vectorised, such as scipy's minimisers, which call the objective as
+      often as their line searches need. Its runs train alone, through the
+      same loop.
+
+    A plugin may write both: its runs alone then use :meth:`step`, its stacks
+    :meth:`stack_step`, and :func:`nnbench.testing.check_optimizer` (and the
+    runner, once per stack) checks that they agree bit for bit.
+
+    Options are validated on construction and available as ``self.config``;
+    unknown options are rejected, not ignored. Each run of a stack has its own
+    value of every number option; any other option (a form, a flag) is the
+    stack's. Each has its own row of every state entry, except the entries
+    named in ``shared_state`` (a step count), which are the stack's.
 
     Two optional declarations, each handled here once for every optimizer:
 
@@ -40,21 +59,15 @@ class Optimizer:
     - :meth:`diagnostics`: what the optimizer wants recorded about its run
       (scipy's failure counts, say); a ``"warning"`` entry is added to the
       run's message.
-
-    The training loop calls :meth:`start` and :meth:`update`, which wrap
-    :meth:`init` and :meth:`step` with the schedules.
-
-    A vectorised form is optional: :meth:`stack_init` and :meth:`stack_step`
-    do the same for K runs at once (:class:`Stack`), their weights the rows
-    of a ``(K, n_params)`` array. A tuning study trains trials that share a
-    seed that way (:mod:`nnbench.stack`); an optimizer without the pair runs
-    each trial alone.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     options: ClassVar[Mapping[str, Option]] = {}
     schedules: ClassVar[Mapping[str, tuple[str, str]]] = {}
+    # Entries of the stacked state that all runs of a stack share (a step
+    # count); every other entry is per run: an array whose first axis is the run.
+    shared_state: ClassVar[tuple[str, ...]] = ()
     # The options that give the method a fair chance on a small problem (the
     # defaults when empty): what nnbench.testing's check_lowers_the_loss trains with.
     tuning_default: ClassVar[Mapping[str, Any]] = {}
@@ -102,7 +115,7 @@ class Optimizer:
         return make_label(self.name, self.given)
 
     def init(self, theta: np.ndarray) -> dict[str, Any]:
-        """The state before the first step (for the start ``theta``)."""
+        """The state of one run before its first step (for the start ``theta``)."""
         return {}
 
     def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
@@ -115,10 +128,11 @@ class Optimizer:
         raise NotImplementedError
 
     def stack_init(self, thetas: np.ndarray, opts: Mapping[str, Any]) -> dict[str, Any]:
-        """The state of K runs before their first step: :meth:`init` for each row
-        of ``thetas``, its arrays stacked ``(K, n_params)``. ``opts`` holds every
-        option: a number option as a float64 column ``(K, 1)``, one value per
-        run, any other option as its one value (the same for all K)."""
+        """The state of K runs before their first step (``thetas`` of shape ``(K,
+        n_params)``): a per-run entry an array whose first axis is the run
+        (``(K, n_params)``, say), a shared one named in ``shared_state``.
+        ``opts`` holds every option: a number option as a float64 column ``(K,
+        1)``, one value per run, any other option as its one value."""
         return {}
 
     def stack_step(
@@ -128,13 +142,15 @@ class Optimizer:
         state: dict[str, Any],
         opts: Mapping[str, Any],
     ) -> np.ndarray:
-        """:meth:`step` for K runs at once: every row of ``thetas`` updated in
-        place exactly as :meth:`step` would update it; their minibatch losses.
+        """The update rule for K runs at once: every row of ``thetas`` updated in
+        place from ``fun(thetas) -> (losses (K,), gradients (K, n_params))``;
+        their minibatch losses. A row's update must not depend on the other
+        rows: a run computes the same numbers in a stack of any size.
 
-        Exactly means bit for bit: where :meth:`step` meets the weights with a
-        Python float (cast to the weights' dtype first), meet them with the
-        column cast to that dtype (:func:`column`); where it uses a float64
-        number (numpy's ``np.sqrt`` of a float, say), use the float64 column.
+        Where a number option meets the weights, meet them with its column cast
+        to their dtype (:func:`column`), as a Python float would be; where it
+        makes a float64 number (``np.sqrt`` of an option), use the float64
+        column. A plugin that also writes :meth:`step` must match it bit for bit.
         """
         raise NotImplementedError
 
@@ -142,6 +158,12 @@ class Optimizer:
     def can_stack(cls) -> bool:
         """Whether the optimizer has a vectorised step (:meth:`stack_step`)."""
         return cls.stack_step is not Optimizer.stack_step
+
+    @classmethod
+    def steps_alone(cls) -> bool:
+        """Whether a run alone takes the optimizer's own :meth:`step` (it has
+        one, or no vectorised step) rather than a stack of one."""
+        return cls.step is not Optimizer.step or not cls.can_stack()
 
     def diagnostics(self, state: dict[str, Any]) -> dict[str, Any]:
         """What to record about the run, from the final state (JSON-able values)."""
@@ -185,8 +207,9 @@ def stack_signature(kind: type[Optimizer], options: Mapping[str, Any]) -> dict[s
 
 
 class Stack:
-    """K configurations of one optimizer, stepping K runs at once: those whose
-    :func:`stack_signature` is the same. Runs leave the stack with :meth:`keep`.
+    """K configurations of one optimizer, stepping K runs at once through its
+    vectorised step: those whose :func:`stack_signature` is the same (a run
+    alone: K = 1). Runs leave the stack with :meth:`keep`.
     """
 
     def __init__(self, members: Sequence[Optimizer]) -> None:
@@ -206,33 +229,133 @@ class Stack:
                     f"{first.name}: runs whose option {differ[0]} differs cannot share a stack"
                 )
         self.first = first
-        self.opts: dict[str, Any] = {
-            key: np.array([m.config[key] for m in members], dtype=np.float64)[:, None]
+        self.per_run = [key for key in kind.options if key not in shared]
+        self.opts = StackOptions(
+            (key, np.array([m.config[key] for m in members], dtype=np.float64)[:, None])
             if key not in shared
-            else shared[key]
+            else (key, shared[key])
             for key in kind.options
-        }
+        )
+        # a factor of 1 for every run leaves its entry as it is: no multiply
+        self.decays = [
+            (key, factor)
+            for key, (_, factor) in first.schedules.items()
+            if np.any(self.opts[factor] != 1)
+        ]
 
     def start(self, thetas: np.ndarray) -> dict[str, Any]:
         state = self.first.stack_init(thetas, self.opts)
         for key, (first, _) in self.first.schedules.items():
             state[key] = self.opts[first].copy()
+        k = len(thetas)
+        for key, value in state.items():
+            if key not in self.first.shared_state and not (
+                isinstance(value, np.ndarray) and value.ndim and value.shape[0] == k
+            ):
+                raise ValueError(
+                    f"{self.first.name}: state entry {key!r} is not an array with a row per "
+                    f"run; name it in shared_state if the runs of a stack share it"
+                )
         return state
 
     def update(self, fun: StackObjective, thetas: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         losses = self.first.stack_step(fun, thetas, state, self.opts)
-        for key, (_, factor) in self.first.schedules.items():
+        for key, factor in self.decays:
             state[key] *= self.opts[factor]
         return losses
 
     def keep(self, state: dict[str, Any], keep: np.ndarray) -> None:
         """Only the runs where ``keep`` (a boolean mask over the K) is true go on:
-        every per-run array of the options and of ``state`` shrinks to them."""
-        k = len(keep)
-        for store in (self.opts, state):
-            for key, value in store.items():
-                if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == k:
-                    store[key] = np.ascontiguousarray(value[keep])
+        every per-run option column and state entry shrinks to them."""
+        for key in self.per_run:
+            self.opts[key] = np.ascontiguousarray(self.opts[key][keep])
+        self.opts.made.clear()
+        for key, value in state.items():
+            if key not in self.first.shared_state:
+                state[key] = np.ascontiguousarray(value[keep])
+
+    def member_state(self, state: dict[str, Any], p: int) -> dict[str, Any]:
+        """Run ``p``'s own state: its row of every per-run entry (a column's
+        number as a float), every shared entry as it is (what ``diagnostics``
+        reads)."""
+
+        def own(value: np.ndarray) -> Any:
+            row = value[p]
+            return float(row[0]) if row.shape == (1,) else row.copy()
+
+        return {
+            key: value if key in self.first.shared_state else own(value)
+            for key, value in state.items()
+        }
+
+
+class Alone:
+    """One run through its optimizer's own :meth:`~Optimizer.step` (scipy's
+    minimisers; a plugin's step, its reference), with the interface of a
+    :class:`Stack` of one: the loop is the same either way."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = optimizer
+        self._row: np.ndarray | None = None
+
+    def start(self, thetas: np.ndarray) -> dict[str, Any]:
+        if len(thetas) != 1:
+            raise ValueError(f"{self.optimizer.name} steps one run at a time")
+        self._row = thetas[0]
+        return self.optimizer.start(self._row)
+
+    def update(self, fun: Any, thetas: np.ndarray, state: dict[str, Any]) -> np.ndarray:
+        return np.array([self.optimizer.update(fun, self._row, state)])
+
+    def keep(self, state: dict[str, Any], keep: np.ndarray) -> None:
+        """A run alone goes on or ends: there is nothing to shrink."""
+
+    def member_state(self, state: dict[str, Any], p: int) -> dict[str, Any]:
+        return state
+
+
+def stepper(members: Sequence[Optimizer]) -> Stack | Alone:
+    """What steps these runs: a :class:`Stack` for several, or for one whose
+    optimizer has only its vectorised step; one run alone otherwise."""
+    if len(members) == 1 and type(members[0]).steps_alone():
+        return Alone(members[0])
+    return Stack(members)
+
+
+class StackOptions(dict):
+    """A stack's options, as :meth:`Optimizer.stack_step` gets them: every number
+    option a float64 column ``(K, 1)``, one value per run, any other option its
+    one value. What a step derives from a column, the same at every step, it may
+    take from :meth:`column` and :meth:`floats`, made once per stack."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.made: dict[tuple, Any] = {}
+
+    def column(
+        self, key: str, like: np.ndarray, derive: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> np.ndarray:
+        """``column(derive(self[key]), like)``, made once: the column (or what
+        ``derive`` makes of it, in float64) in the dtype of ``like``."""
+        made = (key, derive, like.dtype)
+        value = self.made.get(made)
+        if value is None:
+            values = self[key] if derive is None else derive(self[key])
+            value = self.made[made] = column(values, like)
+        return value
+
+    def floats(self, *keys: str) -> list[tuple[float, ...]]:
+        """Per run, the numbers of these columns as Python floats, made once."""
+        value = self.made.get(keys)
+        if value is None:
+            value = self.made[keys] = list(zip(*(self[key][:, 0].tolist() for key in keys)))
+        return value
+
+
+def complement(values: np.ndarray) -> np.ndarray:
+    """``1 - values``: a decay's complement (a module-level function, so that
+    :meth:`StackOptions.column` makes it once)."""
+    return 1 - values
 
 
 def column(values: np.ndarray, like: np.ndarray) -> np.ndarray:

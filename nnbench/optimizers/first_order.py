@@ -4,10 +4,11 @@ Notation in the docstrings: ``w`` the flat weights, ``g = grad L(w)`` on the
 current minibatch, ``t`` the step number starting at 1. Every update is done
 in place on ``w`` so the per-layer views stay valid.
 
-Each has a vectorised step (``stack_step``) for K runs at once, the rows of
-``(K, n_params)`` arrays, per-run options in ``(K, 1)`` columns: the same
-operations in the same order and dtypes as ``step``, so every row is
-updated bit for bit as ``step`` updates one run (``tests/test_stack.py``).
+Each is written once, as a vectorised step (``stack_step``) for K runs at
+once, the rows of ``(K, n_params)`` arrays, per-run options in ``(K, 1)``
+columns; a run alone is K = 1. A row's numbers never depend on the others,
+so a run computes the same bits alone and in any stack
+(``nnbench.testing.check_optimizer``).
 
 Default search spaces (``nnbench.tune``): the learning rate alone,
 log-uniform, as Schmidt et al. 2021 ("Descending through a Crowded Valley")
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from nnbench.optimizers.base import Objective, Optimizer, Option, StackObjective, column
+from nnbench.optimizers.base import Optimizer, Option, StackObjective, column, complement
 from nnbench.space import LogUniform
 
 _LR = "step size"
@@ -61,12 +62,6 @@ class GD(Optimizer):
         ),
     }
     schedules = {"lr": ("learning_rate", "learning_rate_decay")}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        loss, grad = fun(theta)
-        grad *= state["lr"]
-        theta -= grad
-        return loss
 
     def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
         losses, grads = fun(thetas)
@@ -127,25 +122,6 @@ class Momentum(Optimizer):
         "mu": ("momentum", "momentum_decay"),
     }
 
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"step": np.zeros_like(theta)}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        step = state["step"]
-        step *= state["mu"]  # jump (blog) or mu * v (classical)
-        if self.config["form"] == "blog":
-            theta -= step
-            loss, grad = fun(theta)
-            grad *= state["lr"]
-            theta -= grad
-            step += grad
-        else:
-            loss, grad = fun(theta)
-            grad *= state["lr"]
-            step += grad
-            theta -= step
-        return loss
-
     def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
         return {"step": np.zeros_like(thetas)}
 
@@ -188,26 +164,12 @@ class Nesterov(Optimizer):
         "momentum": Option(0.9, "momentum coefficient mu", **_UNIT),
     }
 
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"v": np.zeros_like(theta)}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        lr, mu = self.config["learning_rate"], self.config["momentum"]
-        v = state["v"]
-        loss, grad = fun(theta)
-        grad *= lr
-        v *= mu
-        v -= grad  # v = mu v - lr g
-        theta += mu * v
-        theta -= grad
-        return loss
-
     def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
         return {"v": np.zeros_like(thetas)}
 
     def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
         v = state["v"]
-        lr, mu = column(opts["learning_rate"], v), column(opts["momentum"], v)
+        lr, mu = opts.column("learning_rate", v), opts.column("momentum", v)
         losses, grads = fun(thetas)
         grads *= lr
         v *= mu
@@ -241,25 +203,6 @@ class RMSprop(Optimizer):
         ),
     }
 
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"ms": np.full_like(theta, self.config["ms_init"])}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        c = self.config
-        ms = state["ms"]
-        loss, grad = fun(theta)
-        ms *= c["decay"]
-        ms += (1 - c["decay"]) * grad * grad
-        if c["eps_inside_sqrt"]:
-            denom = np.sqrt(ms + c["eps"])
-        else:
-            denom = np.sqrt(ms)
-            denom += c["eps"]
-        grad /= denom
-        grad *= c["learning_rate"]
-        theta -= grad
-        return loss
-
     def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
         ms = np.empty_like(thetas)
         ms[...] = column(opts["ms_init"], ms)
@@ -268,16 +211,16 @@ class RMSprop(Optimizer):
     def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
         ms = state["ms"]
         losses, grads = fun(thetas)
-        ms *= column(opts["decay"], ms)
-        ms += column(1 - opts["decay"], ms) * grads * grads
-        eps = column(opts["eps"], ms)
+        ms *= opts.column("decay", ms)
+        ms += opts.column("decay", ms, complement) * grads * grads
+        eps = opts.column("eps", ms)
         if opts["eps_inside_sqrt"]:
             denom = np.sqrt(ms + eps)
         else:
             denom = np.sqrt(ms)
             denom += eps
         grads /= denom
-        grads *= column(opts["learning_rate"], grads)
+        grads *= opts.column("learning_rate", grads)
         thetas -= grads
         return losses
 
@@ -330,20 +273,6 @@ class AdaGrad(Optimizer):
         "initial_accumulator": Option(0.0, "starting value of G", low=0.0, kind=float),
     }
 
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"G": np.full_like(theta, self.config["initial_accumulator"])}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        G = state["G"]
-        loss, grad = fun(theta)
-        G += grad * grad
-        denom = np.sqrt(G)
-        denom += self.config["eps"]
-        grad /= denom
-        grad *= self.config["learning_rate"]
-        theta -= grad
-        return loss
-
     def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
         G = np.empty_like(thetas)
         G[...] = column(opts["initial_accumulator"], G)
@@ -354,9 +283,9 @@ class AdaGrad(Optimizer):
         losses, grads = fun(thetas)
         G += grads * grads
         denom = np.sqrt(G)
-        denom += column(opts["eps"], denom)
+        denom += opts.column("eps", denom)
         grads /= denom
-        grads *= column(opts["learning_rate"], grads)
+        grads *= opts.column("learning_rate", grads)
         thetas -= grads
         return losses
 
@@ -381,49 +310,29 @@ class Adam(Optimizer):
         "beta2": Option(0.999, "decay of the second moment", **_DECAY),
         "eps": Option(1e-8, "added to the denominator", **_EPS),
     }
-
-    def init(self, theta: np.ndarray) -> dict[str, Any]:
-        return {"m": np.zeros_like(theta), "v": np.zeros_like(theta), "t": 0}
-
-    def step(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
-        c = self.config
-        b1, b2 = c["beta1"], c["beta2"]
-        m, v = state["m"], state["v"]
-        state["t"] += 1
-        t = state["t"]
-        loss, grad = fun(theta)
-        m *= b1
-        m += (1 - b1) * grad
-        v *= b2
-        v += (1 - b2) * grad * grad
-        lr_t, eps_t = _adam_corrections(c["learning_rate"], c["eps"], b1, b2, t)
-        denom = np.sqrt(v)
-        denom += eps_t
-        np.divide(m, denom, out=grad)
-        grad *= lr_t
-        theta -= grad
-        return loss
+    shared_state = ("t",)  # the step count: every run of a stack steps together
 
     def stack_init(self, thetas: np.ndarray, opts: dict) -> dict[str, Any]:
         return {"m": np.zeros_like(thetas), "v": np.zeros_like(thetas), "t": 0}
 
     def stack_step(self, fun: StackObjective, thetas: np.ndarray, state: dict, opts: dict) -> Any:
-        b1, b2 = opts["beta1"], opts["beta2"]
         m, v = state["m"], state["v"]
         state["t"] += 1
         t = state["t"]
         losses, grads = fun(thetas)
-        m *= column(b1, m)
-        m += column(1 - b1, m) * grads
-        v *= column(b2, v)
-        v += column(1 - b2, v) * grads * grads
-        # float64, as step's np.float64 scalars: computed run by run, as step computes them
-        columns = (opts["learning_rate"], opts["eps"], b1, b2)
-        corrections = [
-            _adam_corrections(float(lr), float(eps), float(c1), float(c2), t)
-            for lr, eps, c1, c2 in zip(*(c[:, 0] for c in columns))
-        ]
-        lr_t, eps_t = (np.array(col, dtype=np.float64)[:, None] for col in zip(*corrections))
+        m *= opts.column("beta1", m)
+        m += opts.column("beta1", m, complement) * grads
+        v *= opts.column("beta2", v)
+        v += opts.column("beta2", v, complement) * grads * grads
+        # float64 numbers, computed run by run from Python floats (numpy's power of an
+        # array may take a CPU's own vector routine: another rounding); for one run,
+        # float64 scalars, which numpy promotes as it promotes a float64 column
+        runs = opts.floats("learning_rate", "eps", "beta1", "beta2")
+        if len(runs) == 1:
+            lr_t, eps_t = _adam_corrections(*runs[0], t)
+        else:
+            corrections = [_adam_corrections(*run, t) for run in runs]
+            lr_t, eps_t = (np.array(col, dtype=np.float64)[:, None] for col in zip(*corrections))
         denom = np.sqrt(v)
         denom += eps_t
         np.divide(m, denom, out=grads)

@@ -103,6 +103,7 @@ class Faulty(Optimizer):
         "at_step": Option(3, "the step at which it goes wrong", low=1),
         "seconds": Option(0.05, "how long a step sleeps with fault = sleep", low=0.0),
     }
+    shared_state = ("t",)  # the step count: a stack steps together
 
     def init(self, theta):
         return {"t": 0}
