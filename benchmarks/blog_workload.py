@@ -138,7 +138,7 @@ def nnbench_run(name, options, data) -> dict:
         spec.values, name, {"train": (X, y), "valid": valid, "test": test}, 10, spec.options
     )
     clock = {"passes": 0.0}
-    inner = run.model._loss_and_grad
+    inner = run.model.losses_and_grads
 
     def timed(*args):  # the objective's work, timed
         t0 = time.perf_counter()
@@ -147,7 +147,7 @@ def nnbench_run(name, options, data) -> dict:
         finally:
             clock["passes"] += time.perf_counter() - t0
 
-    run.model._loss_and_grad = timed
+    run.model.losses_and_grads = timed
     t0 = time.perf_counter()
     result = run()
     last = result.rows[-1]

@@ -27,10 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 GRIDS = [p for p in sorted((ROOT / "experiments" / "ci").glob("*.toml")) if p.stem != "tune"]
-BUG = (
+BUG = (  # GD's step halved
     "optimizers/first_order.py",
-    'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
-    'grad *= state["lr"] * 0.5\n        theta -= grad\n        return loss\n\n    def stack_step',
+    'grads *= column(state["lr"], grads)\n        thetas -= grads\n        return losses\n\n\nclass Momentum',  # noqa: E501
+    'grads *= column(state["lr"], grads) * 0.5\n        thetas -= grads\n        return losses\n\n\nclass Momentum',  # noqa: E501
 )
 
 

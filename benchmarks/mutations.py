@@ -49,29 +49,22 @@ BUGS = [
         "gd step 0.9x",
         "gd",
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
-        'grad *= state["lr"] * 0.9\n        theta -= grad\n        return loss\n\n    def stack_step',
-    ),
-    Patch(
-        "gd decay ignored",
-        "gd, schedules",
-        "optimizers/base.py",
-        "state[key] *= self.config[factor]",
-        "state[key] *= 1.0",
+        'grads *= column(state["lr"], grads)\n        thetas -= grads\n        return losses\n\n\nclass Momentum',
+        'grads *= column(state["lr"], grads) * 0.9\n        thetas -= grads\n        return losses\n\n\nclass Momentum',
     ),
     Patch(
         "momentum: look-ahead dropped",
         "momentum",
         "optimizers/first_order.py",
-        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= grad\n            step += grad',
-        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= grad\n            theta -= step\n            step += grad',
+        '            thetas -= step\n            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads)\n            thetas -= grads\n            step += grads',
+        '            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads)\n            thetas -= grads\n            thetas -= step\n            step += grads',
     ),
     Patch(
         "nesterov turned heavy ball",
         "nesterov",
         "optimizers/first_order.py",
-        "theta += mu * v\n        theta -= grad",
-        "theta += v",
+        "thetas += mu * v\n        thetas -= grads",
+        "thetas += v",
     ),
     Patch(
         "adam without bias correction",
@@ -84,15 +77,15 @@ BUGS = [
         "rmsprop decay hard-wired to 0.9",
         "rmsprop",
         "optimizers/first_order.py",
-        'ms *= c["decay"]\n        ms += (1 - c["decay"]) * grad * grad',
-        "ms *= 0.9\n        ms += (1 - 0.9) * grad * grad",
+        'ms *= opts.column("decay", ms)\n        ms += opts.column("decay", ms, complement) * grads * grads',
+        "ms *= 0.9\n        ms += (1 - 0.9) * grads * grads",
     ),
     Patch(
         "adagrad accumulator not summed",
         "adagrad",
         "optimizers/first_order.py",
-        "G += grad * grad",
-        "G[...] = grad * grad",
+        "G += grads * grads",
+        "G[...] = grads * grads",
     ),
     Patch(
         "cg mb_maxiter off by one",
@@ -133,8 +126,8 @@ BUGS = [
         "gradient: output bias gradient halved",
         "MLP gradient",
         "mlp.py",
-        "np.matmul(z, ones, out=g[0])",
-        "np.matmul(z, ones, out=g[0]); g[0] *= 0.5",
+        "np.matmul(z, ws.ones, out=g.bias)",
+        "np.matmul(z, ws.ones, out=g.bias); g.bias[...] *= 0.5",
     ),
     Patch(
         "activation: sigmoid derivative s instead of s(1 - s)",
@@ -147,16 +140,16 @@ BUGS = [
         "evaluation: accuracy from the runner-up class",
         "evaluation",
         "mlp.py",
-        "n_correct += int(np.count_nonzero(z.argmax(axis=0) == yc))",
-        "n_correct += int(np.count_nonzero(np.argsort(z, axis=0)[-2] == yc))",
+        "hits = z.argmax(axis=1) == yc",
+        "hits = np.argsort(z, axis=1)[:, -2] == yc",
     ),
     # found by an independent review: the gate of 15 bugs passed both
     Patch(
         "heavy ball applies the old velocity",
         "momentum (classical)",
         "optimizers/first_order.py",
-        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            step += grad\n            theta -= step',
-        '            loss, grad = fun(theta)\n            grad *= state["lr"]\n            theta -= step\n            step += grad',
+        '            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads)\n            step += grads\n            thetas -= step',
+        '            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads)\n            thetas -= step\n            step += grads',
     ),
     Patch(
         "CG's gradient tolerance loosened (gtol 1e-5 to 1e-3)",
@@ -170,8 +163,8 @@ BUGS = [
         "softmax: the cost picks the logits after exp",
         "softmax output",
         "functions.py",
-        "        picked = float(flat[pos].sum(dtype=np.float64))\n        np.exp(z, out=z)",
-        "        np.exp(z, out=z)\n        picked = float(flat[pos].sum(dtype=np.float64))",
+        "        picked = [float(flat[pos].sum(dtype=np.float64)) for flat in flats]\n        np.exp(zz, out=zz)",
+        "        np.exp(zz, out=zz)\n        picked = [float(flat[pos].sum(dtype=np.float64)) for flat in flats]",
     ),
     Patch(
         "tanh derivative 1 - a instead of 1 - a^2",
@@ -191,15 +184,15 @@ BUGS = [
         "L2 gradient not divided by the batch rows",
         "L2",
         "mlp.py",
-        "g[1:] += (self.l2 / n) * block[1:]",
-        "g[1:] += self.l2 * block[1:]",
+        "g.weights[...] += (self.l2 / n) * layer.weights",
+        "g.weights[...] += self.l2 * layer.weights",
     ),
     Patch(
         "Adam's eps raised to float32's machine epsilon in float32 runs",
         "float32",
         "optimizers/first_order.py",
-        'lr_t, eps_t = _adam_corrections(c["learning_rate"], c["eps"], b1, b2, t)',
-        'lr_t, eps_t = _adam_corrections(c["learning_rate"], max(c["eps"], float(np.finfo(theta.dtype).eps)), b1, b2, t)',
+        'runs = opts.floats("learning_rate", "eps", "beta1", "beta2")',
+        'runs = [(lr, max(eps, float(np.finfo(thetas.dtype).eps)), b1, b2) for lr, eps, b1, b2 in opts.floats("learning_rate", "eps", "beta1", "beta2")]',
     ),
     Patch(
         "the tuning choice takes the worst trial",
@@ -233,15 +226,15 @@ BUGS = [
         "the running loss divides by one minibatch more",
         "running loss (estimator default)",
         "train.py",
-        'loss = running["loss"] / running["n"] if running["n"] else np.nan',
-        'loss = running["loss"] / (running["n"] + 1) if running["n"] else np.nan',
+        'scores = {"train": [(self.running[p] / self.n_running, np.nan) for p in which]}',
+        'scores = {"train": [(self.running[p] / (self.n_running + 1), np.nan) for p in which]}',
     ),
     Patch(
         "tol compares with the first cost instead of the previous",
         "stopping",
         "train.py",
-        "if loop.tol is not None and abs(cost - prev_cost) < loop.tol:",
-        "if loop.tol is not None and abs(cost - first_cost) < loop.tol:",
+        "if loop.tol is not None and abs(cost - prev) < loop.tol:",
+        "if loop.tol is not None and abs(cost - start) < loop.tol:",
     ),
     Patch(
         "log-spaced evaluation points start at 10% of the budget",
@@ -253,7 +246,7 @@ BUGS = [
 ]
 
 # Changes that only move rounding, or run the same code another way: the gate must pass.
-# Bugs in stacked training (nnbench.stack), which ci-tune's trials run.
+# Bugs in what stacks and runs alone share (one engine), found first by ci-tune's trials.
 BUGS += [
     Patch(
         "stacked adam: step 1.001x",
@@ -286,16 +279,16 @@ BUGS += [
     Patch(
         "stacked evaluation: every member scored as the first",
         "stacked trials (evaluation)",
-        "stack.py",
+        "mlp.py",
         "correct[j] += int(np.count_nonzero(hits[j]))",
         "correct[j] += int(np.count_nonzero(hits[0]))",
     ),
     Patch(
         "stacked divergence: a member's loss read from the next",
         "stacked trials (divergence)",
-        "stack.py",
-        "if not math.isfinite(losses[p])]",
-        "if not math.isfinite(losses[min(p + 1, len(active) - 1)])]",
+        "train.py",
+        "lost = [p for p, loss in enumerate(values) if not math.isfinite(loss)]",
+        "lost = [p for p in range(len(values)) if not math.isfinite(values[min(p + 1, len(values) - 1)])]",
     ),
 ]
 HARMLESS_PATCHES = [
@@ -310,15 +303,15 @@ HARMLESS_PATCHES = [
         "cost summed in another order",
         "rounding",
         "functions.py",
-        "cost -= float(work.sum(dtype=np.float64))",
-        "cost -= float(np.sort(work, axis=None).sum(dtype=np.float64))",
+        "costs[j] -= float(works[j].sum(dtype=np.float64))",
+        "costs[j] -= float(np.sort(works[j], axis=None).sum(dtype=np.float64))",
     ),
     Patch(
         "gd update written another way",
         "refactor",
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
-        'np.subtract(theta, state["lr"] * grad, out=theta)\n        return loss\n\n    def stack_step',
+        'grads *= column(state["lr"], grads)\n        thetas -= grads\n        return losses\n\n\nclass Momentum',
+        'np.subtract(thetas, column(state["lr"], grads) * grads, out=thetas)\n        return losses\n\n\nclass Momentum',
     ),
 ]
 HARMLESS_FLAGS = [
@@ -356,33 +349,33 @@ TOLERANCE_FACTORS = (2.0, 10.0, 100.0)
 STEP_SITES = {
     "gd": (
         "optimizers/first_order.py",
-        'grad *= state["lr"]\n        theta -= grad\n        return loss\n\n    def stack_step',
-        'grad *= state["lr"] * {f}\n        theta -= grad\n        return loss\n\n    def stack_step',
+        'grads *= column(state["lr"], grads)\n        thetas -= grads\n        return losses\n\n\nclass Momentum',
+        'grads *= column(state["lr"], grads) * {f}\n        thetas -= grads\n        return losses\n\n\nclass Momentum',
     ),
     "momentum": (
         "optimizers/first_order.py",
-        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"]',
-        '            theta -= step\n            loss, grad = fun(theta)\n            grad *= state["lr"] * {f}',
+        '            thetas -= step\n            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads)',
+        '            thetas -= step\n            losses, grads = fun(thetas)\n            grads *= column(state["lr"], grads) * {f}',
     ),
     "nesterov": (
         "optimizers/first_order.py",
-        'lr, mu = self.config["learning_rate"], self.config["momentum"]',
-        'lr, mu = self.config["learning_rate"] * {f}, self.config["momentum"]',
+        'lr, mu = opts.column("learning_rate", v), opts.column("momentum", v)',
+        'lr, mu = opts.column("learning_rate", v) * {f}, opts.column("momentum", v)',
     ),
     "rmsprop": (
         "optimizers/first_order.py",
-        '        grad /= denom\n        grad *= c["learning_rate"]',
-        '        grad /= denom\n        grad *= c["learning_rate"] * {f}',
+        '            denom += eps\n        grads /= denom\n        grads *= opts.column("learning_rate", grads)',
+        '            denom += eps\n        grads /= denom\n        grads *= opts.column("learning_rate", grads) * {f}',
     ),
     "adagrad": (
         "optimizers/first_order.py",
-        'grad *= self.config["learning_rate"]\n        theta -= grad',
-        'grad *= self.config["learning_rate"] * {f}\n        theta -= grad',
+        '        denom += opts.column("eps", denom)\n        grads /= denom\n        grads *= opts.column("learning_rate", grads)',
+        '        denom += opts.column("eps", denom)\n        grads /= denom\n        grads *= opts.column("learning_rate", grads) * {f}',
     ),
     "adam": (
         "optimizers/first_order.py",
-        'lr_t, eps_t = _adam_corrections(c["learning_rate"], ',
-        'lr_t, eps_t = _adam_corrections(c["learning_rate"] * {f}, ',
+        'runs = opts.floats("learning_rate", "eps", "beta1", "beta2")',
+        'runs = [(lr * {f}, *rest) for lr, *rest in opts.floats("learning_rate", "eps", "beta1", "beta2")]',
     ),
 }
 STEP_ERRORS = (0.01, 0.02, 0.05, 0.10)

@@ -97,33 +97,34 @@ def parts(args: argparse.Namespace) -> None:
 def parts_of(args: argparse.Namespace, hidden: list[int], rng) -> str:
     import numpy as np
 
-    from nnbench import optimizers, stack
+    from nnbench import optimizers
     from nnbench.mlp import EVAL_CHUNK, MLP
     from nnbench.optimizers.base import Stack
 
     k, n = args.trials, args.batch
     model = MLP((784, *hidden, 10), "sigmoid", "softmax", 0.0, "float32")
     thetas = np.stack([model.init(rng) for _ in range(k)])
-    singles = [np.ascontiguousarray(t) for t in thetas]
+    singles = [thetas[j : j + 1].copy() for j in range(k)]  # each run alone: a stack of one
     X = rng.random((n, 784), dtype=np.float32)
     y = rng.integers(0, 10, n)
-    grads, grad = np.empty_like(thetas), np.empty(model.n_params, np.float32)
+    grads, grad = np.empty_like(thetas), np.empty((1, model.n_params), np.float32)
     members = [optimizers.make(args.optimizer, {"learning_rate": 1e-3 * (j + 1)}) for j in range(k)]
     together = Stack(members)
     state = together.start(thetas)
-    states = [m.start(s) for m, s in zip(members, singles)]
-    zero = np.zeros(k)
+    alone = [Stack([m]) for m in members]
+    states = [a.start(s) for a, s in zip(alone, singles)]
+    zero, zero1 = np.zeros(k), np.zeros(1)
 
     def alone_steps() -> None:
-        for m, s, x in zip(members, singles, states):
-            m.update(lambda _: (0.0, grad), s, x)
+        for a, s, x in zip(alone, singles, states):
+            a.update(lambda _: (zero1, grad), s, x)
 
-    pass_s = best_of(lambda: stack.loss_and_grad(model, thetas, X, y, grads))
-    pass_1 = best_of(lambda: [model._loss_and_grad(s, X, y, grad) for s in singles])
+    pass_s = best_of(lambda: model.losses_and_grads(thetas, X, y, grads))
+    pass_1 = best_of(lambda: [model.losses_and_grads(s, X, y, grad) for s in singles])
     step_s = best_of(lambda: together.update(lambda _: (zero, grads), thetas, state))
     step_1 = best_of(alone_steps)
     Xe = rng.random((EVAL_CHUNK, 784), dtype=np.float32)
-    W = stack.blocks(model, thetas)[0][:, 1:]
+    W = model.layout.blocks(thetas)[0][:, 1:]
 
     def batched() -> np.ndarray:
         return np.matmul(W.transpose(0, 2, 1), Xe.T)

@@ -136,7 +136,7 @@ class ListState(MisShared):
 
 
 def test_a_per_run_state_entry_must_have_a_row_per_run():
-    with pytest.raises(AssertionError, match="raised ValueError.*'v' is not an array with a row"):
+    with pytest.raises(AssertionError, match=r"raised ValueError.*'v' is not an array with a row"):
         testing.check_optimizer(ListState)
 
 
