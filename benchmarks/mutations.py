@@ -259,8 +259,8 @@ BUGS += [
         "stacked schedules: decays ignored",
         "stacked trials (gd, momentum)",
         "optimizers/base.py",
-        "state[key] *= self.opts[factor]",
-        "state[key] *= 1.0",
+        "        state[key] *= values[factor]",
+        "        state[key] *= 1.0",
     ),
     Patch(
         "stacked rmsprop: eps always outside the root",

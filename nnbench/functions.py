@@ -62,32 +62,18 @@ def label_positions(y: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Every member's summed cost over samples, for logits ``z`` and labels ``y``;
-    ``z`` becomes ``p - Y``.
+    """Each member's summed cost over samples, for logits ``z`` ``(K, n_classes,
+    n_samples)`` of K stacked networks (a run alone is K = 1) and labels ``y``;
+    ``z`` becomes ``p - Y``. Returns the K costs (float64).
 
-    The logits of K members (K copies of a network, one run being K = 1) are
-    stacked class-major, ``(K, n_classes, n_samples)``: every reduction over
-    the classes is then a reduction along an axis of the classes, a
-    vectorised loop over the samples, instead of many reductions of a few
-    elements each (three times faster for ten classes). The element-wise work
-    is done on the whole stack; the sums are taken member by member, in
-    float64, so that a member's cost is the same number in any stack.
-
-    Parameters
-    ----------
-    name : {"sigmoid", "softmax"}
-        ``"sigmoid"`` is the post's one-vs-all cross-entropy,
-        ``sum_k -y_k log s(z_k) - (1 - y_k) log(1 - s(z_k))``, computed as
-        ``softplus(z_k) - y_k z_k``. ``"softmax"`` is the multinomial
-        cross-entropy ``logsumexp(z) - z_y``.
-    z : C-contiguous ndarray of shape (K, n_classes, n_samples)
-        Logits; overwritten with the derivative of the summed cost.
-    y : ndarray of int, shape (n_samples,)
-        Class indices.
-
-    Returns
-    -------
-    ndarray of float64, shape (K,)
+    The logits are class-major, so every reduction over the classes is a
+    vectorised loop over the samples (three times faster for ten classes than
+    many reductions of a few elements). The element-wise work is done on the
+    whole stack, the sums member by member in float64: a member's cost is the
+    same number in any stack. ``"sigmoid"`` is the post's one-vs-all
+    cross-entropy, ``sum_k -y_k log s(z_k) - (1 - y_k) log(1 - s(z_k))``,
+    computed as ``softplus(z_k) - y_k z_k``; ``"softmax"`` the multinomial
+    cross-entropy ``logsumexp(z) - z_y``. ``z`` must be C-contiguous.
     """
     k, _, n = z.shape
     # One member's numpy calls on its 2-D view cost less than on a stack of one:

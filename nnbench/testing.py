@@ -29,7 +29,10 @@ The checks (:data:`CHECKS`), each raising ``AssertionError`` with what differs:
   validation accuracy passes 0.6.
 - :func:`check_stacked_equals_alone` (an optimizer with a vectorised step): a
   stack of members with different options equals each run alone, bit for bit
-  (weights, every evaluation row, status, counts), in float32 and float64.
+  (weights, every evaluation row, status, counts), in float32 and float64. A
+  run alone takes the optimizer's single-run ``step`` when it has one (a
+  plugin's reference), else its vectorised step on a stack of one: then the
+  check is that a member's numbers never depend on the rows beside it.
 - :func:`check_state_per_member`: each member's own state out of the stack
   equals the state of its run alone.
 - :func:`check_leaving_member`: a member whose weights turn NaN mid-run leaves

@@ -171,16 +171,12 @@ class Optimizer:
 
     def start(self, theta: np.ndarray) -> dict[str, Any]:
         """:meth:`init`, with every scheduled entry at its starting value."""
-        state = self.init(theta)
-        for key, (first, _) in self.schedules.items():
-            state[key] = self.config[first]
-        return state
+        return start_schedules(self.init(theta), self.schedules, self.config)
 
     def update(self, fun: Objective, theta: np.ndarray, state: dict[str, Any]) -> float:
         """:meth:`step`, then every scheduled entry decayed by its factor."""
         loss = self.step(fun, theta, state)
-        for key, (_, factor) in self.schedules.items():
-            state[key] *= self.config[factor]
+        decay(state, decays_of(self.schedules, self.config), self.config)
         return loss
 
     def __repr__(self) -> str:
@@ -188,6 +184,33 @@ class Optimizer:
 
 
 _UNSET = object()
+
+
+# Schedules (Optimizer.schedules), for a run alone (its options) or a stack
+# (per-run columns): written once for both.
+def start_schedules(
+    state: dict[str, Any], schedules: Mapping[str, tuple[str, str]], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``state`` with every scheduled entry at its starting option's value."""
+    for key, (first, _) in schedules.items():
+        value = values[first]
+        state[key] = value.copy() if isinstance(value, np.ndarray) else value
+    return state
+
+
+def decays_of(
+    schedules: Mapping[str, tuple[str, str]], values: Mapping[str, Any]
+) -> list[tuple[str, str]]:
+    """The scheduled entries that change, with their factor's option: a factor of
+    1 for every run leaves its entry as it is, and is not multiplied."""
+    return [(key, factor) for key, (_, factor) in schedules.items()
+            if np.any(np.asarray(values[factor]) != 1)]  # fmt: skip
+
+
+def decay(state: dict[str, Any], decays: list[tuple[str, str]], values: Mapping[str, Any]) -> None:
+    """After a step: each entry of ``decays`` multiplied by its factor."""
+    for key, factor in decays:
+        state[key] *= values[factor]
 
 
 def stack_signature(kind: type[Optimizer], options: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -236,17 +259,11 @@ class Stack:
             else (key, shared[key])
             for key in kind.options
         )
-        # a factor of 1 for every run leaves its entry as it is: no multiply
-        self.decays = [
-            (key, factor)
-            for key, (_, factor) in first.schedules.items()
-            if np.any(self.opts[factor] != 1)
-        ]
+        self.decays = decays_of(first.schedules, self.opts)
 
     def start(self, thetas: np.ndarray) -> dict[str, Any]:
-        state = self.first.stack_init(thetas, self.opts)
-        for key, (first, _) in self.first.schedules.items():
-            state[key] = self.opts[first].copy()
+        state = start_schedules(self.first.stack_init(thetas, self.opts), self.first.schedules,
+                                self.opts)  # fmt: skip
         k = len(thetas)
         for key, value in state.items():
             if key not in self.first.shared_state and not (
@@ -260,8 +277,7 @@ class Stack:
 
     def update(self, fun: StackObjective, thetas: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         losses = self.first.stack_step(fun, thetas, state, self.opts)
-        for key, factor in self.decays:
-            state[key] *= self.opts[factor]
+        decay(state, self.decays, self.opts)
         return losses
 
     def keep(self, state: dict[str, Any], keep: np.ndarray) -> None:
