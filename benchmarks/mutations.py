@@ -287,8 +287,8 @@ BUGS += [
         "stacked divergence: a member's loss read from the next",
         "stacked trials (divergence)",
         "train.py",
-        "lost = [p for p, loss in enumerate(values) if not math.isfinite(loss)]",
-        "lost = [p for p in range(len(values)) if not math.isfinite(values[min(p + 1, len(values) - 1)])]",
+        "lost = [p for p, loss in enumerate(losses) if not math.isfinite(loss)]",
+        "lost = [p for p in range(len(losses)) if not math.isfinite(losses[min(p + 1, len(losses) - 1)])]",
     ),
 ]
 HARMLESS_PATCHES = [

@@ -1,10 +1,13 @@
-"""One training run: minibatches, budgets, evaluation on a schedule, stopping.
+"""The training loop: minibatches, budgets, evaluation on a schedule, stopping.
 
-The loop is the same for every optimizer, which is what makes a comparison
-fair: for one seed, every optimizer starts from the same weights and sees the
-same minibatch order (:mod:`nnbench.seeding`), and the time spent evaluating
-is kept out of the training time. How a run is built from its settings is
-:func:`nnbench.build.build_run`; this module is the loop itself.
+One loop trains every run: a run alone is a stack of one (:func:`train`),
+a tuning study's trials that share a seed a stack of K
+(:func:`train_stack`). The loop is the same for every optimizer, which is
+what makes a comparison fair: for one seed, every optimizer starts from the
+same weights and sees the same minibatch order (:mod:`nnbench.seeding`), and
+the time spent evaluating is kept out of the training time. How a run is
+built from its settings is :func:`nnbench.build.build_run`; this module is
+the loop itself.
 """
 
 from __future__ import annotations
@@ -482,7 +485,7 @@ class _Loop:
         }  # fmt: skip
         self.running = [0.0] * k  # summed minibatch losses since the last point, per member
         self.n_running = 0
-        self.alone = k == 1  # on its own clocks
+        self.own_clock = k == 1  # a run alone: timed on its own clocks
         self.clock = TrainingClock()
 
     def run(self, rng: np.random.Generator) -> list[TrainResult]:
@@ -542,11 +545,8 @@ class _Loop:
             if timed:
                 seconds = self.clock.training_seconds()
             done = budget.exhausted(it, progress["epoch"], objective.n_evals, seconds)
-            if not math.isfinite(sum(values)):  # a member's loss is not finite
-                lost = [p for p, loss in enumerate(values) if not math.isfinite(loss)]
-                self._evaluate(lost)
-                self._end({p: (Status.DIVERGED, f"minibatch loss became {values[p]} at "
-                               f"iteration {it}") for p in lost})  # fmt: skip
+            if not math.isfinite(sum(values)):  # a member's loss may not be finite
+                self._lose(values, it)
                 if not self.active:
                     break
             due = schedule.due(
@@ -555,6 +555,15 @@ class _Loop:
             )
             if due or done:
                 self._point(it, done)
+
+    def _lose(self, losses: list[float], it: int) -> None:
+        """The members whose minibatch loss is not finite end, diverged, at a row
+        of their own."""
+        lost = [p for p, loss in enumerate(losses) if not math.isfinite(loss)]
+        if lost:
+            self._evaluate(lost)
+            self._end({p: (Status.DIVERGED, f"minibatch loss became {losses[p]} at iteration {it}")
+                       for p in lost})  # fmt: skip
 
     def _point(self, it: int, done: bool) -> None:
         """An evaluation point: every member's row, then who ends here."""
@@ -585,7 +594,7 @@ class _Loop:
             return Status.COMPLETED, ""
         return None
 
-    def _evaluate(self, which: list[int], with_test: bool | None = None) -> list[dict[str, Any]]:
+    def _evaluate(self, which: list[int]) -> list[dict[str, Any]]:
         """Rows for the active members at positions ``which``, off the training clock."""
         if len(self.rows[self.active[which[0]]]) > settings.MAX_EVAL_POINTS:
             raise TooManyEvaluations  # the start and the points a run may record
@@ -595,7 +604,7 @@ class _Loop:
         sub = self.thetas if len(which) == len(self.active) else self.thetas[which]
         base = dict(self.progress, grad_evals=self.objective.n_evals)
         new = [dict(base) for _ in which]
-        test = inputs.test if (self.loop.test_curve if with_test is None else with_test) else None
+        test = inputs.test if self.loop.test_curve else None  # else at the end (_end)
         # Weights gone to NaN or inf are reported as a non-finite cost, not warned about.
         with np.errstate(invalid="ignore", over="ignore"):
             if inputs.train_eval is not None:
@@ -622,7 +631,7 @@ class _Loop:
     def _seconds(self) -> dict[str, float]:
         """The clocks' columns of a row: a run alone's own, or the stack's."""
         clock = self.clock
-        if self.alone:
+        if self.own_clock:
             return {"train_seconds": clock.wall, "train_cpu_seconds": clock.cpu,
                     "eval_seconds": clock.eval}  # fmt: skip
         return {"train_seconds": np.nan, "train_cpu_seconds": np.nan, "eval_seconds": np.nan,
@@ -643,7 +652,7 @@ class _Loop:
             for p, (cost, acc) in zip(which, scores):
                 last = self.rows[self.active[p]][-1]
                 last["test_cost"], last["test_accuracy"] = cost, acc
-                if self.alone:
+                if self.own_clock:
                     last["eval_seconds"] = self.clock.eval
             self.clock.resume()
         for p in which:
@@ -683,7 +692,7 @@ class LoopInputs(NamedTuple):
 def loop_inputs(
     model: MLP, train_data: Split, loop: LoopSettings, valid: Split | None, test: Split | None
 ) -> LoopInputs:
-    """The inputs of :func:`train` and :func:`nnbench.stack.train_stack`, checked
+    """The inputs of :func:`train_stack`, checked
     and converted."""
     X, y = train_data
     n_samples = len(X)
