@@ -277,7 +277,8 @@ class Stack:
 
     def update(self, fun: StackObjective, thetas: np.ndarray, state: dict[str, Any]) -> np.ndarray:
         losses = self.first.stack_step(fun, thetas, state, self.opts)
-        decay(state, self.decays, self.opts)
+        if self.decays:
+            decay(state, self.decays, self.opts)
         return losses
 
     def keep(self, state: dict[str, Any], keep: np.ndarray) -> None:
