@@ -1,7 +1,7 @@
 """This tree's training speed beside another commit's, alternating in one run.
 
 Usage: python benchmarks/engine_speed.py --ref COMMIT [--rounds 6] [--epochs 1]
-       [--out results/engine-speed.md]
+       [--only TEXT] [--out results/engine-speed.md]
 
 What a change to the training engine must not slow down, measured on the
 same machine in the same minutes: the commit ``--ref`` is checked out into a
@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--out", default="results/engine-speed.md")
+    parser.add_argument("--only", help="only the workloads whose label contains this text")
     args = parser.parse_args()
+    if args.only:
+        WORKLOADS[:] = [w for w in WORKLOADS if args.only in w[0]]
     ref = subprocess.run(["git", "rev-parse", "--short", args.ref], cwd=ROOT, check=True,
                          capture_output=True, text=True).stdout.strip()  # fmt: skip
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,

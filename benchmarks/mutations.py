@@ -163,8 +163,8 @@ BUGS = [
         "softmax: the cost picks the logits after exp",
         "softmax output",
         "functions.py",
-        "        picked = [float(flat[pos].sum(dtype=np.float64)) for flat in flats]\n        np.exp(zz, out=zz)",
-        "        np.exp(zz, out=zz)\n        picked = [float(flat[pos].sum(dtype=np.float64)) for flat in flats]",
+        "        for j in range(k):\n            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))\n        np.exp(zz, out=zz)",
+        "        np.exp(zz, out=zz)\n        for j in range(k):\n            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))",
     ),
     Patch(
         "tanh derivative 1 - a instead of 1 - a^2",

@@ -76,21 +76,21 @@ def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> np.ndarray
     cross-entropy ``logsumexp(z) - z_y``. ``z`` must be C-contiguous.
     """
     k, _, n = z.shape
+    flat = z.reshape(k, -1)  # a view: z is C-contiguous
     # One member's numpy calls on its 2-D view cost less than on a stack of one:
     # the same numbers (element-wise work, and sums over the same blocks).
-    zz = z[0] if k == 1 else z
-    blocks = [zz] if k == 1 else [zz[j] for j in range(k)]  # each (n_classes, n) contiguous
+    zz, rows = (z[0], (flat[0],)) if k == 1 else (z, tuple(flat))
     pos = label_positions(y, n)
     costs = np.empty(k)
     if name == "sigmoid":
         # With t = tanh(z / 2): sigmoid(z) = (1 + t) / 2, and
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)) = max(z, 0) + log 2 - log(1 + |t|),
         # exact and stable for any z (1 + |t| lies in [1, 2]), from one tanh.
-        constant = blocks[0].size * math.log(2.0)
+        constant = flat.shape[1] * math.log(2.0)
         work = np.maximum(zz, 0)
-        works = [work] if k == 1 else [work[j] for j in range(k)]
+        works = (work,) if k == 1 else tuple(work)  # each member's (n_classes, n) block
         for j in range(k):
-            picked = float(blocks[j].reshape(-1)[pos].sum(dtype=np.float64))
+            picked = float(rows[j][pos].sum(dtype=np.float64))
             costs[j] = float(works[j].sum(dtype=np.float64)) + constant - picked
         zz *= 0.5
         np.tanh(zz, out=zz)
@@ -103,21 +103,18 @@ def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> np.ndarray
         zz += 0.5  # z is now sigmoid(z)
     elif name == "softmax":
         zz -= np.maximum.reduce(zz, axis=-2, keepdims=k > 1)
-        flats = [block.reshape(-1) for block in blocks]
-        picked = [float(flat[pos].sum(dtype=np.float64)) for flat in flats]
+        for j in range(k):
+            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))
         np.exp(zz, out=zz)
         total = np.add.reduce(zz, axis=-2, keepdims=k > 1)
-        logs = np.log(total)
+        logs = np.log(total).reshape(k, -1)
         for j in range(k):
-            costs[j] = float((logs if k == 1 else logs[j, 0]).sum(dtype=np.float64)) - picked[j]
+            costs[j] += float(logs[j].sum(dtype=np.float64))
         zz /= total
-        for flat in flats:
-            flat[pos] -= 1
-        return costs
     else:
         raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")
-    for block in blocks:
-        block.reshape(-1)[pos] -= 1
+    for row in rows:
+        row[pos] -= 1
     return costs
 
 

@@ -242,7 +242,9 @@ class MLP:
         n = X.shape[0]
         layers = self.layout.parts(thetas)
         grad_layers = self.layout.parts(grads)
-        ws = self._workspace(thetas.shape[0], n)
+        ws = self._ws
+        if ws is None or ws.z.shape[0] != thetas.shape[0] or len(ws.ones) != n:
+            ws = self._workspace(thetas.shape[0], n)
         a = X
         for layer, h in zip(layers, ws.hidden):
             np.matmul(a, layer.weights, out=h)
@@ -281,21 +283,20 @@ class MLP:
         return losses
 
     def _workspace(self, k: int, n: int) -> Workspace:
-        """Buffers for K members and ``n`` rows, made once per shape."""
-        ws = self._ws
-        if ws is None or ws.z.shape[0] != k or len(ws.ones) != n:
-            widths = self.layout.sizes[1:-1]
-            hidden = [np.empty((k, n, w), dtype=self.dtype) for w in widths]
-            z = np.empty((k, self.layout.sizes[-1], n), dtype=self.dtype)
-            ws = self._ws = Workspace(
-                hidden=hidden,
-                hidden_t=[h.transpose(0, 2, 1) for h in hidden],
-                derivs=[np.empty((k, n, w), dtype=self.dtype) for w in widths],
-                z=z,
-                z_t=z.transpose(0, 2, 1),
-                ones=np.ones(n, dtype=self.dtype),
-            )
-        return ws
+        """New buffers for K members and ``n`` rows (the pass keeps them while
+        the shape holds)."""
+        widths = self.layout.sizes[1:-1]
+        hidden = [np.empty((k, n, w), dtype=self.dtype) for w in widths]
+        z = np.empty((k, self.layout.sizes[-1], n), dtype=self.dtype)
+        self._ws = Workspace(
+            hidden=hidden,
+            hidden_t=[h.transpose(0, 2, 1) for h in hidden],
+            derivs=[np.empty((k, n, w), dtype=self.dtype) for w in widths],
+            z=z,
+            z_t=z.transpose(0, 2, 1),
+            ones=np.ones(n, dtype=self.dtype),
+        )
+        return self._ws
 
     def evaluate(self, theta: np.ndarray, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """``(mean cost, accuracy)`` over the rows of ``X``, from one forward pass."""

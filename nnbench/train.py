@@ -305,7 +305,9 @@ class BatchObjective:
         if thetas.ndim == 1:
             return self.one(thetas)
         self.n_evals += 1
-        grads = self._buffer(thetas.shape[0])
+        grads = self._grads
+        if grads is None or grads.shape[0] != thetas.shape[0]:
+            grads = self._buffer(thetas.shape[0])
         return self.model.losses_and_grads(thetas, self.X, self.y, grads), grads
 
     def one(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
