@@ -126,8 +126,8 @@ BUGS = [
         "gradient: output bias gradient halved",
         "MLP gradient",
         "mlp.py",
-        "np.matmul(z, ws.ones, out=g.bias)",
-        "np.matmul(z, ws.ones, out=g.bias); g.bias[...] *= 0.5",
+        "np.matmul(z, ones, out=g_bias)",
+        "np.matmul(z, ones, out=g_bias); g_bias *= 0.5",
     ),
     Patch(
         "activation: sigmoid derivative s instead of s(1 - s)",
@@ -163,8 +163,8 @@ BUGS = [
         "softmax: the cost picks the logits after exp",
         "softmax output",
         "functions.py",
-        "        for j in range(k):\n            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))\n        np.exp(zz, out=zz)",
-        "        np.exp(zz, out=zz)\n        for j in range(k):\n            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))",
+        "        picked = [float(row[pos].sum(dtype=np.float64)) for row in rows]\n        np.exp(zz, out=zz)",
+        "        np.exp(zz, out=zz)\n        picked = [float(row[pos].sum(dtype=np.float64)) for row in rows]",
     ),
     Patch(
         "tanh derivative 1 - a instead of 1 - a^2",
@@ -303,8 +303,8 @@ HARMLESS_PATCHES = [
         "cost summed in another order",
         "rounding",
         "functions.py",
-        "costs[j] -= float(works[j].sum(dtype=np.float64))",
-        "costs[j] -= float(np.sort(works[j], axis=None).sum(dtype=np.float64))",
+        "costs = [cost - total for cost, total in zip(costs, _sums(work, one))]",
+        "costs = [cost - float(np.sort(w, axis=None).sum(dtype=np.float64)) for cost, w in zip(costs, [work] if one else work)]",
     ),
     Patch(
         "gd update written another way",

@@ -63,8 +63,9 @@ def label_positions(y: np.ndarray, n_samples: int) -> np.ndarray:
 
 def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Each member's summed cost over samples, for logits ``z`` ``(K, n_classes,
-    n_samples)`` of K stacked networks (a run alone is K = 1) and labels ``y``;
-    ``z`` becomes ``p - Y``. Returns the K costs (float64).
+    n_samples)`` of K stacked networks (one member's may be ``(n_classes,
+    n_samples)``) and labels ``y``; ``z`` becomes ``p - Y``. Returns the K costs
+    (float64).
 
     The logits are class-major, so every reduction over the classes is a
     vectorised loop over the samples (three times faster for ten classes than
@@ -75,47 +76,48 @@ def output_cost_and_delta(name: str, z: np.ndarray, y: np.ndarray) -> np.ndarray
     computed as ``softplus(z_k) - y_k z_k``; ``"softmax"`` the multinomial
     cross-entropy ``logsumexp(z) - z_y``. ``z`` must be C-contiguous.
     """
-    k, _, n = z.shape
-    flat = z.reshape(k, -1)  # a view: z is C-contiguous
     # One member's numpy calls on its 2-D view cost less than on a stack of one:
     # the same numbers (element-wise work, and sums over the same blocks).
-    zz, rows = (z[0], (flat[0],)) if k == 1 else (z, tuple(flat))
-    pos = label_positions(y, n)
-    costs = np.empty(k)
+    one = z.ndim == 2 or len(z) == 1
+    zz = z if z.ndim == 2 else (z[0] if one else z)
+    rows = (zz.reshape(-1),) if one else tuple(z.reshape(len(z), -1))  # views: z is C-contiguous
+    pos = label_positions(y, z.shape[-1])
     if name == "sigmoid":
         # With t = tanh(z / 2): sigmoid(z) = (1 + t) / 2, and
         # softplus(z) = max(z, 0) + log1p(exp(-|z|)) = max(z, 0) + log 2 - log(1 + |t|),
         # exact and stable for any z (1 + |t| lies in [1, 2]), from one tanh.
-        constant = flat.shape[1] * math.log(2.0)
+        constant = rows[0].size * math.log(2.0)
         work = np.maximum(zz, 0)
-        works = (work,) if k == 1 else tuple(work)  # each member's (n_classes, n) block
-        for j in range(k):
-            picked = float(rows[j][pos].sum(dtype=np.float64))
-            costs[j] = float(works[j].sum(dtype=np.float64)) + constant - picked
+        costs = [total + constant - float(row[pos].sum(dtype=np.float64))
+                 for total, row in zip(_sums(work, one), rows)]  # fmt: skip
         zz *= 0.5
         np.tanh(zz, out=zz)
         np.abs(zz, out=work)
         work += 1
         np.log(work, out=work)
-        for j in range(k):
-            costs[j] -= float(works[j].sum(dtype=np.float64))
+        costs = [cost - total for cost, total in zip(costs, _sums(work, one))]
         zz *= 0.5
         zz += 0.5  # z is now sigmoid(z)
     elif name == "softmax":
-        zz -= np.maximum.reduce(zz, axis=-2, keepdims=k > 1)
-        for j in range(k):
-            costs[j] = -float(rows[j][pos].sum(dtype=np.float64))
+        zz -= np.maximum.reduce(zz, axis=-2, keepdims=not one)
+        picked = [float(row[pos].sum(dtype=np.float64)) for row in rows]
         np.exp(zz, out=zz)
-        total = np.add.reduce(zz, axis=-2, keepdims=k > 1)
-        logs = np.log(total).reshape(k, -1)
-        for j in range(k):
-            costs[j] += float(logs[j].sum(dtype=np.float64))
+        total = np.add.reduce(zz, axis=-2, keepdims=not one)
+        costs = [log - p for log, p in zip(_sums(np.log(total), one), picked)]
         zz /= total
     else:
         raise ValueError(f"unknown output {name!r}; choose one of {OUTPUTS}")
     for row in rows:
         row[pos] -= 1
-    return costs
+    return np.array(costs)
+
+
+def _sums(a: np.ndarray, one: bool) -> list[float]:
+    """Each member's sum of ``a`` (one member's, or a stack's along its first
+    axis), in float64, as a Python float."""
+    if one:
+        return [float(a.sum(dtype=np.float64))]
+    return [float(member.sum(dtype=np.float64)) for member in a]
 
 
 def output_probabilities(name: str, z: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ class Workspace(NamedTuple):
     """A pass's buffers for K members and n rows: hidden activations and their
     deltas, sample-major ``(K, n, width)``; the output logits, class-major
     ``(K, n_outputs, n)``; transposed views of both (BLAS reads them in place);
-    and a vector of n ones."""
+    and a vector of n ones. For one member, the same without the leading axis."""
 
     hidden: list[np.ndarray]
     hidden_t: list[np.ndarray]
@@ -45,6 +45,7 @@ class Workspace(NamedTuple):
     z: np.ndarray
     z_t: np.ndarray
     ones: np.ndarray
+    k: int
 
 
 def _check_choice(name: str, value: object, choices: Sequence[str]) -> str:
@@ -240,36 +241,36 @@ class MLP:
         transposed operands in place, so the switch costs no copy.
         """
         n = X.shape[0]
-        layers = self.layout.parts(thetas)
-        grad_layers = self.layout.parts(grads)
         ws = self._ws
-        if ws is None or ws.z.shape[0] != thetas.shape[0] or len(ws.ones) != n:
+        if ws is None or ws.k != thetas.shape[0] or len(ws.ones) != n:
             ws = self._workspace(thetas.shape[0], n)
+        layers, grad_layers = self.layout.parts(thetas), self.layout.parts(grads)
         a = X
-        for layer, h in zip(layers, ws.hidden):
-            np.matmul(a, layer.weights, out=h)
-            h += layer.bias_row
+        for (weights, _, _, bias_row, _), h in zip(layers, ws.hidden):
+            np.matmul(a, weights, out=h)
+            h += bias_row
             activate(self.activation, h)
             a = h
-        top, z = layers[-1], ws.z
+        _, top_t, _, _, top_bias = layers[-1]
+        z, z_t, ones = ws.z, ws.z_t, ws.ones
         a_t = ws.hidden_t[-1] if ws.hidden else X.T
-        np.matmul(top.weights_t, a_t, out=z)
-        z += top.bias_col
+        np.matmul(top_t, a_t, out=z)
+        z += top_bias
         losses = output_cost_and_delta(self.output, z, y)
         z *= 1.0 / n  # the cost is a mean over rows
-        g = grad_layers[-1]
-        np.matmul(a_t, ws.z_t, out=g.weights)
+        g_weights, _, g_bias, _, _ = grad_layers[-1]
+        np.matmul(a_t, z_t, out=g_weights)
         # bias gradient: sums over the samples, as a matrix-vector product
         # (5x faster than np.sum on a small array)
-        np.matmul(z, ws.ones, out=g.bias)
+        np.matmul(z, ones, out=g_bias)
         if ws.hidden:
             delta = ws.derivs[-1]
-            np.matmul(ws.z_t, top.weights_t, out=delta)
+            np.matmul(z_t, top_t, out=delta)
             for i in range(len(ws.hidden) - 1, -1, -1):
                 backprop_activation(self.activation, delta, ws.hidden[i])
-                g = grad_layers[i]
-                np.matmul(ws.hidden_t[i - 1] if i else X.T, delta, out=g.weights)
-                np.matmul(ws.ones, delta, out=g.bias)
+                g_weights, _, g_bias, _, _ = grad_layers[i]
+                np.matmul(ws.hidden_t[i - 1] if i else X.T, delta, out=g_weights)
+                np.matmul(ones, delta, out=g_bias)
                 if i:
                     np.matmul(delta, layers[i].weights_t, out=ws.derivs[i - 1])
                     delta = ws.derivs[i - 1]
@@ -285,16 +286,18 @@ class MLP:
     def _workspace(self, k: int, n: int) -> Workspace:
         """New buffers for K members and ``n`` rows (the pass keeps them while
         the shape holds)."""
+        lead = (k,) if k > 1 else ()  # one member: 2-D buffers, as its views (Layout.parts)
         widths = self.layout.sizes[1:-1]
-        hidden = [np.empty((k, n, w), dtype=self.dtype) for w in widths]
-        z = np.empty((k, self.layout.sizes[-1], n), dtype=self.dtype)
+        hidden = [np.empty((*lead, n, w), dtype=self.dtype) for w in widths]
+        z = np.empty((*lead, self.layout.sizes[-1], n), dtype=self.dtype)
         self._ws = Workspace(
             hidden=hidden,
-            hidden_t=[h.transpose(0, 2, 1) for h in hidden],
-            derivs=[np.empty((k, n, w), dtype=self.dtype) for w in widths],
+            hidden_t=[h.swapaxes(-1, -2) for h in hidden],
+            derivs=[np.empty((*lead, n, w), dtype=self.dtype) for w in widths],
             z=z,
-            z_t=z.transpose(0, 2, 1),
+            z_t=z.swapaxes(-1, -2),
             ones=np.ones(n, dtype=self.dtype),
+            k=k,
         )
         return self._ws
 

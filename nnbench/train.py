@@ -197,13 +197,20 @@ class EvalSchedule:
             self.thresholds = [total * f for f in fractions]
         self._next = 0
 
-    def due(self, progress: Mapping[str, float], end_of_pass: bool) -> bool:
-        """Whether an evaluation is due now; passes every threshold crossed."""
+    def due(
+        self, progress: Mapping[str, float], end_of_pass: bool, grad_evals: int, seconds: float
+    ) -> bool:
+        """Whether an evaluation is due now, after a step (the loop's progress, its
+        gradient evaluations and training seconds); passes every threshold crossed."""
         if self.every == "epoch":
             return end_of_pass
         if self.every is not None:
             return progress["iteration"] % self.every == 0
-        value = progress[self.axis]
+        axis = self.axis
+        value = (
+            grad_evals if axis == "grad_evals" else seconds if axis == "train_seconds"
+            else progress[axis]
+        )  # fmt: skip
         due = False
         # a float budget (epochs, seconds) is reached within rounding
         while self._next < len(self.thresholds) and value >= self.thresholds[self._next] * (
@@ -291,10 +298,10 @@ class BatchObjective:
             return
         if self._bufs is None or len(self._bufs[1]) != n:
             self._bufs = (np.empty((n, X.shape[1]), dtype=X.dtype), np.empty(n, dtype=y.dtype))
-        # np.take into a kept buffer, with mode="wrap" to skip the bounds
-        # checks (the indices are valid), is about 3x faster than X[idx].
-        self.X = np.take(X, idx, axis=0, out=self._bufs[0], mode="wrap")
-        self.y = np.take(y, idx, out=self._bufs[1], mode="wrap")
+        # take into a kept buffer, with mode="wrap" to skip the bounds checks
+        # (the indices are valid), is about 3x faster than X[idx].
+        self.X = X.take(idx, axis=0, out=self._bufs[0], mode="wrap")
+        self.y = y.take(idx, out=self._bufs[1], mode="wrap")
 
     def _buffer(self, k: int) -> np.ndarray:
         if self._grads is None or self._grads.shape[0] != k:
@@ -551,10 +558,7 @@ class _Loop:
                 self._lose(values, it)
                 if not self.active:
                     break
-            due = schedule.due(
-                dict(progress, grad_evals=objective.n_evals, train_seconds=seconds),
-                i + 1 == n_batches,
-            )
+            due = schedule.due(progress, i + 1 == n_batches, objective.n_evals, seconds)
             if due or done:
                 self._point(it, done)
 
