@@ -375,9 +375,13 @@ def complement(values: np.ndarray) -> np.ndarray:
     return 1 - values
 
 
-def column(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+def column(values: np.ndarray, like: np.ndarray) -> np.ndarray | np.generic:
     """A float64 column of per-run numbers in the dtype of ``like`` (the weights):
-    what a Python float becomes where it meets an array."""
+    what a Python float becomes where it meets an array. For one run, a numpy
+    scalar of that dtype: numpy's calls take it faster than a ``(1, 1)`` array,
+    and it makes the same numbers."""
+    if values.shape == (1, 1):
+        return like.dtype.type(values[0, 0])
     return values.astype(like.dtype, copy=False)
 
 
