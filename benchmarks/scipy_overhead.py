@@ -35,7 +35,7 @@ from nnbench.train import BatchObjective
 def measure(args: argparse.Namespace, splits: dict, n_classes: int) -> dict[str, float]:
     spent = {"objective": 0.0, "minimize": 0.0, "step": 0.0}
     counts = {"evals": 0}
-    real_call, real_minimize = BatchObjective.__call__, optimize.minimize
+    real_call, real_minimize = BatchObjective.one, optimize.minimize
     from nnbench.optimizers import scipy_based
 
     real_step = scipy_based._ScipyMinimizer.step
@@ -62,7 +62,7 @@ def measure(args: argparse.Namespace, splits: dict, n_classes: int) -> dict[str,
         finally:
             spent["step"] += time.process_time() - t
 
-    BatchObjective.__call__, scipy_based.optimize.minimize = call, minimize
+    BatchObjective.one, scipy_based.optimize.minimize = call, minimize
     scipy_based._ScipyMinimizer.step = step
     try:
         values = run_values(
@@ -73,7 +73,7 @@ def measure(args: argparse.Namespace, splits: dict, n_classes: int) -> dict[str,
         with threadpool_limits(1):
             run()
     finally:
-        BatchObjective.__call__, scipy_based.optimize.minimize = real_call, real_minimize
+        BatchObjective.one, scipy_based.optimize.minimize = real_call, real_minimize
         scipy_based._ScipyMinimizer.step = real_step
     # The objective runs inside the wrapper's fun64, inside minimize, inside step.
     inside = spent["minimize"] - spent["objective"]

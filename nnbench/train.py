@@ -303,27 +303,23 @@ class BatchObjective:
         self.X = X.take(idx, axis=0, out=self._bufs[0], mode="wrap")
         self.y = y.take(idx, out=self._bufs[1], mode="wrap")
 
-    def _buffer(self, k: int) -> np.ndarray:
-        if self._grads is None or self._grads.shape[0] != k:
-            self._grads = np.empty((k, self.model.n_params), dtype=self.model.dtype)
-        return self._grads
-
     def __call__(self, thetas: np.ndarray) -> Any:
         if thetas.ndim == 1:
             return self.one(thetas)
         self.n_evals += 1
         grads = self._grads
         if grads is None or grads.shape[0] != thetas.shape[0]:
-            grads = self._buffer(thetas.shape[0])
+            model = self.model
+            grads = self._grads = np.empty((thetas.shape[0], model.n_params), dtype=model.dtype)
         return self.model.losses_and_grads(thetas, self.X, self.y, grads), grads
 
     def one(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective of one run, ``(loss, gradient)``, what ``fun(theta)``
-        gives for a vector; ``theta`` may be another dtype (scipy's float64
-        copies), converted."""
-        self.n_evals += 1
-        grad = self._buffer(1)[0]
-        return self.model.loss_and_grad(theta, self.X, self.y, out=grad)
+        gives for a vector: the stacked objective on a stack of one, so that
+        what it does to a gradient reaches single-run steps too. ``theta`` may
+        be another dtype (scipy's float64 copies), converted."""
+        losses, grads = self(self.model._as_params(theta).reshape(1, -1))
+        return float(losses[0]), grads[0]
 
 
 def minibatches(
